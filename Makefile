@@ -1,0 +1,48 @@
+# MuNet on Ray — set-up, demo and tests. Every target installs what it needs on a fresh machine.
+#   make demo   generate synthetic data, train on a local Ray (2 workers), evaluate, print the report path
+#   make test   run the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Anny builds its model cache here once per machine (about 6 minutes the first time).
+export ANNY_CACHE_DIR ?= $(HOME)/.cache/anny
+export RAY_USAGE_STATS_ENABLED ?= 0
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+
+.PHONY: setup system-deps demo test bench clean
+
+setup: $(VENV)/.installed
+
+# Headless OpenGL (EGL over Mesa llvmpipe) for the CPU renderer.
+system-deps:
+	@if ! ldconfig -p | grep -q libEGL_mesa; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo ">> installing EGL/Mesa system packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null; \
+	  else \
+	    echo "!! headless rendering needs: sudo apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri"; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | system-deps
+	@command -v $(PYTHON) >/dev/null || { echo "!! $(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --progress-bar off -e '.[test]'
+	$(PY) -m munet.body prepare
+	touch $@
+
+demo: setup
+	$(PY) jobs/demo.py
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m munet.bench body
+	$(PY) -m munet.bench metrics
+	$(PY) -m munet.bench model
+	$(PY) -m munet.bench data
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

@@ -1,0 +1,286 @@
+"""Typed configuration for every part of MuNet: the one place where defaults live.
+
+A configuration is a tree of dataclasses rooted at :class:`MuNetConfig`. It is loaded from YAML
+with :func:`load_config` (unknown keys are an error, so typos never pass silently) and written back
+with :func:`save_config`, so that a run directory always holds the exact configuration it used.
+
+Two presets ship in ``munet/configs``: ``cpu.yaml`` (small encoder, 128 px, runs on a laptop or CI)
+and ``paper.yaml`` (ResNet-50, 224 px, the size of the published model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESET_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class BodyConfig:
+    """Which parametric body model produces the body mesh."""
+
+    backend: str = "anny"
+    """``anny`` (default, ships its data) or ``smplx`` (needs licensed model files)."""
+    topology: str = "anny-noeyes-notongue"
+    """Anny mesh topology: must be watertight and single-component."""
+    cache_dir: str | None = None
+    """Anny's model cache (``ANNY_CACHE_DIR``); default ``~/.cache/anny``."""
+    model_dir: str | None = None
+    """For ``smplx``: the folder that holds ``SMPL_NEUTRAL.pkl`` / ``SMPLX_NEUTRAL.npz`` etc."""
+    model_type: str = "smpl"
+    """For ``smplx``: ``smpl``, ``smplh`` or ``smplx``."""
+    gender: str = "neutral"
+    num_betas: int = 10
+
+
+@dataclass
+class GraphConfig:
+    """The mesh-graph hierarchy the GCNs run on."""
+
+    coarse_topology: str = "notoes_collapse10pc"
+    """Anny topology used as the coarse template graph (about 1.2k vertices)."""
+    cloth_subdivisions: int = 1
+    """Loop-free midpoint subdivisions of the coarse graph for the clothed mesh."""
+    cache_dir: str | None = None
+    """Where the hierarchy matrices are cached; default ``<body cache>/munet_graph``."""
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes."""
+
+    encoder: str = "resnet18"
+    """torchvision ResNet: ``resnet18``, ``resnet34`` or ``resnet50``."""
+    encoder_weights: str | None = None
+    """Local file with encoder weights; random init when empty (never downloaded)."""
+    image_size: int = 128
+    body_channels: int = 64
+    body_blocks: int = 3
+    cloth_channels: int = 64
+    cloth_blocks: int = 3
+    regress_params: bool = False
+    """Also regress body-model parameters from the predicted vertices."""
+    max_offset: float = 0.25
+    """Largest clothed displacement from the body, metres (tanh-bounded)."""
+
+
+@dataclass
+class Schedule:
+    """A scalar that changes with the training step.
+
+    ``constant``: ``start`` always. ``linear``/``cosine``: ``start`` until ``warmup`` steps, then
+    ramps to ``end`` over ``ramp`` steps and stays there. ``step``: ``start`` before ``warmup``,
+    ``end`` after.
+    """
+
+    start: float = 1.0
+    end: float | None = None
+    kind: str = "constant"
+    warmup: int = 0
+    ramp: int = 0
+
+
+@dataclass
+class MutualConfig:
+    """The mutualistic mechanism: guidance (body → clothed) and feedback (clothed → body)."""
+
+    guidance: bool = True
+    """Build the clothed branch on the predicted body (``False``: on the mean template)."""
+    teacher_forcing: Schedule = field(
+        default_factory=lambda: Schedule(start=0.5, end=0.0, kind="linear", warmup=0, ramp=200)
+    )
+    """Probability of building the clothed branch on the ground-truth body instead."""
+    feedback: bool = True
+    """Let clothed and consistency losses send gradient into the body branch."""
+    feedback_weight: Schedule = field(
+        default_factory=lambda: Schedule(start=0.0, end=1.0, kind="linear", warmup=50, ramp=100)
+    )
+    """Scale of the clothed-loss gradient that reaches the body branch."""
+
+
+@dataclass
+class LossConfig:
+    """Weights of every loss term; each may be scheduled."""
+
+    body_vertex: Schedule = field(default_factory=lambda: Schedule(1.0))
+    body_joint: Schedule = field(default_factory=lambda: Schedule(1.0))
+    body_reproj: Schedule = field(default_factory=lambda: Schedule(0.1))
+    body_params: Schedule = field(default_factory=lambda: Schedule(0.0))
+    cloth_chamfer: Schedule = field(default_factory=lambda: Schedule(1.0))
+    cloth_p2s: Schedule = field(default_factory=lambda: Schedule(0.5))
+    cloth_normal: Schedule = field(default_factory=lambda: Schedule(0.05))
+    cloth_edge: Schedule = field(default_factory=lambda: Schedule(0.1))
+    cloth_laplacian: Schedule = field(default_factory=lambda: Schedule(0.5))
+    consistency_inside: Schedule = field(default_factory=lambda: Schedule(0.5))
+    consistency_tight: Schedule = field(default_factory=lambda: Schedule(0.05))
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from and how they are shaped for training."""
+
+    path: str | None = None
+    """Shard folder or object-store URI (``s3://…``, ``gs://…``); empty: generate synthetic data."""
+    image_size: int = 128
+    cloth_points: int = 2048
+    """Fixed number of clothed-surface points (with normals) per sample."""
+    synthetic_samples: int = 64
+    samples_per_shard: int = 16
+    seed: int = 0
+    augment: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and distribution."""
+
+    steps: int = 200
+    batch_size: int = 8
+    """Per worker."""
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    max_failures: int = 1
+    max_bad_steps: int = 5
+    """Consecutive non-finite losses tolerated (step skipped) before the run stops."""
+    seed: int = 0
+
+
+@dataclass
+class MuNetConfig:
+    """The whole configuration of a run."""
+
+    body: BodyConfig = field(default_factory=BodyConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mutual: MutualConfig = field(default_factory=MutualConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the schema."""
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, recursively, rejecting unknown keys."""
+    if values is None:
+        return cls()
+    if isinstance(values, (int, float)) and cls is Schedule:
+        return Schedule(start=float(values))
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    return value
+
+
+def config_from_dict(values: dict[str, Any] | None) -> MuNetConfig:
+    """Build a :class:`MuNetConfig` from a nested mapping (missing keys keep their defaults)."""
+    return _build(MuNetConfig, values or {}, "config")
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn ``"train.lr=1e-3"`` into ``{"train": {"lr": 0.001}}`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    dotted, raw = text.split("=", 1)
+    value = yaml.safe_load(raw)
+    out: dict[str, Any] = {}
+    node = out
+    keys = dotted.strip().split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return out
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A YAML path as given, or the name of a shipped preset (``cpu``, ``paper``)."""
+    candidate = Path(path)
+    if candidate.exists():
+        return candidate
+    preset = PRESET_DIR / f"{path}.yaml"
+    if preset.exists():
+        return preset
+    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    raise ConfigError(f"config file {str(path)!r} not found; give a YAML path or a preset {presets}")
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> MuNetConfig:
+    """Load a configuration: defaults ← YAML file (path or preset name) ← ``key=value`` overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        resolved = resolve_config_path(path)
+        try:
+            loaded = yaml.safe_load(resolved.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{resolved}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{resolved}: the top level must be a mapping of sections")
+        values = loaded or {}
+    for text in overrides or []:
+        values = _merge(values, parse_override(text))
+    return config_from_dict(values)
+
+
+def config_to_dict(config: MuNetConfig) -> dict[str, Any]:
+    """The configuration as plain nested dicts (YAML/JSON-ready)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: MuNetConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML that :func:`load_config` reads back to an equal object."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

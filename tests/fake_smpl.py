@@ -1,0 +1,41 @@
+"""Write a small, random SMPL model file in the real on-disk format (a latin-1 pickle of numpy
+arrays and a scipy sparse joint regressor), so the ``smplx`` backend is exercised without the
+licensed model."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+NUM_VERTICES = 6890  # SMPL's count: the keypoint vertex ids of smplx index into it
+NUM_JOINTS = 24
+SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+
+
+def write_fake_smpl(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write ``folder/SMPL_NEUTRAL.pkl`` and return the arrays it holds."""
+    rng = np.random.default_rng(seed)
+    v_template = rng.normal(scale=0.3, size=(NUM_VERTICES, 3))
+    weights = rng.random((NUM_VERTICES, NUM_JOINTS)) ** 4
+    weights /= weights.sum(axis=1, keepdims=True)
+    j_dense = rng.random((NUM_JOINTS, NUM_VERTICES)) * (rng.random((NUM_JOINTS, NUM_VERTICES)) < 0.01)
+    j_dense /= j_dense.sum(axis=1, keepdims=True)
+    kintree = np.array([[2**32 - 1 if p < 0 else p for p in SMPL_PARENTS], range(NUM_JOINTS)], dtype=np.int64)
+    faces = np.stack([np.arange(NUM_VERTICES - 2), np.arange(1, NUM_VERTICES - 1), np.arange(2, NUM_VERTICES)], 1)
+    data = {
+        "v_template": v_template,
+        "shapedirs": rng.normal(scale=0.01, size=(NUM_VERTICES, 3, 10)),
+        "posedirs": rng.normal(scale=0.001, size=(NUM_VERTICES, 3, 207)),
+        "J_regressor": scipy.sparse.csc_matrix(j_dense),
+        "weights": weights,
+        "kintree_table": kintree,
+        "f": faces.astype(np.uint32),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "SMPL_NEUTRAL.pkl", "wb") as handle:
+        pickle.dump(data, handle, protocol=2)
+    data["J_regressor"] = j_dense
+    return data
