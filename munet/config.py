@@ -145,6 +145,8 @@ class TrainConfig:
     batch_size: int = 8
     """Per worker."""
     lr: float = 3e-4
+    lr_warmup: int = 20
+    """Linear learning-rate warm-up steps (then cosine decay to 10%)."""
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     workers: int = 2
@@ -153,6 +155,10 @@ class TrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     max_failures: int = 1
+    """Worker-group restarts (from the last checkpoint) before the run fails."""
+    keep_checkpoints: int = 3
+    inject_failure_at_step: int | None = None
+    """Fault injection: raise once in every worker after this step's checkpoint (tests recovery)."""
     max_bad_steps: int = 5
     """Consecutive non-finite losses tolerated (step skipped) before the run stops."""
     seed: int = 0
@@ -175,11 +181,16 @@ class ConfigError(ValueError):
     """A configuration file or override that does not fit the schema."""
 
 
-def _build(cls: type, values: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, recursively, rejecting unknown keys."""
+def _build(cls: type, values: Any, where: str, base: Any = None) -> Any:
+    """Build dataclass ``cls`` from a mapping, recursively, rejecting unknown keys.
+
+    Keys not given keep their value in ``base`` (default: ``cls()``), so a partial section only
+    changes what it names. A bare number where a :class:`Schedule` is expected is a constant.
+    """
+    base = cls() if base is None else base
     if values is None:
-        return cls()
-    if isinstance(values, (int, float)) and cls is Schedule:
+        return base
+    if isinstance(values, (int, float)) and not isinstance(values, bool) and cls is Schedule:
         return Schedule(start=float(values))
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {values!r}")
@@ -190,15 +201,16 @@ def _build(cls: type, values: Any, where: str) -> Any:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
         )
-    kwargs = {}
-    for name, value in values.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
-    return cls(**kwargs)
+    kwargs = {
+        name: _coerce(hints[name], value, f"{where}.{name}", getattr(base, name))
+        for name, value in values.items()
+    }
+    return dataclasses.replace(base, **kwargs)
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
+def _coerce(hint: Any, value: Any, where: str, current: Any = None) -> Any:
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return _build(hint, value, where, current)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):

@@ -1,0 +1,38 @@
+"""Mesh graphs for the body and clothed GCNs.
+
+- :class:`MeshGraph`: a triangle mesh template with its edges, normalized adjacency, vertex normals
+  and a watertight 2-manifold check.
+- :func:`load_or_build_hierarchy`: cached geometric up/down-sampling matrices between a fine mesh
+  and a coarse graph of the same body (:class:`SamplingMatrices`).
+- :func:`subdivide`: midpoint subdivision with its explicit up-sampling matrix.
+- :class:`GraphConv`, :class:`GraphResBlock`, :class:`SparseOperator`: layers on ``(B, V, C)``
+  per-vertex features; :func:`sparse_bmm` applies any sparse matrix to such a batch.
+"""
+
+from munet.graph.conv import GraphConv, GraphResBlock, SparseOperator, VertexGroupNorm
+from munet.graph.hierarchy import (
+    SamplingMatrices,
+    build_sampling_matrices,
+    closest_point_weights,
+    hierarchy_cache_path,
+    load_or_build_hierarchy,
+)
+from munet.graph.mesh_graph import MeshGraph, normalized_adjacency, sparse_bmm
+from munet.graph.subdivide import subdivide, subdivide_face_labels
+
+__all__ = [
+    "GraphConv",
+    "GraphResBlock",
+    "MeshGraph",
+    "SamplingMatrices",
+    "SparseOperator",
+    "VertexGroupNorm",
+    "build_sampling_matrices",
+    "closest_point_weights",
+    "hierarchy_cache_path",
+    "load_or_build_hierarchy",
+    "normalized_adjacency",
+    "sparse_bmm",
+    "subdivide",
+    "subdivide_face_labels",
+]

@@ -1,0 +1,91 @@
+"""Checkpoints restore the exact training state; the optimisation step guards against NaN/inf."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from munet.config import load_config
+from munet.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
+
+
+def _setup(steps: int = 10):
+    config = load_config(overrides=[f"train.steps={steps}", "train.max_bad_steps=2", "train.lr_warmup=2"])
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    optimizer, scheduler = build_optimizer(model, config)
+    return config, model, optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config)
+
+
+def _loss(model, seed: int) -> torch.Tensor:
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(seed))
+    return (model(x) - x.sum(1, keepdim=True)).square().mean()
+
+
+def test_checkpoint_resume_matches_uninterrupted_training(tmp_path):
+    config, model, optimizer, scheduler, stepper = _setup()
+    for step in range(1, 4):
+        stepper(_loss(model, step), step)
+    save_checkpoint(tmp_path / "ckpt", step=3, model=model, config=config,
+                    optimizer=optimizer, scheduler=scheduler)
+    expected_random = (torch.rand(3), np.random.rand(2), random.random())
+    for step in range(4, 7):
+        stepper(_loss(model, step), step)
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    state = load_checkpoint(tmp_path / "ckpt")
+    assert state.step == 3 and state.config == config
+    _, model2, optimizer2, scheduler2, stepper2 = _setup()
+    model2.load_state_dict(state.model)
+    optimizer2.load_state_dict(state.optimizer)
+    scheduler2.load_state_dict(state.scheduler)
+    set_rng_state(state.rng)
+    got_random = (torch.rand(3), np.random.rand(2), random.random())
+    assert torch.equal(got_random[0], expected_random[0])
+    np.testing.assert_array_equal(got_random[1], expected_random[1])
+    assert got_random[2] == expected_random[2]
+    for step in range(4, 7):
+        stepper2(_loss(model2, step), step)
+    for a, b in zip(expected, model2.parameters()):
+        assert torch.equal(a, b.detach())
+    assert optimizer2.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+
+
+def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No MuNet checkpoint"):
+        load_checkpoint(tmp_path)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="not a MuNet checkpoint"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable MuNet checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_nan_loss_skips_the_step_then_stops_the_run():
+    _, model, _, _, stepper = _setup()
+    before = [p.detach().clone() for p in model.parameters()]
+    nan_loss = _loss(model, 0) * float("nan")
+    assert stepper(nan_loss, 1) is False
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert stepper(_loss(model, 1), 2) is True  # a good step resets the count
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    stepper(_loss(model, 0) * float("inf"), 3)
+    stepper(_loss(model, 0) * float("nan"), 4)
+    with pytest.raises(NonFiniteLossError, match="NaN/inf for 3 consecutive steps"):
+        stepper(_loss(model, 0) * float("nan"), 5)
+    assert stepper.skipped == 4
+
+
+def test_learning_rate_warms_up_then_decays():
+    config, model, optimizer, scheduler, stepper = _setup(steps=20)
+    lrs = []
+    for step in range(1, 21):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        stepper(_loss(model, step), step)
+    assert lrs[0] < lrs[1] <= config.train.lr + 1e-12
+    assert lrs[-1] < lrs[5] and lrs[-1] >= 0.1 * config.train.lr - 1e-12
