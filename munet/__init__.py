@@ -9,6 +9,7 @@ Sub-packages, each with one job:
 - :mod:`munet.data` — the synthetic data engine and the WebDataset shard format.
 - :mod:`munet.train` — local and Ray Train (DDP) training, checkpoints, schedules.
 - :mod:`munet.metrics` — MPJPE, PA-MPJPE, PVE, Chamfer, P2S, normal consistency.
+- :mod:`munet.cluster` — offline validation of the Ray cluster-launcher YAMLs in ``cluster/``.
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,348 @@
+"""Offline validation of the Ray cluster-launcher YAMLs in ``cluster/``.
+
+:func:`validate_cluster_yaml` runs, without network or cloud credentials:
+
+1. ``jsonschema`` against ``ray-schema.json`` shipped inside the installed ``ray`` package;
+2. Ray's own ``prepare_config`` (merges the provider's defaults, as ``ray up`` does before anything
+   else) and ``validate_config`` (which needs the prepared file: it fails on the raw one). The step
+   after these in ``ray up``, the provider's ``bootstrap_config``, is skipped on purpose: it calls
+   the cloud (boto3 / the Google API client) to look up subnets, IAM roles and key pairs;
+3. this project's rules: pinned versions in every node's setup commands, no Ray port open to the
+   whole internet, object-storage URIs set, no credential in the file, no fallback to Ray's default
+   AWS image, and (on request) no ``REPLACE_ME`` placeholder left.
+
+Each problem is one line that starts with its category (``schema:``, ``ray:``, ``pins:``,
+``security:``, ``storage:``, ``credentials:``, ``image:``, ``placeholder:``).
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+PINNED_REQUIREMENTS = ("torch==2.12.1", "torchvision==0.27.1", "easypytorch3d==0.7.9.post1")
+"""Exact pins every node must install (the same as ``pyproject.toml``): PyPI's only PyTorch3D build
+(``easypytorch3d``) is compiled against this torch, and other torch versions fail to import it."""
+RAY_VERSION = "2.60.0"
+RAY_EXTRAS = frozenset({"default", "train", "tune", "data"})
+"""``ray[...]`` must be pinned to :data:`RAY_VERSION` with at least these extras (``default`` gives
+the dashboard and ``ray job submit``)."""
+
+RAY_PORTS = (
+    ("GCS", 6379, 6379),
+    ("object manager", 8076, 8076),
+    ("dashboard", 8265, 8265),
+    ("Ray Client", 10001, 10001),
+    ("worker", 10002, 19999),
+    ("dashboard agent", 52365, 52365),
+)
+"""(name, first, last) of the ports a Ray node listens on with the start commands in ``cluster/``."""
+
+STORAGE_KEYS = {
+    "data_uri": "where the WebDataset shards are (--data of the jobs)",
+    "runs_uri": "where training runs write checkpoints and logs (jobs/train.py --out)",
+    "sweeps_uri": "where sweeps write their results (sweeps/tune_mutual.py --out)",
+}
+"""The keys of the ``metadata.munet`` mapping of a cluster YAML, and what each one names."""
+STORAGE_SCHEMES = {"aws": ("s3://",), "gcp": ("gs://",)}
+"""Object-storage schemes each cloud provider's nodes can write to with their instance identity."""
+
+PLACEHOLDER = "REPLACE_ME"
+"""Marker of every value in ``cluster/*.yaml`` that the user must edit before ``ray up``."""
+
+_CREDENTIAL_PATTERNS = (
+    (re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"), "a PEM private key"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (
+        re.compile(
+            r"\b(aws_secret_access_key|aws_session_token|aws_access_key_id|gcp_credentials"
+            r"|private_key_id|private_key|client_secret|password)\b[\"']?\s*[:=]",
+            re.IGNORECASE,
+        ),
+        "a credential field",
+    ),
+)
+_REQUIREMENT = r"(?<![\w.-]){}(?![\w.])"
+"""A requirement specifier standing alone in a command (not part of a longer name or version)."""
+
+
+def ray_schema() -> dict[str, Any]:
+    """The JSON schema of cluster-launcher YAMLs that ships inside the installed ``ray`` package."""
+    import ray.autoscaler
+
+    return json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+
+
+def storage_uris(config: dict[str, Any]) -> dict[str, str]:
+    """The object-storage locations a cluster YAML declares under ``metadata.munet``.
+
+    Returns:
+        The string values of :data:`STORAGE_KEYS` that are present (missing keys are left out).
+    """
+    metadata = config.get("metadata")
+    section = metadata.get("munet") if isinstance(metadata, dict) else None
+    if not isinstance(section, dict):
+        return {}
+    return {key: section[key] for key in STORAGE_KEYS if isinstance(section.get(key), str)}
+
+
+def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a cluster YAML.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: the file is not YAML, or its top level is not a mapping.
+    """
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: the top level must be a mapping, got {type(config).__name__}")
+    return config
+
+
+def validate_cluster_yaml(path: str | Path, *, allow_placeholders: bool = True) -> list[str]:
+    """Check one cluster-launcher YAML offline (see the module docstring for the steps).
+
+    Args:
+        path: the YAML file.
+        allow_placeholders: if False, every value still containing ``REPLACE_ME`` is a problem
+            (use before ``ray up``; the files in ``cluster/`` ship with placeholders).
+
+    Returns:
+        One message per problem; empty when the file is fine. Ray's and this project's checks only
+        run on a file that passes the schema.
+    """
+    try:
+        text = Path(path).read_text()
+        config = load_cluster_yaml(path)
+    except (OSError, ValueError) as error:
+        return [f"yaml: {error}"]
+    problems = _schema_problems(config)
+    if not problems:
+        prepared, problems = _ray_problems(config)
+        if prepared is not None:
+            problems += _pin_problems(prepared)
+            problems += _ingress_problems(config)
+            problems += _storage_problems(config)
+            problems += _image_problems(prepared)
+    problems += _credential_problems(text)
+    if not allow_placeholders:
+        problems += _placeholder_problems(config)
+    return problems
+
+
+def _schema_problems(config: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(ray_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda error: list(error.absolute_path))
+    return [
+        f"schema: {_dotted(error.absolute_path) or '<top level>'}: {_shorten(error.message)}"
+        for error in errors
+    ]
+
+
+def _ray_problems(config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """Ray's ``prepare_config`` then ``validate_config``; the prepared config is None on failure."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    autoscaler_logger = logging.getLogger("ray.autoscaler")  # quiet its INFO lines about defaults
+    level = autoscaler_logger.level
+    autoscaler_logger.setLevel(logging.WARNING)
+    try:
+        prepared = prepare_config(copy.deepcopy(config))
+        validate_config(prepared)
+    # Ray raises many types here (ValueError, RuntimeError, AssertionError, click's exceptions from
+    # cli_logger.abort, jsonschema's ValidationError...): each one is a problem to report.
+    except Exception as error:  # noqa: BLE001
+        return None, [f"ray: {type(error).__name__}: {_shorten(str(error))}"]
+    finally:
+        autoscaler_logger.setLevel(level)
+    return prepared, []
+
+
+def _pin_problems(prepared: dict[str, Any]) -> list[str]:
+    """Every node's effective setup commands must install the pinned versions."""
+    problems = []
+    head_type = prepared["head_node_type"]
+    for name, node_type in prepared["available_node_types"].items():
+        roles = []
+        if name == head_type:
+            roles.append(("head", prepared["head_setup_commands"]))
+        if node_type.get("max_workers", 0) > 0:
+            # A node type's own worker_setup_commands replace the global setup + worker setup.
+            commands = node_type.get("worker_setup_commands", prepared["worker_setup_commands"])
+            roles.append(("worker", commands))
+        for role, commands in roles:
+            missing = _missing_pins(" ".join(commands))
+            if missing:
+                problems.append(
+                    f"pins: setup commands of {role} node type '{name}' do not install "
+                    f"{', '.join(missing)} (PyTorch3D's registry build needs exactly this torch; "
+                    "keep them equal to pyproject.toml)"
+                )
+    return problems
+
+
+def _missing_pins(commands: str) -> list[str]:
+    missing = [pin for pin in PINNED_REQUIREMENTS if not re.search(_REQUIREMENT.format(re.escape(pin)), commands)]
+    ray_pins = re.findall(_REQUIREMENT.format(r"ray\[([\w,\s-]*)\]==([\w.]+)"), commands)
+    if not any(version == RAY_VERSION and RAY_EXTRAS <= _extras(extras) for extras, version in ray_pins):
+        missing.append(f"ray[{','.join(sorted(RAY_EXTRAS))}]=={RAY_VERSION}")
+    return missing
+
+
+def _extras(text: str) -> set[str]:
+    return {extra.strip() for extra in text.split(",") if extra.strip()}
+
+
+def _ingress_problems(config: dict[str, Any]) -> list[str]:
+    """AWS security-group rules must not open a Ray port to the whole internet (IPv4 or IPv6)."""
+    rules = (config["provider"].get("security_group") or {}).get("IpPermissions") or []
+    problems = []
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            problems.append(f"security: provider.security_group.IpPermissions[{index}] is not a mapping")
+            continue
+        ports = _rule_ports(rule)
+        exposed = [
+            f"{name} {first}" if first == last else f"{name} {first}-{last}"
+            for name, first, last in RAY_PORTS
+            if ports is not None and first <= ports[1] and ports[0] <= last
+        ]
+        world = [cidr for cidr in _rule_sources(rule) if _is_whole_internet(cidr)]
+        if exposed and world:
+            problems.append(
+                f"security: provider.security_group.IpPermissions[{index}] opens Ray ports "
+                f"({', '.join(exposed)}) to {', '.join(world)}: anyone could run code on the cluster. "
+                "Ray already allows all traffic between the group's members; reach the dashboard "
+                "and job API through `ray dashboard <cluster.yaml>` (SSH port forwarding)"
+            )
+    return problems
+
+
+def _rule_ports(rule: dict[str, Any]) -> tuple[int, int] | None:
+    """(first, last) port of an EC2 IpPermission; None for protocols without ports (ICMP)."""
+    protocol = str(rule.get("IpProtocol", "-1")).lower()
+    if protocol in ("-1", "all"):
+        return 0, 65535
+    if protocol not in ("tcp", "udp", "6", "17"):
+        return None
+    try:
+        first, last = int(rule.get("FromPort", 0)), int(rule.get("ToPort", 65535))
+    except (TypeError, ValueError):  # unreadable ports: assume the worst
+        return 0, 65535
+    return (0, 65535) if first == -1 else (first, last)
+
+
+def _rule_sources(rule: dict[str, Any]) -> list[str]:
+    ranges = [(entry, "CidrIp") for entry in rule.get("IpRanges") or []]
+    ranges += [(entry, "CidrIpv6") for entry in rule.get("Ipv6Ranges") or []]
+    return [str(entry.get(key, "")) for entry, key in ranges if isinstance(entry, dict)]
+
+
+def _is_whole_internet(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:  # a placeholder or a typo: not an address range, so not the internet
+        return False
+
+
+def _storage_problems(config: dict[str, Any]) -> list[str]:
+    """``metadata.munet`` must name where shards, runs and sweeps live, in storage every node reaches."""
+    provider = config["provider"]["type"]
+    uris = {key: uri.strip() for key, uri in storage_uris(config).items()}
+    problems = [
+        f"storage: metadata.munet.{key} is not set: give {meaning}"
+        for key, meaning in STORAGE_KEYS.items()
+        if not uris.get(key)
+    ]
+    for key, uri in uris.items():
+        reason = _storage_uri_problem(uri, provider) if uri else None
+        if reason:
+            problems.append(f"storage: metadata.munet.{key} = {uri!r} {reason}")
+    return problems
+
+
+def _storage_uri_problem(uri: str, provider: str) -> str | None:
+    """Why ``uri`` cannot hold this project's data on ``provider``'s nodes, or None if it can."""
+    schemes = STORAGE_SCHEMES.get(provider)
+    if schemes:
+        if uri.startswith(schemes):
+            return None
+        return (
+            f"is not on {provider}'s object storage ({' or '.join(schemes)}): the nodes' instance "
+            "identity can only reach that"
+        )
+    if uri.startswith("/") or re.match(r"^[a-z][a-z0-9+.-]*://", uri):
+        return None
+    return (
+        "must be an absolute path on storage shared by all nodes, or an object-storage URI "
+        "(s3://, gs://, ...): Ray Train needs an absolute storage_path that every worker can write"
+    )
+
+
+def _image_problems(prepared: dict[str, Any]) -> list[str]:
+    """AWS nodes must name their image: Ray's fallback AMI has a driver too old for CUDA 13."""
+    if prepared["provider"]["type"] != "aws":
+        return []
+    return [
+        f"image: node type '{name}' has no ImageId (or `latest_dlami`): Ray would use its built-in "
+        "Ubuntu 18.04 Deep Learning AMI, whose NVIDIA driver is far older than the >= 580 that "
+        "torch 2.12.1 (CUDA 13) needs; set the id of a current Deep Learning Base AMI for your region"
+        for name, node_type in prepared["available_node_types"].items()
+        if str(node_type["node_config"].get("ImageId", "")).lower() in ("", "latest_dlami")
+    ]
+
+
+def _credential_problems(text: str) -> list[str]:
+    """Secrets never belong in a cluster file; the message names the line, never the secret."""
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        what = next((what for pattern, what in _CREDENTIAL_PATTERNS if pattern.search(line)), None)
+        if what:
+            problems.append(
+                f"credentials: line {number} holds {what}: remove it and let the nodes use IAM "
+                "instance profiles / service accounts referenced by name (and the laptop its own "
+                "CLI login)"
+            )
+    return problems
+
+
+def _placeholder_problems(config: dict[str, Any]) -> list[str]:
+    """Values still containing :data:`PLACEHOLDER`, each listed once with every place it occurs."""
+    places: dict[str, list[str]] = defaultdict(list)
+    for path, value in _strings(config):
+        if PLACEHOLDER in value:
+            places[value].append(_dotted(path))
+    return [
+        f"placeholder: {value!r} (at {', '.join(paths)}) must be edited before `ray up`"
+        for value, paths in places.items()
+    ]
+
+
+def _strings(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string in a YAML tree with its path of keys and list indices."""
+    if isinstance(node, dict):
+        return [item for key, value in node.items() for item in _strings(value, (*path, key))]
+    if isinstance(node, list):
+        return [item for index, value in enumerate(node) for item in _strings(value, (*path, index))]
+    return [(path, node)] if isinstance(node, str) else []
+
+
+def _dotted(path: Any) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
