@@ -22,7 +22,9 @@ def check_points(name: str, value: object, layout: str = "(B, N, 3)") -> torch.T
         )
     rank = layout.count(",") + 1
     if value.ndim != rank or value.shape[-1] != 3:
-        raise ValueError(f"{name} must have shape {layout} (xyz in metres), got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have shape {layout} (xyz in metres), got {tuple(value.shape)}"
+        )
     check_finite(name, value)
     return value
 

@@ -1,0 +1,1 @@
+"""Micro-benchmarks: ``python -m munet.bench NAME`` runs ``munet.bench.NAME.main()``."""

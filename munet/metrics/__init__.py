@@ -1,0 +1,21 @@
+"""Evaluation metrics: body (MPJPE, PA-MPJPE, PVE; mm) and clothed surface (Chamfer, P2S, normal
+consistency; cm, ICON protocol). Inputs are in metres; every metric returns one value per sample.
+
+>>> mpjpe(pred_joints, gt_joints)                      # (B,) mm, pelvis-aligned (COCO-17 hips)
+>>> pa_mpjpe(pred_joints, gt_joints)                   # (B,) mm, after similarity Procrustes
+>>> pve(pred_verts, gt_verts, pelvis(pred_j), pelvis(gt_j))
+>>> chamfer_p2s(pred_v, pred_f, gt_v, gt_f, seed=0)  # {chamfer_cm, p2s_cm, normal_consistency}
+"""
+
+from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_procrustes
+from munet.metrics.surface import chamfer_p2s, point_to_surface_distance
+
+__all__ = [
+    "COCO_PELVIS",
+    "chamfer_p2s",
+    "mpjpe",
+    "pa_mpjpe",
+    "point_to_surface_distance",
+    "pve",
+    "similarity_procrustes",
+]
