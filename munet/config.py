@@ -15,11 +15,13 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -217,7 +219,7 @@ def _coerce(hint: Any, value: Any, where: str, current: Any = None) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
+        return _coerce(inner[0], value, where, current)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint in (int, str, bool) and not isinstance(value, hint):
@@ -230,6 +232,13 @@ def _coerce(hint: Any, value: Any, where: str, current: Any = None) -> Any:
 def config_from_dict(values: dict[str, Any] | None) -> MuNetConfig:
     """Build a :class:`MuNetConfig` from a nested mapping (missing keys keep their defaults)."""
     return _build(MuNetConfig, values or {}, "config")
+
+
+def build_dataclass(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
+    """Build any settings dataclass ``cls`` (every field with a default) from a nested mapping,
+    with the checks of :func:`config_from_dict`: unknown keys and wrong types are a
+    :class:`ConfigError` naming ``where`` and the key; missing keys keep their defaults."""
+    return _build(cls, values or {}, where)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +264,15 @@ def parse_override(text: str) -> dict[str, Any]:
         node = node.setdefault(key, {})
     node[keys[-1]] = value
     return out
+
+
+def apply_overrides(config: MuNetConfig, overrides: list[str]) -> MuNetConfig:
+    """``config`` with ``key=value`` overrides (as in :func:`load_config`) applied on top; every
+    key not named keeps its value in ``config``."""
+    values: dict[str, Any] = {}
+    for text in overrides:
+        values = _merge(values, parse_override(text))
+    return _build(MuNetConfig, values, "override", config)
 
 
 def resolve_config_path(path: str | Path) -> Path:

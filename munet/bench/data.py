@@ -1,6 +1,6 @@
 """Benchmark: synthetic-data generation per core, and shard reading + decoding through Ray Data.
 
-``python -m munet.bench data [--samples 12] [--views 1] [--image-size 256] [--copies 16]``
+``python -m munet.bench data [--samples 12] [--views 4] [--image-size 256] [--copies 16]``
 
 1. Generation runs in this process on one core (torch and llvmpipe limited to one thread), the
    way one Ray generation worker runs; it reports samples/s and the time split between geometry
@@ -17,11 +17,11 @@ import os
 import tempfile
 import time
 
+from munet.data.generate import GenerationSettings, SampleGenerator
+
 
 def _bench_generation(args) -> list[tuple[str, dict[str, bytes]]]:
     import torch
-
-    from munet.data.generate import GenerationSettings, SampleGenerator
 
     torch.set_num_threads(1)
     # One extra subject at the end serves as warm-up (shader compilation, first allocations).
@@ -34,6 +34,7 @@ def _bench_generation(args) -> list[tuple[str, dict[str, bytes]]]:
     setup = time.perf_counter() - start
     generator.members(args.samples)
     generator.timings = dict.fromkeys(generator.timings, 0.0)
+    generator.geometry_stages = {}
     start = time.perf_counter()
     samples = [generator.members(i) for i in range(args.samples)]
     total = time.perf_counter() - start
@@ -44,13 +45,15 @@ def _bench_generation(args) -> list[tuple[str, dict[str, bytes]]]:
     for part, seconds in generator.timings.items():
         print(f"  {part:<9} {1000 * seconds / args.samples:7.0f} ms/sample "
               f"({100 * seconds / total:4.1f} %)")
+    stages = ", ".join(f"{stage} {1000 * seconds / args.samples:.0f}"
+                       for stage, seconds in generator.geometry_stages.items())
+    print(f"  geometry stages, ms/sample: {stages}")
     return samples
 
 
 def _bench_reading(samples, args) -> None:
     from munet.config import DataConfig
     from munet.data.decode import ray_dataset
-    from munet.data.generate import GenerationSettings
     from munet.data.shards import Manifest, ShardStore, shard_name
     from munet.ray_utils import init_ray
 
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m munet.bench data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=12, help="samples to generate")
-    parser.add_argument("--views", type=int, default=1, help="views per subject")
+    parser.add_argument("--views", type=int, default=GenerationSettings.views, help="views per subject")
     parser.add_argument("--image-size", type=int, default=256, help="generated crop size")
     parser.add_argument("--train-size", type=int, default=128, help="decoded image size")
     parser.add_argument("--copies", type=int, default=16, help="shards written for reading")

@@ -1,0 +1,11 @@
+"""The data engine: synthetic clothed humans, rendering, cameras and the WebDataset shard format.
+
+- :mod:`~munet.data.synth` — procedural clothed humans (Anny body + garments, one watertight surface).
+- :mod:`~munet.data.camera` — random perspective cameras and square crops (OpenCV convention).
+- :mod:`~munet.data.render` — headless OpenGL (EGL) rendering: RGB, mask, normals, depth.
+- :mod:`~munet.data.schema` — one sample's members and their encoding (``SCHEMA_VERSION``).
+- :mod:`~munet.data.shards` — shard folders on disks and object stores, atomic writer, manifest.
+- :mod:`~munet.data.decode` — raw samples → training arrays; Ray Data and plain readers.
+- :mod:`~munet.data.generate` — the generation job (Ray Data); ``jobs/make_shards.py`` runs it.
+- :mod:`~munet.data.check`, :mod:`~munet.data.preview` — ``python -m munet.data check|preview``.
+"""

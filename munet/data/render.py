@@ -1,0 +1,389 @@
+"""Headless rasterisation of a coloured mesh: RGB, mask, normals and depth in one OpenGL pass.
+
+:class:`Renderer` owns one OpenGL context (moderngl over EGL: Mesa's llvmpipe on a CPU-only
+machine, the GPU driver when there is one; the same code runs on both). Creating a context is slow,
+so build one renderer per process and reuse it for every sample.
+
+One draw call writes two render targets (multiple render targets): the lit colour with coverage in
+alpha, and the camera-frame normal with metric depth. The frame is rendered ``supersample`` times
+larger and box-filtered down, so the RGB image has anti-aliased edges while the mask stays binary
+(a pixel belongs to the person when at least half of its sub-samples do). The person is then
+composited over a background image (see :func:`sample_background`).
+
+The projection is built from the OpenCV intrinsics exactly, pixel centres included: a vertex that
+:func:`munet.data.camera.project` sends to pixel ``(u, v)`` is rasterised at the centre of pixel
+column ``u``, row ``v``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from munet.data.camera import resize_intrinsics
+
+EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri"
+"""Debian/Ubuntu packages that provide headless EGL on the CPU (Mesa llvmpipe)."""
+
+_VERTEX_SHADER = """
+#version 330
+uniform mat4 projection;
+in vec3 in_position;
+in vec3 in_normal;
+in vec3 in_color;
+out vec3 v_normal;
+out vec3 v_color;
+out float v_depth;
+void main() {
+    gl_Position = projection * vec4(in_position, 1.0);
+    v_normal = in_normal;
+    v_color = in_color;
+    v_depth = in_position.z;
+}
+"""
+
+_FRAGMENT_SHADER = """
+#version 330
+uniform vec3 light_direction;
+uniform float ambient;
+uniform float diffuse;
+in vec3 v_normal;
+in vec3 v_color;
+in float v_depth;
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec4 out_geometry;
+void main() {
+    vec3 normal = normalize(v_normal);
+    float lambert = max(dot(normal, -light_direction), 0.0);
+    out_color = vec4(clamp(v_color * (ambient + diffuse * lambert), 0.0, 1.0), 1.0);
+    out_geometry = vec4(normal, v_depth);
+}
+"""
+
+
+class EGLUnavailableError(RuntimeError):
+    """Headless OpenGL could not be initialised."""
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """A directional light plus ambient term, in the camera frame.
+
+    Attributes:
+        direction: (3,) unit vector the light travels along (camera frame; +z goes into the scene).
+        ambient: ambient intensity (multiplies the vertex colour everywhere).
+        diffuse: Lambertian intensity.
+    """
+
+    direction: np.ndarray
+    ambient: float
+    diffuse: float
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One rendered view (``S × S`` pixels).
+
+    Attributes:
+        image: (S, S, 3) uint8 RGB, the person composited over the background.
+        mask: (S, S) bool, the person's silhouette.
+        normal: (S, S, 3) float32 unit normals in the camera frame; zero outside the mask.
+        depth: (S, S) float32 camera-frame z in metres; zero outside the mask.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    normal: np.ndarray
+    depth: np.ndarray
+
+
+def sample_lighting(rng: np.random.Generator) -> Lighting:
+    """A random light from the camera's side of the scene (mostly from above)."""
+    direction = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 1.0), rng.uniform(0.6, 1.5)])
+    return Lighting(
+        direction=direction / np.linalg.norm(direction),
+        ambient=float(rng.uniform(0.25, 0.5)),
+        diffuse=float(rng.uniform(0.5, 0.8)),
+    )
+
+
+def _random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
+    return rng.uniform(0.0, 1.0, size=(count, 3))
+
+
+def sample_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random procedural background (S, S, 3) uint8.
+
+    One of: a linear or radial colour gradient, multi-octave value noise, soft stripes or a
+    rotated checkerboard, plus a little per-pixel grain.
+    """
+    coords = (np.arange(size) + 0.5) / size
+    x, y = np.meshgrid(coords, coords)
+    angle = rng.uniform(0.0, np.pi)
+    along = np.cos(angle) * x + np.sin(angle) * y
+    across = -np.sin(angle) * x + np.cos(angle) * y
+    first, second = _random_colors(rng, 2)
+    kind = rng.integers(5)
+    if kind == 0:
+        weight = (along - along.min()) / (along.max() - along.min())
+    elif kind == 1:
+        centre = rng.uniform(0.0, 1.0, size=2)
+        radius = np.hypot(x - centre[0], y - centre[1])
+        weight = radius / radius.max()
+    elif kind == 2:
+        weight = np.zeros_like(x)
+        for octave in range(3):
+            cells = int(rng.integers(2, 6)) * 2**octave
+            grid = rng.uniform(0.0, 1.0, size=(cells, cells)).astype(np.float32)
+            weight += cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC) / 2**octave
+        weight = (weight - weight.min()) / max(float(np.ptp(weight)), 1e-6)
+    elif kind == 3:
+        frequency = rng.uniform(2.0, 12.0)
+        weight = 0.5 + 0.5 * np.sin(2 * np.pi * frequency * along)
+    else:
+        frequency = rng.uniform(2.0, 10.0)
+        weight = (np.floor(along * frequency) + np.floor(across * frequency)) % 2
+    image = first * (1 - weight[..., None]) + second * weight[..., None]
+    image += rng.normal(0.0, rng.uniform(0.0, 0.03), size=image.shape)
+    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3) of a mesh with outward-wound faces (F, 3)."""
+    corners = vertices[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.stack(
+        [
+            np.bincount(faces.ravel(), np.repeat(face_normals[:, axis], 3), len(vertices))
+            for axis in range(3)
+        ],
+        axis=1,
+    )
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return normals / np.maximum(length, 1e-12)
+
+
+def opengl_projection(K: np.ndarray, size: int, near: float, far: float) -> np.ndarray:
+    """OpenGL projection (4, 4) equivalent to OpenCV intrinsics ``K`` on a ``size``² image.
+
+    Works on camera-frame (OpenCV) coordinates directly. Window x/y equal pixel coordinates + 0.5
+    (GL pixel centres sit at half-integers), and image row 0 is framebuffer row 0, so the buffer
+    read back from OpenGL (bottom row first) is already in image order. Depth maps ``near``..``far``
+    (metres) to NDC −1..1.
+    """
+    fx, skew, cx = K[0]
+    fy, cy = K[1, 1], K[1, 2]
+    return np.array(
+        [
+            [2 * fx / size, 2 * skew / size, (2 * cx + 1) / size - 1, 0.0],
+            [0.0, 2 * fy / size, (2 * cy + 1) / size - 1, 0.0],
+            [0.0, 0.0, (far + near) / (far - near), -2 * far * near / (far - near)],
+            [0.0, 0.0, 1.0, 0.0],
+        ]
+    )
+
+
+def _box_downsample(array: np.ndarray, size: int) -> np.ndarray:
+    """Mean over the blocks of an (n·size, n·size, C) float32 array → (size, size, C)."""
+    if array.shape[0] == size:
+        return array
+    return cv2.resize(array, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _load_llvm_users_first() -> None:
+    """Import Triton (if installed) before Mesa loads its LLVM.
+
+    Mesa's llvmpipe and Triton each bring their own LLVM; loading Triton *after* an EGL context
+    exists crashes the process (segmentation fault), and torch imports Triton lazily (e.g. through
+    ``torch._dynamo`` when ``roma`` or ``anny`` are first imported). Loaded in this order, both work.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+
+
+def _release_current_context() -> None:
+    """Detach the EGL context that is current in this thread.
+
+    An EGL context is current in at most one thread, and creating it leaves it current in the
+    creating thread. Released, it can be made current by whichever thread renders next (Ray, for
+    example, builds an actor in one thread and calls it from another); :meth:`Renderer.render`
+    makes it current for the duration of each call.
+    """
+    egl = ctypes.CDLL("libEGL.so.1")
+    egl.eglGetCurrentDisplay.restype = ctypes.c_void_p
+    egl.eglMakeCurrent.argtypes = [ctypes.c_void_p] * 4
+    egl.eglMakeCurrent.restype = ctypes.c_uint
+    if not egl.eglMakeCurrent(egl.eglGetCurrentDisplay(), None, None, None):
+        raise EGLUnavailableError("eglMakeCurrent failed to release the rendering context")
+
+
+def _create_context():
+    import moderngl
+
+    _load_llvm_users_first()
+    try:
+        return moderngl.create_context(standalone=True, backend="egl")
+    except Exception as exc:  # moderngl/glcontext raise plain Exception subclasses
+        raise EGLUnavailableError(
+            f"Headless OpenGL over EGL could not start ({exc}). On Debian/Ubuntu install "
+            f"the Mesa EGL packages: `apt-get install {EGL_PACKAGES}` (a GPU driver that "
+            "provides EGL works too)."
+        ) from exc
+
+
+class Renderer:
+    """Reusable headless renderer for ``image_size``² frames.
+
+    Args:
+        image_size: side S of the output frames, pixels.
+        supersample: render at ``supersample × S`` and box-filter down (1 disables it).
+
+    Raises:
+        EGLUnavailableError: no EGL (the message names the packages to install).
+    """
+
+    def __init__(self, image_size: int, supersample: int = 2):
+        import moderngl
+
+        if image_size <= 0 or supersample <= 0:
+            raise ValueError(f"image_size and supersample must be positive, got {image_size}, {supersample}")
+        self.image_size = int(image_size)
+        self.supersample = int(supersample)
+        self._ctx = _create_context()
+        size = (self.image_size * self.supersample,) * 2
+        self._program = self._ctx.program(
+            vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER
+        )
+        self._targets = [
+            self._ctx.renderbuffer(size, 4, dtype="f1"),
+            self._ctx.renderbuffer(size, 4, dtype="f4"),
+        ]
+        self._fbo = self._ctx.framebuffer(
+            color_attachments=self._targets, depth_attachment=self._ctx.depth_renderbuffer(size)
+        )
+        self._ctx.enable(moderngl.DEPTH_TEST)
+        self.gl_renderer = str(self._ctx.info["GL_RENDERER"])
+        """The OpenGL renderer string (e.g. ``llvmpipe (LLVM 15.0.6, 256 bits)``)."""
+        _release_current_context()
+
+    def render(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        colors: np.ndarray,
+        K: np.ndarray,
+        lighting: Lighting,
+        background: np.ndarray | None = None,
+    ) -> Frame:
+        """Render a mesh seen by a camera with intrinsics ``K``.
+
+        Args:
+            vertices: (V, 3) camera-frame positions, metres, all in front of the camera (z > 0).
+            faces: (F, 3) vertex indices, wound counter-clockwise seen from outside.
+            colors: (V, 3) per-vertex albedo in [0, 1].
+            K: (3, 3) intrinsics in pixels of the ``image_size``² frame.
+            lighting: light in the camera frame (see :func:`sample_lighting`).
+            background: (S, S, 3) uint8 behind the person; black when ``None``.
+        """
+        vertices = np.asarray(vertices, dtype=np.float64)
+        faces = np.asarray(faces)
+        colors = np.asarray(colors, dtype=np.float64)
+        self._check_inputs(vertices, faces, colors, K, background)
+        normals = vertex_normals(vertices, faces)
+        data = np.concatenate([vertices, normals, colors], axis=1).astype(np.float32)
+        depth_range = vertices[:, 2].min(), vertices[:, 2].max()
+        size = self.image_size * self.supersample
+        projection = opengl_projection(
+            resize_intrinsics(K, self.supersample), size, 0.5 * depth_range[0], 2 * depth_range[1]
+        )
+
+        with self._ctx:  # current in this thread for the call (see _release_current_context)
+            color, geometry = self._draw(projection, lighting, data, faces)
+        return self._resolve(color, geometry, background)
+
+    def _draw(
+        self, projection: np.ndarray, lighting: Lighting, data: np.ndarray, faces: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One draw call into both render targets; returns them as (n, n, 4) uint8 / float32."""
+        size = self.image_size * self.supersample
+        self._program["projection"].write(projection.T.astype(np.float32).tobytes())
+        self._program["light_direction"].value = tuple(float(v) for v in lighting.direction)
+        self._program["ambient"].value = float(lighting.ambient)
+        self._program["diffuse"].value = float(lighting.diffuse)
+        vbo = self._ctx.buffer(data.tobytes())
+        ibo = self._ctx.buffer(faces.astype(np.int32).tobytes())
+        vao = self._ctx.vertex_array(
+            self._program,
+            [(vbo, "3f 3f 3f", "in_position", "in_normal", "in_color")],
+            index_buffer=ibo,
+            index_element_size=4,
+        )
+        try:
+            self._fbo.use()
+            self._fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+            vao.render()
+            color = np.frombuffer(self._fbo.read(components=4, attachment=0), np.uint8)
+            geometry = np.frombuffer(
+                self._fbo.read(components=4, attachment=1, dtype="f4"), np.float32
+            )
+        finally:
+            vao.release()
+            vbo.release()
+            ibo.release()
+        return color.reshape(size, size, 4), geometry.reshape(size, size, 4)
+
+    def _resolve(
+        self, color: np.ndarray, geometry: np.ndarray, background: np.ndarray | None
+    ) -> Frame:
+        """Box-filter the super-sampled targets to the output size and composite."""
+        s = self.image_size
+        color_mean = _box_downsample(color.astype(np.float32) / 255.0, s)
+        geometry_mean = _box_downsample(geometry, s)
+        coverage = color_mean[..., 3:4]
+        if background is None:
+            background = np.zeros((s, s, 3), np.uint8)
+        image = color_mean[..., :3] + background.astype(np.float32) / 255.0 * (1 - coverage)
+        mask = coverage[..., 0] >= 0.5
+        normal = geometry_mean[..., :3]
+        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
+        depth = geometry_mean[..., 3] / np.maximum(coverage[..., 0], 1e-6)
+        return Frame(
+            image=(np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8),
+            mask=mask,
+            normal=np.where(mask[..., None], normal, 0.0).astype(np.float32),
+            depth=np.where(mask, depth, 0.0).astype(np.float32),
+        )
+
+    def _check_inputs(self, vertices, faces, colors, K, background) -> None:
+        if vertices.ndim != 2 or vertices.shape[1] != 3:
+            raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
+        if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
+            raise ValueError(f"faces must be an integer array (F, 3), got {faces.dtype} {faces.shape}")
+        if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+            raise ValueError(f"faces index outside [0, {len(vertices)})")
+        if colors.shape != vertices.shape:
+            raise ValueError(f"colors must have shape {vertices.shape}, got {colors.shape}")
+        if np.asarray(K).shape != (3, 3):
+            raise ValueError(f"K must have shape (3, 3), got {np.asarray(K).shape}")
+        if (vertices[:, 2] <= 0).any():
+            raise ValueError("every vertex must be in front of the camera (z > 0); move the camera")
+        expected = (self.image_size, self.image_size, 3)
+        if background is not None and (background.shape != expected or background.dtype != np.uint8):
+            raise ValueError(
+                f"background must be uint8 {expected}, got {background.dtype} {background.shape}"
+            )
+
+    def close(self) -> None:
+        """Release the OpenGL context (the renderer cannot be used afterwards)."""
+        self._ctx.release()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,122 @@
+"""MuNet's losses: body, clothed and body/cloth consistency terms, weighted by scheduled weights.
+
+>>> terms = compute_losses(output, batch, config.loss, step, cloth_graph)
+>>> terms["total"].backward()                   # terms also holds every unweighted term by name
+
+Term names are the fields of :class:`~munet.config.LossConfig`; each weight is a
+:class:`~munet.config.Schedule` evaluated at ``step``. Frames: body terms align each skeleton on its
+own pelvis; clothed and consistency terms compare root-relative surfaces (the predicted clothed
+mesh relative to the pelvis of the body it was built on, the target points relative to the
+ground-truth pelvis), so the camera translation is learnt from the 2D reprojection alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+
+import torch
+
+from munet.body import pelvis
+from munet.config import LossConfig
+from munet.graph import MeshGraph
+from munet.losses.body import joint_loss, param_loss, reprojection_loss, vertex_loss
+from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
+from munet.losses.consistency import inside_loss, tight_loss
+from munet.model.munet import MuNetOutput
+from munet.train.schedules import schedule_value
+
+TERMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LossConfig))
+"""Names of the loss terms, in the order of :class:`~munet.config.LossConfig`."""
+
+REQUIRED_KEYS = ("image", "K", "body_vertices", "body_joints", "joints_2d", "cloth_points", "cloth_normals")
+"""Batch entries every step needs (``body_pose``/``body_shape`` too when parameters are regressed)."""
+
+
+def loss_weights(config: LossConfig, step: int) -> dict[str, float]:
+    """Every term's weight at ``step``."""
+    return {name: schedule_value(getattr(config, name), step) for name in TERMS}
+
+
+def find_nonfinite(terms: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the terms whose value is NaN or inf."""
+    return [name for name, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
+
+
+def compute_losses(
+    output: MuNetOutput,
+    batch: Mapping[str, torch.Tensor],
+    config: LossConfig,
+    step: int,
+    cloth_graph: MeshGraph,
+) -> dict[str, torch.Tensor]:
+    """All loss terms of one batch and their weighted sum.
+
+    A term whose weight is 0 at ``step`` is skipped (not computed, absent from the result), except
+    ``body_params``, computed whenever the model regresses parameters: it is the only gradient
+    path into the parameter regressor, and DDP needs every parameter to take part in each step.
+
+    Args:
+        output: the model's prediction.
+        batch: the decoded-sample contract, stacked, as tensors on the output's device.
+        config: the loss weights.
+        step: the training step (evaluates the weight schedules).
+        cloth_graph: the clothed mesh graph (normals and edges of ``output.cloth_vertices``).
+
+    Returns:
+        ``{name: scalar}`` for every computed term (unweighted) and ``"total"``, the weighted sum.
+        Values may be NaN/inf: check with :func:`find_nonfinite` (the optimiser step skips them).
+
+    Raises:
+        KeyError: the batch lacks an entry a term needs (the message names it).
+    """
+    missing = [key for key in REQUIRED_KEYS if key not in batch]
+    if output.body_pose is not None:
+        missing += [key for key in ("body_pose", "body_shape") if key not in batch]
+    if missing:
+        raise KeyError(f"the batch lacks {missing}; it must follow the decoded-sample contract")
+    weights = loss_weights(config, step)
+
+    gt_root = pelvis(batch["body_joints"])
+    pred_root = pelvis(output.body_joints)
+    cloth = output.cloth_vertices - output.cloth_root[:, None]
+    cloth_normals = cloth_graph.vertex_normals(cloth)
+    gt_points = batch["cloth_points"] - gt_root[:, None]
+    edges = cloth_graph.edges.to(cloth.device)
+
+    @functools.cache
+    def chamfer_normal() -> tuple[torch.Tensor, torch.Tensor]:  # one neighbour search for both
+        return chamfer_and_normal_loss(cloth, cloth_normals, gt_points, batch["cloth_normals"])
+
+    compute: dict[str, Callable[[], torch.Tensor]] = {
+        "body_vertex": lambda: vertex_loss(output.body_vertices, batch["body_vertices"], pred_root, gt_root),
+        "body_joint": lambda: joint_loss(output.body_joints, batch["body_joints"]),
+        "body_reproj": lambda: reprojection_loss(
+            output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]
+        ),
+        "body_params": lambda: param_loss(
+            output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"]
+        ),
+        "cloth_chamfer": lambda: chamfer_normal()[0],
+        "cloth_p2s": lambda: point_to_surface_loss(gt_points, cloth, output.cloth_faces),
+        "cloth_normal": lambda: chamfer_normal()[1],
+        "cloth_edge": lambda: edge_loss(cloth, cloth - output.cloth_offsets, edges),
+        "cloth_laplacian": lambda: laplacian_loss(output.cloth_offsets, edges),
+        "consistency_inside": lambda: inside_loss(output.feedback_body, cloth, cloth_normals),
+        "consistency_tight": lambda: tight_loss(output.cloth_offsets),
+    }
+    terms: dict[str, torch.Tensor] = {}
+    total = output.body_vertices.new_zeros(())
+    for name in TERMS:
+        needed = weights[name] != 0.0
+        if name == "body_params":
+            needed = output.body_pose is not None
+        if needed:
+            terms[name] = compute[name]()
+            total = total + weights[name] * terms[name]
+    terms["total"] = total
+    return terms
+
+
+__all__ = ["REQUIRED_KEYS", "TERMS", "compute_losses", "find_nonfinite", "loss_weights"]

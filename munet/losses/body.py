@@ -1,0 +1,65 @@
+"""Body losses: vertices, 3D joints, 2D reprojection and body-model parameters.
+
+All are means over the batch (and points), so they do not grow with the batch size. Distances are
+in metres; the reprojection error is in normalised image coordinates (the crop spans ``[-1, 1]``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from munet.body import pelvis
+from munet.model.camera import pixels_to_normalized, project
+
+
+def _same_shape(name: str, pred: torch.Tensor, gt: torch.Tensor) -> None:
+    if pred.shape != gt.shape:
+        raise ValueError(f"{name}: prediction {tuple(pred.shape)} and target {tuple(gt.shape)} differ in shape")
+
+
+def vertex_loss(
+    pred: torch.Tensor, gt: torch.Tensor, pred_root: torch.Tensor, gt_root: torch.Tensor
+) -> torch.Tensor:
+    """Mean absolute coordinate error (L1) of root-aligned mesh vertices, metres.
+
+    Args:
+        pred, gt: ``(B, V, 3)`` meshes of one topology.
+        pred_root, gt_root: ``(B, 3)`` their roots (the pelvis), subtracted before comparing.
+    """
+    _same_shape("vertex_loss", pred, gt)
+    return F.l1_loss(pred - pred_root[:, None], gt - gt_root[:, None])
+
+
+def joint_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Mean absolute coordinate error (L1) of COCO-17 joints ``(B, 17, 3)``, each skeleton
+    aligned on its pelvis (the midpoint of the hips), metres."""
+    _same_shape("joint_loss", pred, gt)
+    return F.l1_loss(pred - pelvis(pred)[:, None], gt - pelvis(gt)[:, None])
+
+
+def reprojection_loss(
+    pred_joints: torch.Tensor, K: torch.Tensor, gt_joints_2d: torch.Tensor, image_size: int
+) -> torch.Tensor:
+    """L1 error of projected joints in normalised image coordinates.
+
+    Args:
+        pred_joints: ``(B, J, 3)`` camera-frame joints, metres.
+        K: ``(B, 3, 3)`` intrinsics, pixels.
+        gt_joints_2d: ``(B, J, 2)`` target pixels.
+        image_size: side ``S`` of the crop, pixels.
+    """
+    pred_2d = project(pred_joints, K)
+    _same_shape("reprojection_loss", pred_2d, gt_joints_2d)
+    return F.l1_loss(
+        pixels_to_normalized(pred_2d, image_size), pixels_to_normalized(gt_joints_2d, image_size)
+    )
+
+
+def param_loss(
+    pred_pose: torch.Tensor, pred_shape: torch.Tensor, gt_pose: torch.Tensor, gt_shape: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared error of the body-model pose (axis-angle, radians) plus that of the shape."""
+    _same_shape("param_loss (pose)", pred_pose, gt_pose)
+    _same_shape("param_loss (shape)", pred_shape, gt_shape)
+    return F.mse_loss(pred_pose, gt_pose) + F.mse_loss(pred_shape, gt_shape)

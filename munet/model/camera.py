@@ -1,0 +1,86 @@
+"""Cameras: perspective projection, normalised image coordinates, weak → full perspective.
+
+Conventions (shared by the whole project):
+
+- camera frame = OpenCV: x right, y down, z forward, metres;
+- ``K`` ``(B, 3, 3)`` intrinsics in pixels of the ``S × S`` square crop, pixel centres at integer
+  coordinates (the top-left pixel covers ``[-0.5, 0.5]²``);
+- *normalised image coordinates* map the crop to ``[-1, 1]²`` (``-1`` = left/top edge, ``+1`` =
+  right/bottom edge), exactly the convention of ``F.grid_sample(..., align_corners=False)``:
+  ``n = (2 u + 1) / S - 1``.
+
+Weak perspective. The network predicts ``(s, t_x, t_y)`` so that a root-relative point ``X``
+projects to ``n = s X_xy + t`` in normalised coordinates. A pinhole camera with focal lengths
+``f_x, f_y`` and principal point ``(c_x, c_y)`` looking at a body whose root is at ``T = (T_x, T_y,
+T_z)`` gives, to first order in ``X / T_z``::
+
+    n_x = 2 (f_x (T_x + X_x) / T_z + c_x) / S + 1 / S - 1
+        ≈ (2 f_x / (S T_z)) X_x + 2 (f_x T_x / T_z + c_x) / S + 1 / S - 1
+
+Matching both terms (using ``f_x`` for the scale) yields the translation :func:`weak_to_perspective`
+returns::
+
+    T_z = 2 f_x / (S s)
+    T_x = (t_x + 1 - (2 c_x + 1) / S) S T_z / (2 f_x) = (t_x + 1 - (2 c_x + 1) / S) / s
+    T_y = (t_y + 1 - (2 c_y + 1) / S) S T_z / (2 f_y)
+"""
+
+from __future__ import annotations
+
+import torch
+
+MIN_DEPTH = 1e-3
+"""Depths (metres) are clamped to at least this before dividing, so projection never gives inf."""
+
+
+def _check_intrinsics(K: torch.Tensor, batch: int) -> None:
+    if K.shape != (batch, 3, 3):
+        raise ValueError(f"K must have shape ({batch}, 3, 3) (one intrinsics matrix per sample), got {tuple(K.shape)}")
+
+
+def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Pinhole projection of camera-frame points to pixels.
+
+    Args:
+        points: ``(B, N, 3)`` camera-frame points, metres (``z > 0`` in front of the camera;
+            depths are clamped to :data:`MIN_DEPTH`).
+        K: ``(B, 3, 3)`` intrinsics, pixels.
+
+    Returns:
+        ``(B, N, 2)`` pixel coordinates ``(u, v)``.
+    """
+    if points.dim() != 3 or points.shape[-1] != 3:
+        raise ValueError(f"points must have shape (B, N, 3), got {tuple(points.shape)}")
+    _check_intrinsics(K, points.shape[0])
+    depth = points[..., 2:].clamp_min(MIN_DEPTH)
+    homogeneous = torch.cat([points[..., :2] / depth, torch.ones_like(depth)], dim=-1)
+    return (homogeneous @ K.transpose(1, 2))[..., :2]
+
+
+def pixels_to_normalized(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Pixel coordinates ``(..., 2)`` → normalised image coordinates in ``[-1, 1]`` (see module doc)."""
+    return (2.0 * pixels + 1.0) / image_size - 1.0
+
+
+def weak_to_perspective(weak: torch.Tensor, K: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Translation of the root that makes a pinhole camera match a weak-perspective one.
+
+    Args:
+        weak: ``(B, 3)`` weak-perspective camera ``(s, t_x, t_y)`` in normalised image
+            coordinates per metre (``s > 0``).
+        K: ``(B, 3, 3)`` intrinsics, pixels of the ``image_size`` crop.
+        image_size: ``S``, the side of the square crop in pixels.
+
+    Returns:
+        ``(B, 3)`` camera-frame translation of the root, metres (formula in the module doc).
+    """
+    if weak.dim() != 2 or weak.shape[1] != 3:
+        raise ValueError(f"weak camera must have shape (B, 3) as (s, tx, ty), got {tuple(weak.shape)}")
+    _check_intrinsics(K, weak.shape[0])
+    scale, shift = weak[:, 0], weak[:, 1:]
+    focal = torch.stack([K[:, 0, 0], K[:, 1, 1]], dim=1)
+    centre = torch.stack([K[:, 0, 2], K[:, 1, 2]], dim=1)
+    depth = 2.0 * focal[:, 0] / (image_size * scale)
+    offset = shift + 1.0 - (2.0 * centre + 1.0) / image_size
+    planar = offset * image_size * depth[:, None] / (2.0 * focal)
+    return torch.cat([planar, depth[:, None]], dim=1)

@@ -1,0 +1,176 @@
+"""MuNet: one image → body mesh (with joints and camera) and clothed mesh, trained jointly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from munet.body import BodyModel, pelvis
+from munet.config import MuNetConfig
+from munet.graph import SparseOperator
+from munet.model.body_gcn import BodyGCN, ParamRegressor
+from munet.model.camera import weak_to_perspective
+from munet.model.cloth_gcn import ClothGCN
+from munet.model.encoder import ImageEncoder
+from munet.model.mutual import MutualState
+from munet.model.templates import Templates, build_templates
+
+
+@dataclass
+class MuNetOutput:
+    """What :class:`MuNet` predicts for a batch of ``B`` images. Camera frame = OpenCV, metres.
+
+    Attributes:
+        body_vertices: ``(B, V, 3)`` body mesh (the body model's topology, ``V`` = 13,348 for Anny).
+        body_joints: ``(B, 17, 3)`` COCO-17 joints regressed from ``body_vertices``.
+        body_coarse: ``(B, V_c, 3)`` the coarse body graph (1,229 vertices by default).
+        weak_camera: ``(B, 3)`` predicted weak-perspective camera ``(s, t_x, t_y)``.
+        translation: ``(B, 3)`` camera-frame pelvis of the body (from ``weak_camera`` and ``K``).
+        body_faces: ``(F, 3)`` faces of ``body_vertices``.
+        cloth_vertices: ``(B, V_cloth, 3)`` clothed mesh (4,910 vertices with one subdivision).
+        cloth_faces: ``(F_cloth, 3)`` its faces.
+        cloth_root: ``(B, 3)`` camera-frame pelvis of the body the clothed branch was built on.
+        cloth_base: ``(B, V_c, 3)`` that body, root-relative, on the coarse graph: the predicted
+            body (seen through the feedback gradient scaling), the ground truth for teacher-forced
+            samples, or the template when guidance is off.
+        cloth_offsets: ``(B, V_cloth, 3)`` displacements from the body to the clothed surface.
+        feedback_body: ``(B, V_c, 3)`` the predicted coarse body, root-relative, as clothed-side
+            losses may see it (gradient scaled by the feedback weight, or detached).
+        teacher_forced: ``(B,)`` bool, samples whose clothed branch used the ground-truth body.
+        body_pose, body_shape: regressed body-model parameters, or ``None``
+            (``model.regress_params``).
+    """
+
+    body_vertices: torch.Tensor
+    body_joints: torch.Tensor
+    body_coarse: torch.Tensor
+    weak_camera: torch.Tensor
+    translation: torch.Tensor
+    body_faces: torch.Tensor
+    cloth_vertices: torch.Tensor
+    cloth_faces: torch.Tensor
+    cloth_root: torch.Tensor
+    cloth_base: torch.Tensor
+    cloth_offsets: torch.Tensor
+    feedback_body: torch.Tensor
+    teacher_forced: torch.Tensor
+    body_pose: torch.Tensor | None = None
+    body_shape: torch.Tensor | None = None
+
+
+class MuNet(nn.Module):
+    """The joint network: image encoder, body GCN, clothed GCN and the mutualistic mechanism.
+
+    Args:
+        config: the run configuration (``model``, ``graph`` and ``mutual`` sections are used).
+        body: the body model whose mesh the body branch outputs (its joint regressor is copied;
+            the model itself is not kept).
+        templates: the graph hierarchy, built from ``config`` and ``body`` when not given.
+    """
+
+    def __init__(self, config: MuNetConfig, body: BodyModel, templates: Templates | None = None):
+        super().__init__()
+        self.config = config
+        self.templates = build_templates(config, body) if templates is None else templates
+        t, m = self.templates, config.model
+        self.encoder = ImageEncoder(m.encoder, m.encoder_weights)
+        self.body_gcn = BodyGCN(t.coarse, self.encoder.global_channels, m.body_channels, m.body_blocks)
+        self.cloth_gcn = ClothGCN(
+            t.cloth,
+            t.cloth_parts,
+            t.num_parts,
+            self.encoder.map_channels,
+            self.encoder.global_channels,
+            m.cloth_channels,
+            m.cloth_blocks,
+            m.max_offset,
+        )
+        self.param_regressor = (
+            ParamRegressor(t.coarse.num_vertices, body.pose_dim, body.shape_dim) if m.regress_params else None
+        )
+        self.up = SparseOperator(t.sampling.up)
+        self.down = SparseOperator(t.sampling.down)
+        self.cloth_up = SparseOperator(t.cloth_up)
+        self.register_buffer("joint_regressor", body.joint_regressor.detach().clone(), persistent=False)
+        self.register_buffer("body_faces", t.fine_faces.clone(), persistent=False)
+        self.register_buffer("cloth_faces", t.cloth.faces.clone(), persistent=False)
+
+    def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
+        """COCO-17 joints ``(B, 17, 3)`` of body-mesh vertices ``(B, V, 3)``."""
+        return torch.einsum("jv,bvc->bjc", self.joint_regressor, vertices)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        K: torch.Tensor,
+        *,
+        step: int | None = None,
+        gt_body_vertices: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MuNetOutput:
+        """Predict both meshes.
+
+        Args:
+            image: ``(B, 3, S, S)`` RGB in ``[0, 1]``.
+            K: ``(B, 3, 3)`` intrinsics in pixels of the ``S × S`` crop.
+            step: the training step, which sets the teacher-forcing probability and the feedback
+                weight (``config.mutual``); ``None`` at inference (no teacher forcing).
+            gt_body_vertices: ``(B, V, 3)`` ground-truth body in the camera frame; needed only
+                for teacher forcing (never read otherwise).
+            generator: draws which samples are teacher-forced (reproducible training).
+        """
+        batch, size = image.shape[0], image.shape[-1]
+        if image.dim() != 4 or image.shape[-2] != size:
+            raise ValueError(f"image must be a square batch (B, 3, S, S), got {tuple(image.shape)}")
+        if K.shape != (batch, 3, 3):
+            raise ValueError(f"K must have shape ({batch}, 3, 3), got {tuple(K.shape)}")
+        state = MutualState.at_step(self.config.mutual, step)
+
+        global_feature, feature_maps = self.encoder(image)
+        coarse, weak = self.body_gcn(global_feature)
+        fine = self.up(coarse)
+        root = pelvis(self.regress_joints(fine))
+        coarse, fine = coarse - root[:, None], fine - root[:, None]
+        translation = weak_to_perspective(weak, K, size)
+
+        feedback_body = state.feedback_view(coarse)
+        if state.guidance:
+            base, base_root = feedback_body, state.feedback_view(translation)
+        else:
+            base = self.body_gcn.template.expand(batch, -1, -1)
+            base_root = state.feedback_view(translation)
+        forced = state.forced_samples(batch, image.device, generator)
+        if forced.any():
+            if gt_body_vertices is None:
+                raise ValueError(
+                    f"teacher forcing is on (probability {state.teacher_forcing} at step {step}): "
+                    "pass gt_body_vertices, or set mutual.teacher_forcing to 0"
+                )
+            gt_root = pelvis(self.regress_joints(gt_body_vertices))
+            gt_base = self.down(gt_body_vertices - gt_root[:, None])
+            base = torch.where(forced[:, None, None], gt_base, base)
+            base_root = torch.where(forced[:, None], gt_root, base_root)
+
+        base_cloth = self.cloth_up(base)
+        offsets = self.cloth_gcn(base_cloth, base_root, K, feature_maps, global_feature, size)
+        pose, shape = self.param_regressor(coarse) if self.param_regressor is not None else (None, None)
+        body_vertices = fine + translation[:, None]
+        return MuNetOutput(
+            body_vertices=body_vertices,
+            body_joints=self.regress_joints(body_vertices),
+            body_coarse=coarse + translation[:, None],
+            weak_camera=weak,
+            translation=translation,
+            body_faces=self.body_faces,
+            cloth_vertices=base_cloth + offsets + base_root[:, None],
+            cloth_faces=self.cloth_faces,
+            cloth_root=base_root,
+            cloth_base=base,
+            cloth_offsets=offsets,
+            feedback_body=feedback_body,
+            teacher_forced=forced,
+            body_pose=pose,
+            body_shape=shape,
+        )

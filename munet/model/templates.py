@@ -1,0 +1,147 @@
+"""The mesh-graph hierarchy MuNet runs on, assembled from a configuration and a body model.
+
+Three meshes of the same mean-shape, rest-pose (A-pose) body, all in the *camera orientation* (the
+person upright and facing the camera: x right, y down, z forward) and centred on the pelvis:
+
+- **fine**: the body model's mesh (Anny ``anny-noeyes-notongue``, 13,348 vertices), the output
+  topology of the body branch;
+- **coarse**: an Anny topology of the same body (``graph.coarse_topology``, default
+  ``notoes_collapse10pc``, 1,229 vertices / 2,454 faces), the graph the body GCN deforms;
+- **cloth**: the coarse graph midpoint-subdivided ``graph.cloth_subdivisions`` times (one
+  subdivision: 4,910 vertices / 9,816 faces), the graph the clothed GCN deforms.
+
+All three are closed, consistently oriented 2-manifolds. Sampling matrices connect them:
+``down`` (coarse × fine) and ``up`` (fine × coarse) from :func:`munet.graph.load_or_build_hierarchy`
+(cached on disk), and ``cloth_up`` (cloth × coarse) from :func:`munet.graph.subdivide`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from munet.body import BodyModel, pelvis
+from munet.body.anny_backend import load_anny, resolve_cache_dir
+from munet.config import MuNetConfig
+from munet.graph import MeshGraph, SamplingMatrices, load_or_build_hierarchy, sparse_bmm, subdivide
+
+ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+"""Rotation taking Anny's frame (Z up, front −Y, left +X) to the camera orientation of a person
+facing the camera (OpenCV: y down, z forward): ``p_camera = ANNY_TO_CAMERA @ p_anny``."""
+
+PART_NAMES: tuple[str, ...] = (
+    "torso", "head",
+    "left_upper_arm", "right_upper_arm", "left_forearm", "right_forearm", "left_hand", "right_hand",
+    "left_thigh", "right_thigh", "left_shin", "right_shin", "left_foot", "right_foot",
+)
+"""Body parts of the per-vertex part labels (the person's left and right)."""
+
+_BONE_PREFIX_TO_PART = {
+    "root": "torso", "pelvis": "torso", "spine": "torso", "clavicle": "torso",
+    "neck": "head", "head": "head", "eye": "head",
+    "shoulder": "upper_arm", "upperarm": "upper_arm", "lowerarm": "forearm",
+    "wrist": "hand", "finger": "hand", "metacarpal": "hand",
+    "upperleg": "thigh", "lowerleg": "shin", "foot": "foot", "toe": "foot",
+}
+
+
+def bone_part(bone: str) -> int:
+    """Index in :data:`PART_NAMES` of the body part an Anny bone (e.g. ``lowerarm01.L``) belongs to."""
+    stem, _, side = bone.partition(".")
+    prefix = stem.rstrip("0123456789-")
+    base = _BONE_PREFIX_TO_PART.get(prefix)
+    if base is None:
+        raise ValueError(f"no body part is defined for the Anny bone {bone!r} (prefix {prefix!r})")
+    if base in ("torso", "head"):
+        return PART_NAMES.index(base)
+    if side not in ("L", "R"):
+        raise ValueError(f"the Anny bone {bone!r} should end in .L or .R")
+    return PART_NAMES.index(f"{'left' if side == 'L' else 'right'}_{base}")
+
+
+@dataclass(frozen=True, eq=False)
+class Templates:
+    """The graph hierarchy of one configuration (CPU tensors; see the module documentation).
+
+    Attributes:
+        coarse: the coarse template graph; ``coarse.vertices`` ``(V_c, 3)`` is the mean-shape
+            rest-pose body (metres, camera orientation, pelvis at the origin).
+        fine_faces: ``(F, 3)`` long, the body model's faces.
+        num_fine_vertices: ``V`` of the body model's mesh.
+        sampling: ``down`` ``(V_c, V)`` and ``up`` ``(V, V_c)`` sparse matrices.
+        cloth: the clothed graph (the coarse graph subdivided), same rest shape.
+        cloth_up: sparse ``(V_cloth, V_c)``, coarse per-vertex features → cloth graph.
+        coarse_parts: ``(V_c,)`` long part index (:data:`PART_NAMES`) of each coarse vertex.
+        cloth_parts: ``(V_cloth,)`` long part index of each cloth vertex.
+    """
+
+    coarse: MeshGraph
+    fine_faces: torch.Tensor
+    num_fine_vertices: int
+    sampling: SamplingMatrices
+    cloth: MeshGraph
+    cloth_up: torch.Tensor
+    coarse_parts: torch.Tensor
+    cloth_parts: torch.Tensor
+
+    @property
+    def num_parts(self) -> int:
+        return len(PART_NAMES)
+
+
+def _to_camera(vertices: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """Anny-frame ``(V, 3)`` → camera orientation, centred on ``root`` ``(3,)`` (Anny frame)."""
+    return (vertices - root) @ ANNY_TO_CAMERA.T
+
+
+def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
+    """Assemble the coarse / fine / cloth hierarchy for ``config`` and the fine ``body`` model.
+
+    The sampling matrices are read from (or built once into) ``graph.cache_dir``, default
+    ``<Anny cache>/munet_graph``. Building them takes a few seconds.
+
+    Raises:
+        ValueError: ``body`` is not an Anny model (the coarse graph is an Anny topology, so the
+            hierarchy is only defined for the Anny backend), or the meshes are not closed
+            2-manifolds.
+    """
+    if getattr(body, "name", None) != "anny":
+        raise ValueError(
+            f"MuNet's graph hierarchy is built from Anny topologies; body.backend must be 'anny', "
+            f"got {getattr(body, 'name', type(body).__name__)!r}"
+        )
+    with torch.no_grad():
+        rest = body()
+    root = pelvis(rest.joints)[0]
+    fine = MeshGraph.from_arrays(_to_camera(rest.vertices[0], root), body.faces.cpu())
+
+    coarse_model = load_anny(config.graph.coarse_topology, config.body.cache_dir)
+    with torch.no_grad():
+        coarse_rest = coarse_model()["vertices"][0]
+    coarse = MeshGraph.from_arrays(_to_camera(coarse_rest, root), coarse_model.get_triangular_faces())
+    for name, graph in (("fine", fine), ("coarse", coarse)):
+        defects = graph.manifold_defects()
+        if defects:
+            raise ValueError(f"the {name} mesh is not a closed 2-manifold: {'; '.join(defects)}")
+
+    cache_dir = config.graph.cache_dir or Path(resolve_cache_dir(config.body.cache_dir)) / "munet_graph"
+    sampling = load_or_build_hierarchy(fine, coarse, cache_dir)
+    cloth, cloth_up = subdivide(coarse, config.graph.cloth_subdivisions)
+
+    part_of_bone = torch.tensor([bone_part(b) for b in coarse_model.bone_labels])
+    strongest = coarse_model.vertex_bone_weights.argmax(dim=1, keepdim=True)
+    coarse_parts = part_of_bone[coarse_model.vertex_bone_indices.gather(1, strongest)[:, 0].cpu()]
+    one_hot = torch.nn.functional.one_hot(coarse_parts, len(PART_NAMES)).float()
+    cloth_parts = sparse_bmm(cloth_up, one_hot[None])[0].argmax(dim=1)
+    return Templates(
+        coarse=coarse,
+        fine_faces=fine.faces,
+        num_fine_vertices=fine.num_vertices,
+        sampling=sampling,
+        cloth=cloth,
+        cloth_up=cloth_up,
+        coarse_parts=coarse_parts,
+        cloth_parts=cloth_parts,
+    )

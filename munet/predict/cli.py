@@ -1,0 +1,124 @@
+"""``munet predict``: reconstruct the people in image files with a trained MuNet.
+
+>>> munet predict photo.jpg photos/ --checkpoint runs/cpu/checkpoint_000200 --out predictions/
+
+Each image gets a folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`). An image that cannot
+be used is reported on stderr and skipped; the exit code is 0 when every input was predicted, 1
+when some failed, 2 when nothing could run (no images, no usable checkpoint, no renderer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from munet.data.render import EGLUnavailableError
+from munet.predict.crop import DEFAULT_FOV_DEGREES, IMAGE_SUFFIXES, MASK_SUFFIX, MAX_SIDE
+from munet.predict.run import Predictor, predict_files, resolve_device
+
+_MESSAGE_LIMIT = 400
+"""Longest error message printed (characters); longer ones are cut."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, cut to a readable length."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def collect_inputs(arguments: Sequence[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image files the arguments name, and the arguments that name none.
+
+    A file is taken as given (whatever its suffix: it is decoded to find out); a folder gives its
+    files with an image suffix (:data:`~munet.predict.crop.IMAGE_SUFFIXES`, not recursively,
+    sorted), leaving out mask companions ``*_mask.*``.
+
+    Returns:
+        ``(files, problems)``: problems are ``(argument, reason)`` for missing paths and folders
+        without images.
+    """
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(
+                f for f in path.iterdir()
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.stem.endswith(MASK_SUFFIX)
+            )
+            if not found:
+                problems.append((path, f"the folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append((path, "no such file or folder"))
+    return files, problems
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``munet predict``."""
+    parser = argparse.ArgumentParser(
+        prog="munet predict",
+        description="Reconstruct the body and clothed meshes of the person in each image with a trained MuNet. "
+        "Writes OUT/<image stem>/{body.obj, clothed.obj, scene.glb, overlay.png, prediction.json}.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint folder (holding state.pt), the state.pt file, or a run folder (newest checkpoint_*)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                        help="the person's bounding box in pixels of the original image (same for every input); "
+                        "default: the image's alpha channel or <stem>_mask.<ext> file, else the whole image")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--focal-px", type=float, metavar="F",
+                        help="focal length in pixels of the original image "
+                        f"(default: a {DEFAULT_FOV_DEGREES:g}° field of view across its longer side)")
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
+                        help=f"downscale images whose longer side exceeds this many pixels first (default {MAX_SIDE})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.box is not None and (args.box[2] <= args.box[0] or args.box[3] <= args.box[1]):
+        parser.error(f"--box {' '.join(f'{v:g}' for v in args.box)} is empty: give X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
+    if args.focal_px is not None and not args.focal_px > 0:
+        parser.error(f"--focal-px must be positive, got {args.focal_px:g}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_side < 16:
+        parser.error(f"--max-side must be at least 16 pixels, got {args.max_side}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet predict`` with ``argv`` (default: the command line); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_arguments(parser, args)
+    files, problems = collect_inputs(args.inputs)
+    for path, reason in problems:
+        print(f"FAILED {path}: {reason}", file=sys.stderr)
+    if not files:
+        print("error: no images to predict", file=sys.stderr)
+        return 2
+    try:
+        predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device))
+        summary = predict_files(
+            files, predictor, args.out, box=args.box, focal=args.focal_px, batch_size=args.batch_size,
+            max_side=args.max_side, checkpoint=args.checkpoint, progress=not args.no_progress,
+        )
+    except (FileNotFoundError, ValueError, EGLUnavailableError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    failed = problems + summary.failed
+    timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in summary.timings_ms.items())
+    print(f"predicted {len(summary.written)} of {len(files)} images into {args.out} (per image: {timings})")
+    if failed:
+        print(f"{len(failed)} input(s) failed:", file=sys.stderr)
+        for path, reason in failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+    return 1 if failed else 0

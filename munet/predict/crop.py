@@ -1,0 +1,359 @@
+"""From an image file to the square person crop the network reads, with its intrinsics.
+
+Reading (:func:`read_image`): any image OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP, …) in 8 or 16
+bits, grey, RGB or RGBA; EXIF orientation applied; images whose longer side exceeds ``max_side``
+are downscaled first (the geometry is still reported in pixels of the original file). An alpha
+channel that is not fully opaque is the person's mask, and the colour is composited over grey.
+
+Where the person is (:func:`person_crop`), in order of precedence:
+
+1. ``box``: the person's bounding box given by the user;
+2. a mask: the image's alpha channel, or a companion file ``<stem>_mask.<ext>`` next to the image
+   (non-zero = person); the box is the mask's bounding box;
+3. otherwise the whole image: a square as wide as the image's longer side, centred on it (the short
+   side is padded with the image's mean colour).
+
+A person box is made square around its centre and enlarged so that the person covers
+:data:`PERSON_FILL` of the side, the framing of the training crops (see
+:class:`munet.data.camera.CameraSettings`). No person detector is run: the detectors of well-kept
+libraries (torchvision, ultralytics, MediaPipe) fetch their weights from model hubs at run time,
+which this project never does, and OpenCV's built-in HOG pedestrian detector only finds upright,
+full-length people and is not better than the fallback here. Give ``--box`` or a mask for photos
+where the person is small.
+
+Intrinsics: unless the focal length is given, it follows from a :data:`DEFAULT_FOV_DEGREES` field
+of view across the longer side of the *original* image, with the principal point at its centre (a
+typical phone or consumer camera); the crop's ``K`` is that camera translated to the crop and scaled
+to its pixels. Boxes are in pixel-edge coordinates (pixel ``j`` spans ``[j, j + 1)``, like PIL and
+most detectors); ``K`` follows the OpenCV pixel-centre convention of :mod:`munet.data.camera`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from munet.data.camera import CameraSettings, resize_intrinsics
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+"""File suffixes taken from a folder (files given by name are tried whatever their suffix)."""
+MASK_SUFFIX = "_mask"
+"""A file ``<stem>_mask.<ext>`` beside an image is that image's person mask."""
+DEFAULT_FOV_DEGREES = 55.0
+"""Field of view across the longer side of the original image when no focal length is given."""
+MAX_SIDE = 4096
+"""Images with a longer side above this (pixels) are downscaled to it when read."""
+PERSON_FILL = float(np.mean(CameraSettings().fill))
+"""Fraction of the crop side the person's longer box side covers (the training framing)."""
+_COMPOSITE_GREY = 128
+"""Background behind transparent pixels of an RGBA image."""
+
+# EXIF orientation tag (0x0112) → the operation that shows the image upright.
+_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """``pixels`` (H, W[, C]) turned upright according to an EXIF orientation (1–8)."""
+    turn = _ORIENTATIONS.get(orientation)
+    return np.ascontiguousarray(pixels if turn is None else turn(pixels))
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used.
+
+    Attributes:
+        path: the file at fault (the image, or its mask file).
+        reason: what is wrong with it (the message is ``"<path>: <reason>"``).
+    """
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image ready to crop.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` uint8 RGB at working resolution (the file's, or downscaled).
+        mask: ``(H, W)`` bool person mask, or ``None``.
+        mask_source: where the mask came from (``"alpha channel"``, the mask file's name) or ``None``.
+        original_size: ``(width, height)`` of the image in the file (after EXIF orientation).
+        scale: working resolution / original resolution (1, or < 1 when downscaled).
+    """
+
+    rgb: np.ndarray
+    mask: np.ndarray | None
+    mask_source: str | None
+    original_size: tuple[int, int]
+    scale: float
+
+
+@dataclass(frozen=True)
+class PersonCrop:
+    """The square crop around the person, at the network's input size and at display size.
+
+    Attributes:
+        image: ``(S, S, 3)`` uint8 RGB, the network's input.
+        display: ``(D, D, 3)`` uint8 RGB, the same crop at display size (for the overlay).
+        K: ``(3, 3)`` intrinsics in pixels of the ``S × S`` crop.
+        K_image: ``(3, 3)`` intrinsics in pixels of the original image.
+        box: ``(left, top, right, bottom)`` of the crop in pixel-edge coordinates of the original
+            image (may extend past the image: the outside is padding).
+        source: how the box was chosen (``"box"``, ``"alpha channel"``, a mask file, ``"whole image"``).
+        original_size: ``(width, height)`` of the original image.
+    """
+
+    image: np.ndarray
+    display: np.ndarray
+    K: np.ndarray
+    K_image: np.ndarray
+    box: tuple[float, float, float, float]
+    source: str
+    original_size: tuple[int, int]
+
+
+def _to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.float32) / 257.0) + 0.5).astype(np.uint8)
+    if pixels.dtype in (np.float32, np.float64):
+        return (np.clip(np.nan_to_num(pixels), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise ImageError(path, f"unsupported pixel type {pixels.dtype} (use 8- or 16-bit images)")
+
+
+def _exif_orientation(data: bytes) -> int:
+    """The EXIF orientation of encoded image bytes (1, upright, when absent or unreadable)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(image.getexif().get(0x0112, 1))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return 1
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Decoded pixels (H, W[, C]) as stored, and the EXIF orientation."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+    pixels = None
+    if data:
+        try:
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:
+            raise ImageError(path, f"cannot decode the image ({exc.err})") from exc
+    if pixels is None or pixels.size == 0:
+        raise ImageError(path, "not an image file (or a corrupt one): use JPEG, PNG, BMP, TIFF or WebP")
+    return pixels, _exif_orientation(data)
+
+
+def _downscale(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(array, size, interpolation=cv2.INTER_AREA)
+
+
+def read_mask_file(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """A person mask ``(H, W)`` bool from a grey or colour image file (any channel > 127 is the
+    person); ``size`` is the expected ``(width, height)``.
+
+    Raises:
+        ImageError: unreadable, another size than the image, or empty.
+    """
+    path = Path(path)
+    pixels, orientation = _decode(path)
+    pixels = _upright(_to_uint8(pixels, path), orientation)
+    mask = (pixels > 127) if pixels.ndim == 2 else (pixels[..., :3] > 127).any(axis=-1)
+    if mask.shape[::-1] != size:
+        raise ImageError(
+            path, f"mask is {mask.shape[1]}×{mask.shape[0]} px but its image is {size[0]}×{size[1]} px"
+        )
+    if not mask.any():
+        raise ImageError(path, "the mask is empty (no pixel above 127)")
+    return mask
+
+
+def find_mask_file(path: str | Path) -> Path | None:
+    """The companion mask ``<stem>_mask.<ext>`` of image ``path``, if one exists."""
+    path = Path(path)
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (suffix, suffix.upper()):
+            mask = path.with_name(f"{path.stem}{MASK_SUFFIX}{candidate}")
+            if mask.is_file():
+                return mask
+    return None
+
+
+def read_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
+    """Read an image file as 8-bit RGB (plus its person mask, if it has one).
+
+    Grey images become RGB; 16-bit and float images are scaled to 8 bits; an alpha channel that is
+    not fully opaque becomes the mask (alpha ≥ 128) and the colour is composited over grey;
+    otherwise a companion ``<stem>_mask.<ext>`` file is the mask. EXIF orientation is applied.
+    An image whose longer side exceeds ``max_side`` pixels is downscaled to it (area filter).
+
+    Raises:
+        ImageError: the file cannot be read or decoded, has an unsupported pixel format, is fully
+            transparent, or its mask file does not fit.
+    """
+    path = Path(path)
+    pixels, orientation = _decode(path)
+    pixels = _to_uint8(pixels, path)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    channels = pixels.shape[2]
+    if channels not in (1, 3, 4):
+        raise ImageError(path, f"{channels} channels are not supported (use grey, RGB or RGBA)")
+    pixels = _upright(pixels, orientation)
+    if channels == 1:
+        rgb = np.repeat(pixels, 3, axis=2)
+    else:
+        rgb = cv2.cvtColor(np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_BGR2RGB)
+    mask, mask_source = None, None
+    if channels == 4 and (pixels[..., 3] < 255).any():
+        alpha = pixels[..., 3:4].astype(np.float32) / 255.0
+        if not (alpha >= 0.5).any():
+            raise ImageError(path, "the image is fully transparent (its alpha channel shows nothing)")
+        rgb = (rgb * alpha + _COMPOSITE_GREY * (1.0 - alpha) + 0.5).astype(np.uint8)
+        mask, mask_source = alpha[..., 0] >= 0.5, "alpha channel"
+    height, width = rgb.shape[:2]
+    if mask is None and (mask_file := find_mask_file(path)) is not None:
+        mask, mask_source = read_mask_file(mask_file, (width, height)), mask_file.name
+    scale = 1.0
+    if max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = _downscale(rgb, size)
+        if mask is not None:
+            mask = _downscale(mask.astype(np.float32), size) >= 0.5
+    return LoadedImage(rgb=rgb, mask=mask, mask_source=mask_source, original_size=(width, height), scale=scale)
+
+
+def square_around(box: tuple[float, float, float, float], fill: float = PERSON_FILL) -> tuple[float, float, float]:
+    """The square ``(left, top, side)`` centred on ``box`` (left, top, right, bottom) whose side is
+    the box's longer side divided by ``fill``.
+
+    Raises:
+        ValueError: an empty box (right ≤ left or bottom ≤ top) or ``fill`` outside (0, 1].
+    """
+    left, top, right, bottom = (float(v) for v in box)
+    if right <= left or bottom <= top:
+        raise ValueError(f"box (left, top, right, bottom) = {box} is empty: need right > left and bottom > top")
+    if not 0.0 < fill <= 1.0:
+        raise ValueError(f"fill must be in (0, 1], got {fill}")
+    side = max(right - left, bottom - top) / fill
+    return (left + right - side) / 2, (top + bottom - side) / 2, side
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Bounding box ``(left, top, right, bottom)`` (pixel edges) of the true pixels of ``mask`` (H, W)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        raise ValueError("the mask is empty")
+    return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+
+
+def crop_square(image: np.ndarray, left: int, top: int, side: int, size: int) -> np.ndarray:
+    """The ``side``² square of ``image`` (H, W, 3) at integer ``(left, top)``, resized to ``size``².
+
+    Parts of the square outside the image are filled with the image's mean colour.
+    """
+    height, width = image.shape[:2]
+    pads = (max(0, -top), max(0, top + side - height), max(0, -left), max(0, left + side - width))
+    if any(pads):
+        fill = [float(v) for v in image.reshape(-1, image.shape[-1]).mean(axis=0)]
+        image = cv2.copyMakeBorder(image, *pads, cv2.BORDER_CONSTANT, value=fill)
+    patch = image[top + pads[0] : top + pads[0] + side, left + pads[2] : left + pads[2] + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interpolation)
+
+
+def image_intrinsics(width: int, height: int, focal: float | None = None,
+                     fov_degrees: float = DEFAULT_FOV_DEGREES) -> np.ndarray:
+    """Intrinsics ``(3, 3)`` of a ``width × height`` image, principal point at its centre.
+
+    Args:
+        focal: focal length in pixels; default: the one giving ``fov_degrees`` across the longer side.
+    """
+    if focal is None:
+        focal = 0.5 * max(width, height) / math.tan(math.radians(fov_degrees) / 2)
+    if not focal > 0:
+        raise ValueError(f"the focal length must be positive, got {focal}")
+    return np.array([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+def crop_camera(K: np.ndarray, left: float, top: float, side: float, size: int) -> np.ndarray:
+    """Intrinsics ``(3, 3)`` of the square crop ``(left, top, side)`` (pixel edges) of an image with
+    intrinsics ``K``, resized to ``size``²."""
+    shifted = np.asarray(K, dtype=np.float64).copy()
+    shifted[0, 2] -= left
+    shifted[1, 2] -= top
+    return resize_intrinsics(shifted, size / side)
+
+
+def person_crop(
+    path: str | Path,
+    size: int,
+    display_size: int,
+    box: tuple[float, float, float, float] | None = None,
+    focal: float | None = None,
+    max_side: int = MAX_SIDE,
+) -> PersonCrop:
+    """Read ``path`` and crop the person (see the module docstring for how the box is chosen).
+
+    Args:
+        size: side S of the network input, pixels.
+        display_size: side D of the display crop, pixels.
+        box: the person's box ``(left, top, right, bottom)`` in pixels of the original image.
+        focal: focal length in pixels of the original image (default: from the field of view).
+        max_side: larger images are downscaled to this before cropping.
+
+    Raises:
+        ImageError: unreadable image, or a box that misses the image.
+    """
+    path = Path(path)
+    loaded = read_image(path, max_side)
+    width, height = loaded.original_size
+    if box is not None:
+        if box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0:
+            raise ImageError(path, f"the box {tuple(box)} lies outside the {width}×{height} image")
+        left, top, side = square_around(box)
+        source = "box"
+    elif loaded.mask is not None:
+        left, top, side = square_around(tuple(v / loaded.scale for v in mask_box(loaded.mask)))
+        source = loaded.mask_source
+    else:
+        side = float(max(width, height))
+        left, top = (width - side) / 2, (height - side) / 2
+        source = "whole image"
+    # Crop on whole pixels of the working image; report that box in original pixels.
+    work_left, work_top = round(left * loaded.scale), round(top * loaded.scale)
+    work_side = max(1, round(side * loaded.scale))
+    K_image = image_intrinsics(width, height, focal)
+    K_work = resize_intrinsics(K_image, loaded.scale)
+    return PersonCrop(
+        image=crop_square(loaded.rgb, work_left, work_top, work_side, size),
+        display=crop_square(loaded.rgb, work_left, work_top, work_side, display_size),
+        K=crop_camera(K_work, work_left, work_top, work_side, size),
+        K_image=K_image,
+        box=tuple(v / loaded.scale for v in (work_left, work_top, work_left + work_side, work_top + work_side)),
+        source=source,
+        original_size=(width, height),
+    )

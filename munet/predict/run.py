@@ -1,0 +1,272 @@
+"""Batched inference of a trained MuNet on image files: crop, predict, write the outputs.
+
+:class:`Predictor` runs the network on person crops; :func:`predict_files` drives a whole run over
+many files (crops prepared one by one, inference in batches, outputs written per image). A file
+that cannot be used is reported and skipped: it never stops the others.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from munet.config import MuNetConfig
+from munet.data.render import Renderer
+from munet.eval.loading import load_trained_model
+from munet.model import MuNet
+from munet.predict.crop import MAX_SIDE, ImageError, PersonCrop, person_crop
+from munet.predict.export import write_outputs
+
+DISPLAY_SIZE = 384
+"""Side of each panel of ``overlay.png``, pixels."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The network's output for one crop (numpy; camera frame = OpenCV, metres).
+
+    Attributes:
+        body_vertices: ``(V, 3)`` float32 body mesh.
+        body_faces: ``(F, 3)`` int64 its faces.
+        cloth_vertices: ``(V_c, 3)`` float32 clothed mesh.
+        cloth_faces: ``(F_c, 3)`` int64 its faces.
+        joints: ``(17, 3)`` float32 COCO-17 joints of the body.
+        weak_camera: ``(3,)`` weak-perspective camera ``(s, t_x, t_y)`` (normalised crop
+            coordinates per metre).
+        translation: ``(3,)`` camera-frame pelvis, metres.
+    """
+
+    body_vertices: np.ndarray
+    body_faces: np.ndarray
+    cloth_vertices: np.ndarray
+    cloth_faces: np.ndarray
+    joints: np.ndarray
+    weak_camera: np.ndarray
+    translation: np.ndarray
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda`` as a device.
+
+    Raises:
+        ValueError: an unknown name, or ``cuda`` on a machine without a usable CUDA GPU.
+    """
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is usable here (torch.cuda.is_available() is False); use --device cpu")
+    return torch.device(name)
+
+
+class Predictor:
+    """A trained MuNet in eval mode, predicting from uint8 crops.
+
+    Args:
+        model: the network (its device is the predictor's).
+        config: the configuration it was trained with.
+        step: its training step (reported with each prediction).
+    """
+
+    def __init__(self, model: MuNet, config: MuNetConfig, step: int):
+        self.model = model.eval()
+        self.config = config
+        self.step = step
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+        """Load a checkpoint (folder, ``state.pt`` or run folder; see
+        :func:`munet.eval.loading.load_trained_model`).
+
+        Raises:
+            FileNotFoundError: no checkpoint at ``path``.
+            ValueError: the weights do not fit the model the checkpoint's configuration describes.
+        """
+        model, config, step = load_trained_model(path, device)
+        return cls(model, config, step)
+
+    @property
+    def input_size(self) -> int:
+        """Side S of the crops the network reads: the size it was trained on (``data.image_size``;
+        the training decoder resizes every sample to it)."""
+        return self.config.data.image_size
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray, K: np.ndarray) -> list[Prediction]:
+        """Predict a batch.
+
+        Args:
+            images: ``(B, S, S, 3)`` uint8 RGB crops, ``S`` = :attr:`input_size`.
+            K: ``(B, 3, 3)`` their intrinsics in crop pixels.
+        """
+        size = self.input_size
+        if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (B, {size}, {size}, 3), got {images.dtype} {images.shape}")
+        if K.shape != (len(images), 3, 3):
+            raise ValueError(f"K must have shape ({len(images)}, 3, 3), got {K.shape}")
+        pixels = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        output = self.model(pixels, torch.as_tensor(K, dtype=torch.float32, device=self.device))
+        body_faces = output.body_faces.cpu().numpy().astype(np.int64)
+        cloth_faces = output.cloth_faces.cpu().numpy().astype(np.int64)
+        arrays = {
+            name: getattr(output, name).cpu().numpy()
+            for name in ("body_vertices", "cloth_vertices", "body_joints", "weak_camera", "translation")
+        }
+        return [
+            Prediction(
+                body_vertices=arrays["body_vertices"][i],
+                body_faces=body_faces,
+                cloth_vertices=arrays["cloth_vertices"][i],
+                cloth_faces=cloth_faces,
+                joints=arrays["body_joints"][i],
+                weak_camera=arrays["weak_camera"][i],
+                translation=arrays["translation"][i],
+            )
+            for i in range(len(images))
+        ]
+
+
+@dataclass
+class RunSummary:
+    """The outcome of :func:`predict_files`.
+
+    Attributes:
+        written: output folder of every image that succeeded, in input order.
+        failed: ``(input, one-line reason)`` of every image that did not.
+        timings_ms: per image, mean milliseconds of ``crop`` (read + crop), ``inference`` (the
+            image's share of its batch) and ``export`` (meshes, overlay, JSON), over the successes.
+    """
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def output_folders(paths: Sequence[Path], out: Path) -> list[Path]:
+    """``out/<stem>`` per input; a stem seen before gets ``-2``, ``-3``, … appended."""
+    seen: dict[str, int] = {}
+    folders = []
+    for path in paths:
+        count = seen.get(path.stem, 0) + 1
+        seen[path.stem] = count
+        folders.append(out / (path.stem if count == 1 else f"{path.stem}-{count}"))
+    return folders
+
+
+@dataclass
+class _Pending:
+    path: Path
+    folder: Path
+    crop: PersonCrop
+    crop_ms: float
+
+
+def _ms_since(start: float) -> float:
+    return 1000.0 * (time.perf_counter() - start)
+
+
+def _crops(
+    paths: Sequence[Path], folders: Sequence[Path], size: int, options: dict[str, Any], summary: RunSummary, bar: tqdm
+) -> Iterator[_Pending]:
+    """The crop of every usable input; unusable ones are recorded in ``summary`` and reported."""
+    for path, folder in zip(paths, folders, strict=True):
+        start = time.perf_counter()
+        try:
+            crop = person_crop(path, size, DISPLAY_SIZE, **options)
+        except ImageError as exc:
+            _fail(summary, bar, path, exc)
+            continue
+        yield _Pending(path, folder, crop, _ms_since(start))
+
+
+def _batches(items: Iterator[_Pending], size: int) -> Iterator[list[_Pending]]:
+    batch: list[_Pending] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _fail(summary: RunSummary, bar: tqdm, path: Path, exc: Exception) -> None:
+    own = isinstance(exc, ImageError) and exc.path == path
+    message = " ".join((exc.reason if own else str(exc)).split())
+    summary.failed.append((path, message))
+    tqdm.write(f"FAILED {path}: {message}", file=sys.stderr)
+    bar.update()
+
+
+def predict_files(
+    paths: Sequence[str | Path],
+    predictor: Predictor,
+    out: str | Path,
+    *,
+    box: tuple[float, float, float, float] | None = None,
+    focal: float | None = None,
+    batch_size: int = 16,
+    max_side: int = MAX_SIDE,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Predict every image and write its outputs into ``out/<stem>/`` (see
+    :func:`munet.predict.export.write_outputs`).
+
+    Args:
+        paths: image files.
+        predictor: the trained network.
+        box: the person's box in pixels of each original image (default: see
+            :func:`munet.predict.crop.person_crop`).
+        focal: focal length in pixels of the original images (default: from a 55° field of view).
+        batch_size: images per forward pass.
+        max_side: larger images are downscaled to this longer side (pixels) first.
+        checkpoint: recorded in each ``prediction.json``.
+        progress: show a tqdm progress bar (on stderr).
+
+    Returns:
+        What was written and what failed; a failed image (unreadable, unsupported, box outside)
+        is reported on stderr and the run goes on.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    paths = [Path(p) for p in paths]
+    out = Path(out)
+    folders = output_folders(paths, out)
+    summary = RunSummary()
+    totals = {"crop": 0.0, "inference": 0.0, "export": 0.0}
+    info = {"checkpoint": None if checkpoint is None else str(checkpoint), "step": predictor.step}
+    options = {"box": box, "focal": focal, "max_side": max_side}
+    with Renderer(DISPLAY_SIZE) as renderer, tqdm(
+        total=len(paths), desc="predict", unit="image", disable=not progress
+    ) as bar:
+        crops = _crops(paths, folders, predictor.input_size, options, summary, bar)
+        for batch in _batches(crops, batch_size):
+            start = time.perf_counter()
+            predictions = predictor(np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]))
+            inference_ms = _ms_since(start) / len(batch)
+            for pending, prediction in zip(batch, predictions, strict=True):
+                timings = {"crop": pending.crop_ms, "inference": inference_ms, "batch_size": len(batch)}
+                start = time.perf_counter()
+                try:
+                    write_outputs(pending.folder, pending.path, pending.crop, prediction, renderer,
+                                  {**info, "focal_given": focal is not None, "timings_ms": timings})
+                except (OSError, ValueError) as exc:
+                    _fail(summary, bar, pending.path, exc)
+                    continue
+                totals["crop"] += pending.crop_ms
+                totals["inference"] += inference_ms
+                totals["export"] += _ms_since(start)
+                summary.written.append(pending.folder)
+                bar.update()
+    done = max(1, len(summary.written))
+    summary.timings_ms = {key: value / done for key, value in totals.items()}
+    return summary

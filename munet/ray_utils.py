@@ -1,0 +1,78 @@
+"""Start or join Ray the same way in every job, sweep and tool.
+
+:func:`init_ray` joins a running cluster when an address is given or ``RAY_ADDRESS`` is set (as
+``ray job submit`` does for its drivers); otherwise it starts a private local Ray bound to the
+loopback interface only. It never attaches to some other local cluster it merely happens to find.
+
+Environment it makes explicit (only when unset, so the user's values win): usage statistics off,
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (without it Ray binds to the machine's external address
+even when asked for 127.0.0.1; Ray reads it at import, so call :func:`init_ray` before importing
+``ray`` or set it in the environment), and the token
+authentication mode — ``disabled`` for the private loopback Ray, ``token`` for a remote cluster
+when a token is available (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+def _token_available() -> bool:
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    return Path(path).is_file()
+
+
+def init_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    include_dashboard: bool | None = None,
+    object_store_memory: int | None = None,
+) -> None:
+    """Connect to Ray, or start a local loopback-only Ray; a no-op when Ray is already up.
+
+    Args:
+        address: cluster address (``ray://host:10001``, ``host:6379``, ``auto``); default
+            ``$RAY_ADDRESS``; with neither, a new local Ray is started.
+        num_cpus: logical CPUs of the local Ray (more than the cores is fine and often needed:
+            see DESIGN §8); ignored, with a warning, when joining a cluster.
+        include_dashboard: local Ray only; ``None`` lets Ray decide (on when ``ray[default]`` is
+            installed). Ray Tune around a ``TorchTrainer`` needs it on.
+        object_store_memory: local Ray only, bytes.
+    """
+    # Ray reads these when it is first imported: set them before the import.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        os.environ.setdefault("RAY_AUTH_MODE", "token" if _token_available() else "disabled")
+        if num_cpus is not None or object_store_memory is not None:
+            log.warning("joining the Ray cluster at %s: num_cpus/object_store_memory are ignored", address)
+        ray.init(address=address)
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        object_store_memory=object_store_memory,
+        include_dashboard=include_dashboard,
+        dashboard_host=LOOPBACK,
+        _node_ip_address=LOOPBACK,
+    )
+    if ray.util.get_node_ip_address() != LOOPBACK:
+        log.warning(
+            "the local Ray bound to %s, not %s: `ray` was imported before "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set. Set it in the environment, or call "
+            "init_ray before importing ray.", ray.util.get_node_ip_address(), LOOPBACK,
+        )

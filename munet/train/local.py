@@ -1,0 +1,99 @@
+"""Single-process training, for development, debugging and tests (no Ray, no DDP).
+
+Uses the same :func:`~munet.train.step.training_step`, optimiser, learning-rate schedule and
+non-finite guard as the distributed trainer (:mod:`munet.train.distributed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from munet.body import BodyModel, build_body_model
+from munet.config import MuNetConfig
+from munet.model import MuNet
+from munet.train.checkpoint import save_checkpoint
+from munet.train.optim import OptimizerStep, build_optimizer
+from munet.train.step import step_generator, training_step
+
+log = logging.getLogger(__name__)
+
+Batch = Mapping[str, Any]
+
+
+def _endless(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """A sequence is cycled; any other iterable is consumed once."""
+    if isinstance(batches, Sequence):
+        if len(batches) == 0:
+            raise ValueError("train_local needs at least one batch")
+        while True:
+            yield from batches
+    yield from batches
+
+
+def train_local(
+    config: MuNetConfig,
+    batches: Iterable[Batch],
+    steps: int | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    model: MuNet | None = None,
+    body: BodyModel | None = None,
+) -> list[dict[str, float]]:
+    """Train a MuNet in this process.
+
+    Args:
+        config: the run configuration (``train`` section: lr, weight decay, warm-up, clipping,
+            ``max_bad_steps``, ``log_every``, seed).
+        batches: stacked decoded samples (dicts of arrays/tensors). A list is cycled; an
+            iterator (e.g. a data-set iterator) must yield at least ``steps`` batches.
+        steps: number of optimisation steps (default ``config.train.steps``).
+        out_dir: if given, the final checkpoint (:func:`munet.train.checkpoint.save_checkpoint`)
+            and ``history.json`` are written there.
+        model: train this model in place (default: a new ``MuNet(config, body)``); pass it to
+            keep a handle on the trained network.
+        body: the body model for a new MuNet (default: built from ``config.body``).
+
+    Returns:
+        The history: one dict per step with ``step``, ``loss``, ``lr``, ``applied`` (0 when the
+        step was skipped as non-finite) and the logs of :func:`training_step`.
+
+    Raises:
+        munet.train.optim.NonFiniteLossError: too many consecutive non-finite steps.
+        ValueError: ``batches`` ran out before ``steps``.
+    """
+    steps = config.train.steps if steps is None else steps
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
+    torch.manual_seed(config.train.seed)
+    if model is None:
+        model = MuNet(config, body if body is not None else build_body_model(config.body))
+    model.train()
+    optimizer, scheduler = build_optimizer(model, config)
+    optimizer_step = OptimizerStep(model, optimizer, scheduler, config)
+
+    history: list[dict[str, float]] = []
+    stream = _endless(batches)
+    for step in range(1, steps + 1):
+        batch = next(stream, None)
+        if batch is None:
+            raise ValueError(f"the batches ran out after {step - 1} of {steps} steps")
+        lr = optimizer.param_groups[0]["lr"]
+        loss, logs = training_step(model, batch, step, config, step_generator(config.train.seed, step))
+        applied = optimizer_step(loss, step)
+        history.append({"step": step, "loss": float(loss.detach()), "lr": lr, "applied": float(applied), **logs})
+        if step % config.train.log_every == 0 or step == steps:
+            log.info(
+                "step %d/%d loss %.4f | pve %.1f mm | %s",
+                step, steps, history[-1]["loss"], logs["metric/pve_mm"],
+                "applied" if applied else "skipped (non-finite)",
+            )
+    if out_dir is not None:
+        save_checkpoint(out_dir, step=steps, model=model, config=config, optimizer=optimizer, scheduler=scheduler)
+        (Path(out_dir) / "history.json").write_text(json.dumps(history, indent=1))
+    return history

@@ -1,0 +1,110 @@
+"""One training step: a batch (the decoded-sample contract) → losses. The one place this happens.
+
+Free of DDP and Ray specifics so that the local trainer and the Ray Train workers share it: the
+model may be wrapped (DDP), and is then called through its wrapper (so gradients are synchronised)
+while the graph and configuration are read from the inner module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from munet.body import pelvis
+from munet.config import MuNetConfig
+from munet.losses import compute_losses, find_nonfinite
+from munet.metrics import mpjpe, pve
+from munet.model import MuNet, MutualState
+
+log = logging.getLogger(__name__)
+
+
+def unwrap_model(model: torch.nn.Module) -> MuNet:
+    """The :class:`MuNet` inside ``model`` (a ``DistributedDataParallel``/``DataParallel`` wrapper
+    or the model itself)."""
+    inner = getattr(model, "module", model)
+    if not isinstance(inner, MuNet):
+        raise TypeError(f"expected a MuNet (possibly DDP-wrapped), got {type(inner).__name__}")
+    return inner
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The CPU random generator of one training step on one rank (teacher-forcing draws):
+    reproducible, and different across steps and ranks."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rank)
+
+
+def batch_to_tensors(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """Numeric entries of a batch as tensors on ``device`` (floating point as float32); other
+    entries (keys, URLs) are dropped."""
+    tensors = {}
+    for key, value in batch.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            value = torch.from_numpy(value)
+        if isinstance(value, torch.Tensor):
+            value = value.to(torch.float32) if value.is_floating_point() else value
+            tensors[key] = value.to(device, non_blocking=True)
+    return tensors
+
+
+def training_step(
+    model: torch.nn.Module,
+    batch: Mapping[str, Any],
+    step: int,
+    config: MuNetConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Forward one batch and compute its losses (no backward, no optimiser step).
+
+    Args:
+        model: a :class:`MuNet`, possibly DDP-wrapped.
+        batch: stacked samples of the decoded-sample contract (numpy arrays or tensors).
+        step: the training step (schedules of the loss weights and of the mutual mechanism).
+        config: the run configuration (its ``loss`` section weights the terms).
+        generator: draws the teacher-forced samples (see :func:`step_generator`).
+
+    Returns:
+        ``(total, logs)``: the scalar loss to minimise, and floats for logging: every computed
+        term (``loss/<name>``, unweighted), the mutual state (``mutual/teacher_forcing``,
+        ``mutual/feedback_weight``, ``mutual/forced_fraction``) and training-set errors of the
+        body (``metric/mpjpe_mm``, ``metric/pve_mm``, pelvis-aligned). A non-finite total is
+        returned as is (and logged with the terms responsible): the optimiser step skips it.
+    """
+    inner = unwrap_model(model)
+    tensors = batch_to_tensors(batch, next(inner.parameters()).device)
+    output = model(
+        tensors["image"],
+        tensors["K"],
+        step=step,
+        gt_body_vertices=tensors.get("body_vertices"),
+        generator=generator,
+    )
+    terms = compute_losses(output, tensors, config.loss, step, inner.templates.cloth)
+    bad = find_nonfinite(terms)
+    if bad:
+        log.warning("step %d: non-finite loss terms %s", step, bad)
+    state = MutualState.at_step(inner.config.mutual, step)
+    logs = {f"loss/{name}": float(value.detach()) for name, value in terms.items()}
+    logs["mutual/teacher_forcing"] = state.teacher_forcing
+    logs["mutual/feedback_weight"] = state.feedback_weight
+    logs["mutual/forced_fraction"] = float(output.teacher_forced.float().mean())
+    logs.update(_body_errors(output.body_vertices, output.body_joints, tensors))
+    return terms["total"], logs
+
+
+@torch.no_grad()
+def _body_errors(
+    vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]
+) -> dict[str, float]:
+    """Pelvis-aligned MPJPE and PVE (mm) of the batch; NaN when the prediction is not finite."""
+    if not (torch.isfinite(vertices).all() and torch.isfinite(joints).all()):
+        return {"metric/mpjpe_mm": float("nan"), "metric/pve_mm": float("nan")}
+    gt_vertices, gt_joints = batch["body_vertices"], batch["body_joints"]
+    return {
+        "metric/mpjpe_mm": float(mpjpe(joints, gt_joints).mean()),
+        "metric/pve_mm": float(pve(vertices, gt_vertices, pelvis(joints), pelvis(gt_joints)).mean()),
+    }

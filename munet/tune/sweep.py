@@ -1,0 +1,258 @@
+"""Ray Tune sweep of the mutualistic mechanism: Optuna search, ASHA early stopping, and one Ray
+Train ``TorchTrainer`` per trial.
+
+The Ray Train V2 + Tune pattern: each Tune trial runs :func:`run_trial`, a function trainable
+that reserves only its own driver CPU(s); it builds the trial's configuration from the sampled
+parameters (:func:`munet.tune.space.trial_config`), launches a ``TorchTrainer`` (whose workers
+reserve their own resources), and forwards every training report to Tune through a
+``TuneReportCallback``. When training ends, the trial evaluates its last checkpoint on held-out
+shards (:func:`munet.eval.evaluate`) and reports the held-out errors as its final result.
+
+What Tune sees:
+
+- intermediate results: the workers' training metrics plus ``train_score`` (the training-set
+  score ASHA ranks by, see :class:`~munet.tune.settings.AshaSettings`) and NaN placeholders for
+  the held-out metrics the searcher optimises (Tune requires every result to name them);
+- the final result: the six held-out metrics of :data:`munet.eval.evaluate.METRIC_KEYS`,
+  ``score``, the last ``train_score`` and ``step``, and the checkpoint path.
+
+Everything lives in ``OUT/tune``: one folder per trial, named ``trial_NNN`` by creation order,
+holding ``config.yaml`` (the configuration it trained with), ``train/`` (the Ray Train run and
+its checkpoints) and ``eval/`` (the evaluation report). A failing trial is recorded as an error
+and the sweep goes on. An interrupted sweep (Ctrl-C, a lost driver) resumes with
+:func:`run_sweep` ``(resume=True)``: finished and failed trials are kept as they are, unfinished
+ones continue from their last training checkpoint, and the remaining trials are sampled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from munet.config import save_config
+from munet.tune.results import SweepResults, collect_results, write_results
+from munet.tune.settings import (
+    EXPERIMENT,
+    ObjectiveSettings,
+    SweepSpec,
+    experiment_path,
+    trial_name,
+    trial_number,
+)
+from munet.tune.space import trial_config
+
+if TYPE_CHECKING:
+    from ray.tune import Tuner
+
+log = logging.getLogger(__name__)
+
+def train_score(objective: ObjectiveSettings, metrics: dict[str, Any]) -> float:
+    """The training-set analogue of the score, from one training report: body ``metric/mpjpe_mm``
+    and the unweighted Chamfer term ``loss/cloth_chamfer`` (metres, turned into cm)."""
+    return objective.score(metrics["metric/mpjpe_mm"], 100.0 * metrics["loss/cloth_chamfer"])
+
+
+def _report_callback(objective: ObjectiveSettings) -> Any:
+    """A ``TuneReportCallback`` that adds ``train_score`` and the NaN placeholders to every
+    forwarded training report (created inside the trial: it binds to the trial's Tune session)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class _ScoredReports(TuneReportCallback):
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            first = {
+                **metrics[0],
+                "train_score": train_score(objective, metrics[0]),
+                objective.body_metric: math.nan,
+                objective.cloth_metric: math.nan,
+                "score": math.nan,
+            }
+            super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+
+    return _ScoredReports()
+
+
+def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
+    """One trial, run by Tune in its own actor: train, evaluate on held-out shards, report.
+
+    Args:
+        params: the sampled point (names of :class:`~munet.tune.space.SearchSpace`).
+        spec: the sweep.
+
+    Raises:
+        Whatever training or evaluation raises: Tune records the trial as failed.
+    """
+    import ray.tune
+
+    from munet.data.decode import ray_dataset
+    from munet.eval import evaluate
+    from munet.eval.evaluate import METRIC_KEYS
+    from munet.train.distributed import build_trainer
+
+    name = ray.tune.get_context().get_trial_name()
+    config = trial_config(spec.base, params, spec.trial_overrides.get(trial_number(name)))
+    folder = experiment_path(spec.out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    save_config(config, folder / "config.yaml")
+
+    # Rerunning a trial (resume) continues its Ray Train run from the last checkpoint.
+    trainer = build_trainer(config, ray_dataset(spec.data, config), out=str(folder), name="train")
+    # build_trainer has no callbacks argument; its RunConfig is read when fit() starts.
+    trainer.run_config.callbacks = [*(trainer.run_config.callbacks or []),
+                                    _report_callback(spec.settings.objective)]
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"{name}: training ended without a checkpoint to evaluate")
+
+    evaluation = spec.settings.eval
+    summary = evaluate(
+        result.checkpoint.path, spec.val_data, folder / "eval",
+        max_samples=evaluation.samples,
+        num_surface_samples=evaluation.surface_samples,
+        num_pictures=evaluation.pictures,
+        seed=spec.settings.seed,
+    )
+    objective = spec.settings.objective
+    ray.tune.report({
+        **{key: summary[key] for key in METRIC_KEYS},
+        "score": objective.score(summary[objective.body_metric], summary[objective.cloth_metric]),
+        "train_score": train_score(objective, result.metrics),
+        "step": result.metrics["step"],
+        "checkpoint": result.checkpoint.path,
+    })
+
+
+def default_max_concurrent(spec: SweepSpec) -> int:
+    """How many trials fit on the cluster at once: each holds its driver's ``trial_cpus`` and its
+    workers' CPUs (and GPUs). Never less than 1."""
+    import ray
+
+    train = spec.base.train
+    resources = ray.cluster_resources()
+    fits = resources.get("CPU", 1) // (spec.settings.trial_cpus + train.workers * train.cpus_per_worker)
+    if train.use_gpu:
+        fits = min(fits, resources.get("GPU", 0) // train.workers)
+    return max(1, int(fits))
+
+
+def _trainable(spec: SweepSpec) -> Any:
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(run_trial, spec=spec), {"CPU": spec.settings.trial_cpus}
+    )
+
+
+def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
+    """A new ``Tuner`` for ``spec`` (Ray must be up)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    settings, steps = spec.settings, spec.base.train.steps
+    objective = settings.objective
+    if objective.multi_objective:
+        searcher = OptunaSearch(metric=[objective.body_metric, objective.cloth_metric],
+                                mode=["min", "min"], seed=settings.seed)
+    else:
+        searcher = OptunaSearch(metric="score", mode="min", seed=settings.seed)
+    scheduler = ASHAScheduler(
+        time_attr="step",
+        metric="train_score",
+        mode="min",
+        max_t=steps,
+        grace_period=min(steps, max(1, round(settings.asha.grace_period * steps))),
+        reduction_factor=settings.asha.reduction_factor,
+        stop_last_trials=False,  # a trial reaching the last step still has to be evaluated
+    )
+    concurrent = max_concurrent or settings.max_concurrent or default_max_concurrent(spec)
+    log.info("sweep of %d trials, at most %d at once, in %s", settings.trials, concurrent, spec.out)
+    return tune.Tuner(
+        _trainable(spec),
+        param_space=settings.space.tune_space(),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=settings.trials,
+            max_concurrent_trials=concurrent,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(Path(spec.out).resolve()),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            verbose=1,
+        ),
+    )
+
+
+def restore_tuner(spec: SweepSpec) -> Tuner:
+    """The interrupted sweep of ``spec``: finished and failed trials are kept, unfinished ones
+    continue (from their last training checkpoint), and the search goes on where it stopped."""
+    from ray import tune
+
+    return tune.Tuner.restore(
+        str(experiment_path(spec.out).resolve()),
+        trainable=_trainable(spec),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+    )
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` produced: the per-trial results and the files written."""
+
+    results: SweepResults
+    files: dict[str, Path]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every trial has ended (finished, stopped early or failed)."""
+        return not self.results.unfinished
+
+
+def run_sweep(spec: SweepSpec, resume: bool = False, max_concurrent: int | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep of ``spec`` on the Ray cluster this process is connected to, then
+    write ``results.csv``, ``results.md``, ``pareto.png`` and ``best_config.yaml`` in ``spec.out``.
+
+    Tune wrapping a ``TorchTrainer`` needs the Ray dashboard (DESIGN §8): start a local Ray with
+    ``init_ray(include_dashboard=True)``.
+
+    Args:
+        spec: the sweep (saved to ``spec.out/sweep.yaml`` when it starts).
+        resume: continue the sweep already in ``spec.out``.
+        max_concurrent: trials at once (new sweeps only: a resumed sweep keeps its own limit).
+
+    Raises:
+        FileExistsError: ``spec.out`` already holds a sweep and ``resume`` is false.
+    """
+    from ray import tune
+
+    path = experiment_path(spec.out).resolve()
+    can_restore = tune.Tuner.can_restore(str(path))
+    if can_restore and not resume:
+        raise FileExistsError(
+            f"{spec.out} already holds a sweep. Pass --resume to continue it, or choose another "
+            "--out (nothing was overwritten)."
+        )
+    if resume and can_restore:
+        if max_concurrent is not None:
+            log.warning("a resumed sweep keeps its concurrency limit: --max-concurrent is ignored")
+        tuner = restore_tuner(spec)
+    else:
+        if resume:
+            log.warning("--resume given but %s holds no Tune experiment yet: starting it", path)
+        spec.save()
+        tuner = build_tuner(spec, max_concurrent)
+    tuner.fit()
+    results = collect_results(path, spec.settings.objective)
+    files = write_results(results, spec)
+    if results.unfinished:
+        log.warning("the sweep was interrupted with %d trial(s) unfinished: rerun with --resume",
+                    len(results.unfinished))
+    return SweepOutcome(results=results, files=files)

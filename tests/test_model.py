@@ -1,0 +1,171 @@
+"""MuNet: output meshes, the mutualistic mechanism's gradient paths, teacher forcing, encoder
+weights and the camera conversion — with the real Anny body, graph hierarchy and ResNet."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torchvision
+import trimesh
+
+from munet.body import pelvis
+from munet.config import LossConfig, MutualConfig, Schedule, load_config
+from munet.losses import compute_losses
+from munet.model import MuNet, project, weak_to_perspective
+from munet.model.encoder import ImageEncoder
+from munet.train.step import batch_to_tensors
+from tests.samples import make_samples, stack
+
+CLOTH_ONLY = LossConfig(
+    **{name: Schedule(0.0) for name in ("body_vertex", "body_joint", "body_reproj", "consistency_inside", "consistency_tight")},
+    cloth_p2s=Schedule(0.0),
+)
+"""Clothed terms only (Chamfer, normals, edges, Laplacian): no direct body supervision."""
+
+
+def small_config(**mutual):
+    config = load_config(
+        "cpu",
+        ["model.image_size=64", "data.image_size=64", "model.body_channels=32", "model.cloth_channels=32",
+         "model.body_blocks=1", "model.cloth_blocks=1", "model.regress_params=true"],
+    )
+    return dataclasses.replace(config, mutual=MutualConfig(**mutual))
+
+
+@pytest.fixture(scope="module")
+def model_and_batch(anny_body):
+    config = small_config()
+    model = MuNet(config, anny_body)
+    batch = batch_to_tensors(stack(make_samples(anny_body, count=2, image_size=64, cloth_points=256)), torch.device("cpu"))
+    return model, batch
+
+
+def with_mutual(model: MuNet, **mutual) -> MuNet:
+    """The same network (shared weights) under another mutual configuration."""
+    model.config = dataclasses.replace(model.config, mutual=MutualConfig(**mutual))
+    return model
+
+
+def body_branch_grads(model: MuNet, batch, step: int = 1) -> list[torch.Tensor]:
+    """Gradients on the body branch (body GCN + camera) of a clothed-only loss."""
+    model.zero_grad(set_to_none=True)
+    out = model(batch["image"], batch["K"], step=step, gt_body_vertices=batch["body_vertices"],
+                generator=torch.Generator().manual_seed(0))
+    compute_losses(out, batch, CLOTH_ONLY, step, model.templates.cloth)["total"].backward()
+    return [p.grad for p in model.body_gcn.parameters()]
+
+
+def test_output_meshes_are_watertight_manifolds_with_documented_sizes(model_and_batch):
+    model, batch = model_and_batch
+    with torch.no_grad():
+        out = model(batch["image"], batch["K"])
+    assert out.body_vertices.shape == (2, 13348, 3) and out.body_faces.shape == (26692, 3)
+    assert out.body_joints.shape == (2, 17, 3) and out.body_coarse.shape == (2, 1229, 3)
+    assert out.cloth_vertices.shape == (2, 4910, 3) and out.cloth_faces.shape == (9816, 3)
+    assert out.body_pose.shape == (2, 312) and out.body_shape.shape == (2, 6)
+    # Perturb the clothed head so the offsets are not zero, then check both meshes independently.
+    head = model.cloth_gcn.head[-1]
+    with torch.no_grad():
+        head.weight.normal_(0.0, 0.5)
+        out = model(batch["image"], batch["K"])
+        head.weight.zero_()
+    assert out.cloth_offsets.norm(dim=-1).max() > 0.05
+    assert out.cloth_offsets.norm(dim=-1).max() <= model.config.model.max_offset
+    for vertices, faces in ((out.body_vertices[0], out.body_faces), (out.cloth_vertices[0], out.cloth_faces)):
+        mesh = trimesh.Trimesh(vertices.numpy(), faces.numpy(), process=False)
+        assert mesh.is_watertight and mesh.is_winding_consistent
+        assert len(mesh.split(only_watertight=False)) == 1
+        assert mesh.euler_number == 2
+
+
+def test_body_is_placed_by_the_camera_and_joints_come_from_the_mesh(model_and_batch):
+    model, batch = model_and_batch
+    with torch.no_grad():
+        out = model(batch["image"], batch["K"])
+    assert torch.allclose(pelvis(out.body_joints), out.translation, atol=1e-5)
+    expected = torch.einsum("jv,bvc->bjc", model.joint_regressor, out.body_vertices)
+    assert torch.allclose(out.body_joints, expected, atol=1e-6)
+    assert (out.translation[:, 2] > 0).all()
+
+
+def test_feedback_sends_clothed_gradient_into_the_body_branch(model_and_batch):
+    model, batch = model_and_batch
+    full = body_branch_grads(with_mutual(model, teacher_forcing=Schedule(0.0), feedback_weight=Schedule(1.0)), batch)
+    assert all(g is not None for g in full)
+    assert sum(float(g.abs().sum()) for g in full) > 0
+    half = body_branch_grads(with_mutual(model, teacher_forcing=Schedule(0.0), feedback_weight=Schedule(0.5)), batch)
+    for g_full, g_half in zip(full, half):
+        assert torch.allclose(g_half, 0.5 * g_full, rtol=1e-4, atol=1e-9)
+
+
+def test_no_feedback_gives_exactly_zero_body_gradient(model_and_batch):
+    model, batch = model_and_batch
+    detached = body_branch_grads(with_mutual(model, teacher_forcing=Schedule(0.0), feedback=False), batch)
+    assert all(g is None or not g.any() for g in detached)
+    warmup = Schedule(start=0.0, end=1.0, kind="linear", warmup=10, ramp=10)
+    scaled = body_branch_grads(with_mutual(model, teacher_forcing=Schedule(0.0), feedback_weight=warmup), batch, step=5)
+    assert all(g is None or not g.any() for g in scaled)
+    # ... while the clothed branch still learns.
+    assert model.cloth_gcn.head[-1].weight.grad.abs().sum() > 0
+
+
+def test_teacher_forcing_builds_the_clothes_on_the_ground_truth_body(model_and_batch):
+    model, batch = model_and_batch
+    with_mutual(model, teacher_forcing=Schedule(1.0), feedback_weight=Schedule(1.0))
+    gt = batch["body_vertices"]
+    with torch.no_grad():
+        out = model(batch["image"], batch["K"], step=3, gt_body_vertices=gt)
+    gt_root = pelvis(torch.einsum("jv,bvc->bjc", model.joint_regressor, gt))
+    expected = torch.stack([model.templates.sampling.down @ (g - r) for g, r in zip(gt, gt_root)])
+    assert out.teacher_forced.all()
+    assert torch.allclose(out.cloth_base, expected, atol=1e-5)
+    assert torch.allclose(out.cloth_root, gt_root, atol=1e-6)
+    # The clothed loss then reaches no body-branch parameter.
+    grads = body_branch_grads(model, batch)
+    assert all(g is None or not g.any() for g in grads)
+    with pytest.raises(ValueError, match="pass gt_body_vertices"):
+        model(batch["image"], batch["K"], step=3)
+    # At inference (no step) the predicted body is used.
+    with torch.no_grad():
+        out = model(batch["image"], batch["K"], gt_body_vertices=gt)
+    assert not out.teacher_forced.any()
+    assert torch.allclose(out.cloth_base, out.body_coarse - out.translation[:, None], atol=1e-5)
+
+
+def test_without_guidance_the_clothes_start_from_the_template(model_and_batch):
+    model, batch = model_and_batch
+    with_mutual(model, guidance=False, teacher_forcing=Schedule(0.0))
+    with torch.no_grad():
+        out = model(batch["image"], batch["K"], step=1)
+    assert torch.equal(out.cloth_base, model.templates.coarse.vertices.expand(2, -1, -1))
+
+
+def test_encoder_weights_load_from_a_local_file_and_mismatches_are_clear(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    encoder = ImageEncoder("resnet18", path)
+    assert torch.equal(encoder.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    with pytest.raises(ValueError, match="not a torchvision resnet34 state dict"):
+        ImageEncoder("resnet34", path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ImageEncoder("resnet18", tmp_path / "missing.pth")
+    features, maps = encoder(torch.rand(2, 3, 64, 64))
+    assert features.shape == (2, 512) and maps.shape == (2, 384, 8, 8)
+
+
+def test_weak_perspective_matches_the_pinhole_camera():
+    size = 128
+    K = torch.tensor([[[300.0, 0, 70.0], [0, 320.0, 60.0], [0, 0, 1]]])
+    weak = torch.tensor([[0.9, 0.1, -0.2]])
+    translation = weak_to_perspective(weak, K, size)
+    # The root projects exactly where the weak camera puts it, ...
+    root_pixel = project(translation[:, None], K)[0, 0]
+    assert torch.allclose((2 * root_pixel + 1) / size - 1, weak[0, 1:], atol=1e-5)
+    # ... and a small offset X projects to s·X + t to first order (depth ≈ 4.6 m here).
+    offset = torch.tensor([0.05, -0.04, 0.0])
+    pixel = project((translation + offset)[:, None], K)[0, 0]
+    predicted = weak[0, 1:] + weak[0, 0] * offset[:2] * torch.tensor([1.0, 320.0 / 300.0])
+    assert torch.allclose((2 * pixel + 1) / size - 1, predicted, atol=1e-5)
