@@ -67,7 +67,11 @@ def test_every_space_parameter_maps_onto_the_config():
 
 def test_yaml_overrides_change_only_what_they_name(tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"trials": 5, "space": {"feedback_weight": {"high": 5.0}, "lr": {"low": 1e-4, "high": 1e-3, "log": True}, "cloth_weight": None}}))
+    path.write_text(yaml.safe_dump({"trials": 5, "space": {
+        "feedback_weight": {"high": 5.0},
+        "lr": {"low": 1e-4, "high": 1e-3, "log": True},
+        "cloth_weight": None,
+    }}))
     settings = load_sweep_settings(path)
     assert settings.trials == 5
     assert settings.space.feedback_weight == Range(0.1, 5.0, log=True)  # low and log kept
@@ -87,6 +91,17 @@ def test_pareto_mask_against_a_hand_made_front():
     points = [(1.0, 5.0), (2.0, 2.0), (3.0, 3.0), (5.0, 1.0), (2.0, 2.0), (1.0, 6.0)]
     # (3,3) is dominated by (2,2); (1,6) by (1,5); equal points do not dominate each other.
     assert pareto_mask(points) == [True, True, False, True, True, False]
+
+
+def test_asha_rungs_fall_before_the_last_step():
+    from munet.tune.settings import AshaSettings
+    from munet.tune.sweep import asha_scheduler
+
+    assert asha_scheduler(AshaSettings(grace_period=1.0), 3) is None  # grace covers the run
+    for steps, grace, factor in ((200, 0.25, 2.0), (3, 0.34, 2.0), (1000, 0.1, 3.0)):
+        scheduler = asha_scheduler(AshaSettings(grace, factor), steps)
+        rungs = [milestone for milestone, _ in scheduler._brackets[0]._rungs]  # Ray internals
+        assert rungs and max(rungs) < steps and min(rungs) == round(grace * steps), (steps, rungs)
 
 
 def test_trial_overrides_parse_and_reject_bad_input():

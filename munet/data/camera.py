@@ -182,7 +182,8 @@ class CameraSettings:
     puts it above the target, looking down. ``fill`` is the fraction of the crop side covered by
     the person's longer projected extent; ``offset`` the largest shift of the person from the crop
     centre, as a fraction of the crop side (kept small enough for the person to stay inside).
-    ``aim_jitter`` shifts the point the optical axis goes through, in metres.
+    ``aim_jitter`` shifts the point the optical axis goes through, in metres. ``min_margin`` is
+    the smallest gap left between the person and the crop border, as a fraction of the side.
     """
 
     distance: tuple[float, float] = (2.0, 6.0)
@@ -192,6 +193,7 @@ class CameraSettings:
     aim_jitter: float = 0.15
     fill: tuple[float, float] = (0.75, 0.9)
     offset: float = 0.04
+    min_margin: float = 0.02
 
 
 def sample_camera(
@@ -222,7 +224,7 @@ def sample_camera(
     t = -R @ eye
     points_cam = points_world @ R.T + t
     fill = rng.uniform(*settings.fill)
-    max_offset = min(settings.offset, (1.0 - fill) / 2)
+    max_offset = max(0.0, min(settings.offset, (1.0 - fill) / 2 - settings.min_margin))
     offset = tuple(rng.uniform(-max_offset, max_offset, size=2))
     K = crop_intrinsics(points_cam, image_size, fill, offset)
     return Camera(K=K, R=R, t=t, image_size=image_size)

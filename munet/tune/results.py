@@ -186,7 +186,10 @@ def markdown_table(results: SweepResults) -> str:
         "| trial | status | " + " | ".join([*params, *metrics, "score", "step"]) + " | note |",
         "|---|---|" + "---:|" * (len(params) + len(metrics) + 2) + "---|",
     ]
-    ordered = sorted(results.rows, key=lambda row: (row.status != "done", row.score if row.status == "done" else 0, row.name))
+    def order(row: TrialRow) -> tuple[bool, float, str]:
+        return row.status != "done", row.score if row.status == "done" else 0.0, row.name
+
+    ordered = sorted(results.rows, key=order)
     for row in ordered:
         mark = " ★" if row is best else (" ◆" if row.pareto else "")
         cells = [*[_cell(row.params.get(name)) for name in params],
@@ -214,7 +217,7 @@ def plot_pareto(results: SweepResults, path: Path) -> None:
                    color="#d0502a" if row.pareto else "#8a8a8a", zorder=3)
         ax.annotate(row.name.removeprefix("trial_"), (body, cloth), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
-    front = sorted((results.objectives(row) for row in done if row.pareto))
+    front = sorted(results.objectives(row) for row in done if row.pareto)
     if front:
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#d0502a",
                 linewidth=1.2, label="Pareto front", zorder=2)

@@ -60,9 +60,11 @@ class ObjectiveSettings:
 
     def __post_init__(self) -> None:
         if self.body_metric not in BODY_METRICS:
-            raise ConfigError(f"objective.body_metric must be one of {list(BODY_METRICS)}, got {self.body_metric!r}")
+            raise ConfigError(
+                f"objective.body_metric must be one of {list(BODY_METRICS)}, got {self.body_metric!r}")
         if self.cloth_metric not in CLOTH_METRICS:
-            raise ConfigError(f"objective.cloth_metric must be one of {list(CLOTH_METRICS)}, got {self.cloth_metric!r}")
+            raise ConfigError(
+                f"objective.cloth_metric must be one of {list(CLOTH_METRICS)}, got {self.cloth_metric!r}")
         if self.body_scale <= 0 or self.cloth_scale <= 0:
             raise ConfigError("objective.body_scale and objective.cloth_scale must be > 0")
 
@@ -86,7 +88,8 @@ class AshaSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.grace_period <= 1:
-            raise ConfigError(f"asha.grace_period is a fraction of train.steps in (0, 1], got {self.grace_period}")
+            raise ConfigError(
+                f"asha.grace_period is a fraction of train.steps in (0, 1], got {self.grace_period}")
         if self.reduction_factor <= 1:
             raise ConfigError(f"asha.reduction_factor must be > 1, got {self.reduction_factor}")
 
@@ -148,7 +151,8 @@ def _read_mapping(path: str | Path) -> dict[str, Any]:
 def load_sweep_settings(path: str | Path | None = None) -> SweepSettings:
     """Sweep settings from a YAML file (default: the shipped ``munet/configs/sweep.yaml``);
     keys not given keep the defaults of :class:`SweepSettings`."""
-    return build_dataclass(SweepSettings, _read_mapping(path or DEFAULT_SETTINGS), str(path or DEFAULT_SETTINGS))
+    path = path or DEFAULT_SETTINGS
+    return build_dataclass(SweepSettings, _read_mapping(path), str(path))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from munet.config import save_config
 from munet.tune.results import SweepResults, collect_results, write_results
 from munet.tune.settings import (
     EXPERIMENT,
+    AshaSettings,
     ObjectiveSettings,
     SweepSpec,
     experiment_path,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from ray.tune import Tuner
 
 log = logging.getLogger(__name__)
+
 
 def train_score(objective: ObjectiveSettings, metrics: dict[str, Any]) -> float:
     """The training-set analogue of the score, from one training report: body ``metric/mpjpe_mm``
@@ -145,10 +147,32 @@ def _trainable(spec: SweepSpec) -> Any:
     )
 
 
+def asha_scheduler(asha: AshaSettings, steps: int) -> Any:
+    """ASHA over training steps, ranking trials by ``train_score``; ``None`` (no early stopping)
+    when the grace period covers the whole run.
+
+    Rungs sit at ``grace · reduction_factorᵏ`` steps, all before the last step: a trial that has
+    trained to the end is always evaluated.
+    """
+    from ray.tune.schedulers import ASHAScheduler
+
+    grace = max(1, round(asha.grace_period * steps))
+    if grace >= steps:
+        return None
+    return ASHAScheduler(
+        time_attr="step",
+        metric="train_score",
+        mode="min",
+        max_t=steps - 1,
+        grace_period=grace,
+        reduction_factor=asha.reduction_factor,
+        stop_last_trials=False,
+    )
+
+
 def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
     """A new ``Tuner`` for ``spec`` (Ray must be up)."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     settings, steps = spec.settings, spec.base.train.steps
@@ -158,15 +182,6 @@ def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
                                 mode=["min", "min"], seed=settings.seed)
     else:
         searcher = OptunaSearch(metric="score", mode="min", seed=settings.seed)
-    scheduler = ASHAScheduler(
-        time_attr="step",
-        metric="train_score",
-        mode="min",
-        max_t=steps,
-        grace_period=min(steps, max(1, round(settings.asha.grace_period * steps))),
-        reduction_factor=settings.asha.reduction_factor,
-        stop_last_trials=False,  # a trial reaching the last step still has to be evaluated
-    )
     concurrent = max_concurrent or settings.max_concurrent or default_max_concurrent(spec)
     log.info("sweep of %d trials, at most %d at once, in %s", settings.trials, concurrent, spec.out)
     return tune.Tuner(
@@ -174,7 +189,7 @@ def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
         param_space=settings.space.tune_space(),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=scheduler,
+            scheduler=asha_scheduler(settings.asha, steps),
             num_samples=settings.trials,
             max_concurrent_trials=concurrent,
             trial_name_creator=trial_name,

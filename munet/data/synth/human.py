@@ -9,7 +9,6 @@ phenotype tables and the pose frames).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +24,7 @@ from munet.data.synth.garments import (
     vertex_layers,
 )
 from munet.data.synth.poses import DEFAULT_FAMILY_WEIGHTS, BodySampler
-from munet.data.synth.surface import SurfaceError, extract_surface
+from munet.data.synth.surface import SurfaceError, extract_surface, timed
 
 
 @dataclass
@@ -76,8 +75,10 @@ class ClothedHuman:
         cloth_vertex_colors: (Vc, 3) float32 sRGB in [0, 1].
         garments: the garment types of the outfit, inner layers first.
         pose_family: the pose family the pose was drawn from.
-        timings: seconds per stage (``pose``, ``body``, ``sdf``, ``marching_cubes``,
-            ``cleanup``, ``colors``).
+        timings: wall-clock seconds per stage: ``pose`` (phenotypes, pose draws with their
+            Anny passes and collision tests), ``body`` (joints, bone maps), ``sdf`` (distance
+            field), ``marching_cubes``, ``cleanup`` (component, orientation, manifold check,
+            labels) and ``colors``.
     """
 
     pose: np.ndarray
@@ -94,7 +95,7 @@ class ClothedHuman:
 
 
 class ClothedHumanSampler:
-    """Makes :class:`ClothedHuman` s for one body model (build once, call per person)."""
+    """Makes clothed humans with one body model (build once, then call once per person)."""
 
     def __init__(self, body: AnnyBody, settings: SynthSettings | None = None):
         self.settings = settings or SynthSettings()
@@ -112,16 +113,15 @@ class ClothedHumanSampler:
     def __call__(self, rng: np.random.Generator) -> ClothedHuman:
         """A random clothed human; the same generator state gives the same arrays."""
         s = self.settings
-        clock = time.perf_counter()
-        sample = self.bodies.sample(rng, s.family)
+        timings: dict[str, float] = {}
+        with timed(timings, "pose"):
+            sample = self.bodies.sample(rng, s.family)
         posed = sample.posed
-        timings = {"pose": time.perf_counter() - clock}
-        clock = time.perf_counter()
-        heads = posed.bone_heads(self.bodies.bone_labels)
-        head = self.bodies.bone_labels.index("head")
-        head_transform = posed.transforms_from(sample.reference)[head]
-        joints = self.body.regress_joints(torch.from_numpy(posed.vertices)[None])[0].numpy()
-        timings["body"] = time.perf_counter() - clock
+        with timed(timings, "body"):
+            heads = posed.bone_heads(self.bodies.bone_labels)
+            head = self.bodies.bone_labels.index("head")
+            head_transform = posed.transforms_from(sample.reference)[head]
+            joints = self.body.regress_joints(torch.from_numpy(posed.vertices)[None])[0].numpy()
         for attempt in range(s.max_outfit_retries + 1):
             if s.garments:
                 outfit = make_outfit(rng, s.garments)
@@ -137,10 +137,9 @@ class ClothedHumanSampler:
             except SurfaceError:
                 if attempt == s.max_outfit_retries:
                     raise
-        clock = time.perf_counter()
-        materials = sample_materials(rng, outfit)
-        colors = vertex_colors(materials, surface.vertices, surface.vertex_labels)
-        timings["colors"] = time.perf_counter() - clock
+        with timed(timings, "colors"):
+            materials = sample_materials(rng, outfit)
+            colors = vertex_colors(materials, surface.vertices, surface.vertex_labels)
         return ClothedHuman(
             pose=sample.pose,
             shape=sample.shape,

@@ -22,6 +22,7 @@ smallest distance there, else the label of the closest body vertex.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -301,7 +302,7 @@ def extract_surface(
             f"got {offsets.min():.4f} m: raise the skin offset or use smaller voxels"
         )
     timings = {} if timings is None else timings
-    with _stage(timings, "sdf"):
+    with timed(timings, "sdf"):
         margin = float(offsets.max()) + 2 * voxel
         low, high = body_vertices.min(axis=0) - margin, body_vertices.max(axis=0) + margin
         for volume in volumes:
@@ -319,11 +320,11 @@ def extract_surface(
         field = field.reshape(grid.dims)
         field[enclosed(field > 0)] = -voxel
         field[field == 0] = 1e-6
-    with _stage(timings, "marching_cubes"):
+    with timed(timings, "marching_cubes"):
         vertices, faces, _, _ = marching_cubes(field, 0.0, spacing=(voxel,) * 3)
     if len(faces) == 0:
         raise SurfaceError("marching cubes found no surface (is the body inside the grid?)")
-    with _stage(timings, "cleanup"):
+    with timed(timings, "cleanup"):
         vertices, faces = largest_component((vertices + grid.low).astype(np.float32), faces)
         if signed_volume(vertices, faces) < 0:
             faces = faces[:, ::-1]
@@ -339,8 +340,8 @@ def extract_surface(
 
 
 @contextmanager
-def _stage(timings: dict[str, float], name: str):
-    """Add the seconds spent in the block to ``timings[name]``."""
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall-clock seconds spent in the ``with`` block to ``timings[name]``."""
     clock = time.perf_counter()
     try:
         yield

@@ -1,0 +1,75 @@
+"""Benchmark: prediction on image files, milliseconds per image on this machine.
+
+``python -m munet.bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu]``
+
+Writes a checkpoint of an untrained model of the configuration (the speed does not depend on the
+weights) and ``--images`` copies of scikit-image's astronaut photograph (512², bundled with the
+package) to a temporary folder. For each batch size it prints:
+
+- *forward*: the network alone on a batch of crops (best of ``--repeats`` after a warm-up), per image;
+- *end to end*: :func:`munet.predict.run.predict_files` over all the images (read + crop, batched
+  inference, meshes, GLB, overlay, JSON), per image, split into those stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import timeit
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from munet.body import build_body_model
+from munet.config import load_config
+from munet.model import MuNet
+from munet.predict.crop import person_crop
+from munet.predict.run import DISPLAY_SIZE, Predictor, predict_files, resolve_device
+from munet.train.checkpoint import save_checkpoint
+
+
+def _write_photos(folder: Path, count: int) -> list[Path]:
+    from skimage import data
+
+    bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    paths = [folder / f"astronaut_{i:03d}.jpg" for i in range(count)]
+    for path in paths:
+        cv2.imwrite(str(path), bgr)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m munet.bench predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="cpu", help="preset or YAML file (default cpu)")
+    parser.add_argument("--images", type=int, default=16, help="images per end-to-end run")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory(prefix="munet-bench-predict-") as tmp:
+        tmp = Path(tmp)
+        save_checkpoint(tmp / "checkpoint", step=0, model=MuNet(config, build_body_model(config.body)), config=config)
+        predictor = Predictor.from_checkpoint(tmp / "checkpoint", device)
+        photos = _write_photos(tmp, args.images)
+        crop = person_crop(photos[0], predictor.input_size, DISPLAY_SIZE)
+        print(f"[{args.config}] {config.model.encoder}, {predictor.input_size} px crops, device {device}, "
+              f"torch threads {torch.get_num_threads()}, {args.images} images of 512² px")
+        for batch_size in args.batch_sizes:
+            images = np.repeat(crop.image[None], batch_size, axis=0)
+            K = np.repeat(crop.K[None], batch_size, axis=0)
+            predictor(images, K)
+            forward = 1000.0 * min(timeit.repeat(lambda: predictor(images, K), number=1, repeat=args.repeats))
+            summary = predict_files(photos, predictor, tmp / f"out_{batch_size}", batch_size=batch_size, progress=False)
+            stages = ", ".join(f"{name} {ms:.0f}" for name, ms in summary.timings_ms.items())
+            print(f"  batch {batch_size:>3}: forward {forward / batch_size:.0f} ms/image; "
+                  f"end to end {sum(summary.timings_ms.values()):.0f} ms/image ({stages})")
+
+
+if __name__ == "__main__":
+    main()
