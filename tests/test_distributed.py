@@ -4,10 +4,12 @@ and `ray job submit` end to end against a head node started here."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,8 +80,9 @@ def _ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def _submit(address: str, *args: str, wait: bool) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [_ray_cli(), "job", "submit", "--address", address, "--working-dir", str(REPO)]
+def _submit(address: str, job_id: str, *args: str, wait: bool) -> subprocess.CompletedProcess:
+    cmd = [_ray_cli(), "job", "submit", "--address", address, "--working-dir", str(REPO),
+           "--submission-id", job_id]
     cmd += ([] if wait else ["--no-wait"]) + ["--", sys.executable, "jobs/train.py", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_job_env())
 
@@ -95,12 +98,17 @@ def test_ray_job_submit_end_to_end_with_object_store_uri_and_resume(shards, tmp_
     """A head node started here; the job streams shards, writes to a file:// URI (the local
     stand-in for object storage through pyarrow), is stopped mid-run and resumed."""
     port, dashboard = _free_port(), _free_port()
+    # Ray's unix-socket paths must stay short (<108 bytes): not under pytest's long tmp_path.
+    ray_tmp = tempfile.mkdtemp(prefix="rayhead")
+    head_log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen(
         [_ray_cli(), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dashboard}",
          "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", "--num-cpus=4",
          "--object-store-memory=200000000", "--include-dashboard=true", "--disable-usage-stats",
-         f"--temp-dir={tmp_path / 'ray'}"],
-        env=_job_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+         # Ports that default to fixed numbers get free ones: other Rays may run on this machine.
+         f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+         f"--temp-dir={ray_tmp}"],
+        env=_job_env(), stdout=head_log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
     store = f"file://{tmp_path / 'bucket'}"
@@ -112,12 +120,16 @@ def test_ray_job_submit_end_to_end_with_object_store_uri_and_resume(shards, tmp_
                 break
             time.sleep(1)
         else:
-            pytest.fail(f"the head node's job server did not come up: {probe.stderr[-2000:]}")
+            pytest.fail(f"the head node did not come up: {(tmp_path / 'head.log').read_text()[-3000:]}")
         args = ["--data", shards, "--out", store, "--name", "job", "--workers", "1",
                 *[a for o in TINY for a in ("--set", o)], "--set", "train.steps=40"]
-        started = _submit(address, *args, wait=False)
+        job_id = "munet-first"
+        for _ in range(60):  # the job agent may come up a little after the dashboard
+            started = _submit(address, job_id, *args, wait=False)
+            if started.returncode == 0 or "No available agent" not in started.stderr:
+                break
+            time.sleep(2)
         assert started.returncode == 0, started.stderr
-        job_id = next(w for w in started.stdout.split() if w.startswith("raysubmit_"))
         checkpoints = tmp_path / "bucket" / "job"
         for _ in range(300):
             if list(checkpoints.glob("checkpoint_*/state.pt")):
@@ -132,7 +144,7 @@ def test_ray_job_submit_end_to_end_with_object_store_uri_and_resume(shards, tmp_
         assert stop.returncode == 0, stop.stderr
         stopped_at = max(load_checkpoint(p).step for p in checkpoints.glob("checkpoint_*"))
         target = stopped_at + 2
-        done = _submit(address, *args[:-1], f"train.steps={target}", "--resume", wait=True)
+        done = _submit(address, "munet-resumed", *args[:-1], f"train.steps={target}", "--resume", wait=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert f"finished at step {target}" in done.stdout + done.stderr
         assert f"resumed from the checkpoint of step {stopped_at}" in done.stdout + done.stderr
@@ -143,3 +155,5 @@ def test_ray_job_submit_end_to_end_with_object_store_uri_and_resume(shards, tmp_
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+        head_log.close()
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -171,3 +171,12 @@ def test_nonfinite_terms_are_named_and_missing_keys_are_errors():
     del batch["cloth_points"]
     with pytest.raises(KeyError, match="cloth_points"):
         compute_losses(output, batch, LossConfig(), 0, graph)
+
+
+def test_surface_terms_report_nan_instead_of_raising():
+    vertices = t([[[0, 0, 0], [1, 0, 0], [0, 1, 0]]])
+    faces = torch.tensor([[0, 1, 2]])
+    bad = t([[[float("nan"), 0, 0]]])
+    assert torch.isnan(point_to_surface_loss(bad, vertices, faces))
+    chamfer, _ = chamfer_and_normal_loss(vertices, vertices, bad, bad)
+    assert torch.isnan(chamfer)

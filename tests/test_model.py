@@ -3,6 +3,7 @@ weights and the camera conversion — with the real Anny body, graph hierarchy a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -15,6 +16,9 @@ from munet.config import LossConfig, MutualConfig, Schedule, load_config
 from munet.losses import compute_losses
 from munet.model import MuNet, project, weak_to_perspective
 from munet.model.encoder import ImageEncoder
+from munet.train.checkpoint import load_checkpoint
+from munet.train.local import train_local
+from munet.train.optim import NonFiniteLossError
 from munet.train.step import batch_to_tensors
 from tests.samples import make_samples, stack
 
@@ -169,3 +173,27 @@ def test_weak_perspective_matches_the_pinhole_camera():
     pixel = project((translation + offset)[:, None], K)[0, 0]
     predicted = weak[0, 1:] + weak[0, 0] * offset[:2] * torch.tensor([1.0, 320.0 / 300.0])
     assert torch.allclose((2 * pixel + 1) / size - 1, predicted, atol=1e-5)
+
+
+def test_local_trainer_writes_a_checkpoint_that_loads_into_a_new_model(model_and_batch, tmp_path, anny_body):
+    model, batch = model_and_batch
+    model = copy.deepcopy(with_mutual(model))
+    history = train_local(model.config, [batch], 2, tmp_path, model=model)
+    assert [row["step"] for row in history] == [1, 2] and all(row["applied"] == 1.0 for row in history)
+    state = load_checkpoint(tmp_path)
+    fresh = MuNet(state.config, anny_body, templates=model.templates)
+    fresh.load_state_dict(state.model)
+    fresh.eval(), model.eval()
+    with torch.no_grad():
+        assert torch.equal(fresh(batch["image"], batch["K"]).cloth_vertices, model(batch["image"], batch["K"]).cloth_vertices)
+
+
+def test_local_trainer_skips_nonfinite_steps_then_stops(model_and_batch):
+    model, batch = model_and_batch
+    model = copy.deepcopy(with_mutual(model))
+    poisoned = dict(batch, body_vertices=torch.full_like(batch["body_vertices"], float("nan")))
+    config = dataclasses.replace(model.config, train=dataclasses.replace(model.config.train, max_bad_steps=1))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NonFiniteLossError, match="2 consecutive steps"):
+        train_local(config, [poisoned], 3, model=model)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

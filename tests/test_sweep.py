@@ -93,6 +93,42 @@ def test_pareto_mask_against_a_hand_made_front():
     assert pareto_mask(points) == [True, True, False, True, True, False]
 
 
+def test_result_files_rank_only_evaluated_finite_trials(tmp_path):
+    from munet.config import save_config
+    from munet.tune.results import SweepResults, TrialRow, write_results
+    from munet.tune.settings import ObjectiveSettings
+
+    def evaluated(name, body, cloth, weight):
+        folder = tmp_path / name
+        folder.mkdir()
+        save_config(load_config("cpu", [f"loss.cloth_chamfer={weight}"]), folder / "config.yaml")
+        metrics = dict.fromkeys(("mpjpe_mm", "pve_mm", "p2s_cm", "normal_consistency"), 1.0)
+        return TrialRow(name, name, "done", {"cloth_weight": weight}, path=str(folder),
+                        metrics={**metrics, "pa_mpjpe_mm": body, "chamfer_cm": cloth},
+                        score=body / 50 + cloth)
+
+    rows = [evaluated("trial_001", 100.0, 3.0, 1.0), evaluated("trial_002", 50.0, 4.5, 2.0),
+            evaluated("trial_003", 120.0, 3.5, 3.0), evaluated("trial_004", math.nan, math.nan, 4.0),
+            TrialRow("trial_005", "e", "error", {"cloth_weight": 0.5}, error="RuntimeError: boom"),
+            TrialRow("trial_006", "s", "stopped", {"cloth_weight": 0.7}, step=15)]
+    results = SweepResults(rows, ObjectiveSettings())
+    for row, front in zip(results.ranked, pareto_mask([results.objectives(r) for r in results.ranked]),
+                          strict=True):
+        row.pareto = front
+    assert [r.name for r in results.ranked] == ["trial_001", "trial_002", "trial_003"]
+    assert results.best.name == "trial_001"  # score 100/50 + 3 = 5.0 < 50/50 + 4.5 = 5.5
+
+    spec = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu"))
+    files = write_results(results, spec)
+    with open(files["csv"], newline="") as handle:
+        table = {row["trial"]: row for row in csv.DictReader(handle)}
+    assert [table[f"trial_00{i}"]["pareto"] for i in range(1, 5)] == ["1", "1", "0", "0"]
+    assert table["trial_005"]["error"] == "RuntimeError: boom" and table["trial_005"]["score"] == ""
+    assert "trial_001 ★" in files["markdown"].read_text()
+    assert files["plot"].read_bytes()[:4] == b"\x89PNG"
+    assert load_config(files["best_config"]).loss.cloth_chamfer.start == 1.0
+
+
 def test_asha_rungs_fall_before_the_last_step():
     from munet.tune.settings import AshaSettings
     from munet.tune.sweep import asha_scheduler

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,8 +25,10 @@ from munet.graph import MeshGraph
 from munet.losses.body import joint_loss, param_loss, reprojection_loss, vertex_loss
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
 from munet.losses.consistency import inside_loss, tight_loss
-from munet.model.munet import MuNetOutput
 from munet.train.schedules import schedule_value
+
+if TYPE_CHECKING:
+    from munet.model.munet import MuNetOutput
 
 TERMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LossConfig))
 """Names of the loss terms, in the order of :class:`~munet.config.LossConfig`."""

@@ -57,7 +57,9 @@ def point_to_surface_loss(
 ) -> torch.Tensor:
     """Mean Euclidean distance from the target points ``(B, N, 3)`` to the predicted triangle
     surface (``pred_vertices`` ``(B, V, 3)``, ``faces`` ``(F, 3)``), metres. Exact (nearest point on
-    any triangle, :func:`munet.metrics.point_to_surface_distance`)."""
+    any triangle, :func:`munet.metrics.point_to_surface_distance`); NaN if an input is not finite."""
+    if not (torch.isfinite(gt_points).all() and torch.isfinite(pred_vertices).all()):
+        return pred_vertices.new_tensor(float("nan"))
     return point_to_surface_distance(gt_points, pred_vertices, faces).mean()
 
 

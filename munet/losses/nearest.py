@@ -16,6 +16,9 @@ from scipy.spatial import cKDTree
 def nearest_indices(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Index of the nearest of ``points`` ``(B, M, 3)`` for each of ``query`` ``(B, N, 3)``.
 
+    Non-finite coordinates are searched as zeros, so a NaN prediction gives some index (and a
+    NaN loss, which the optimiser step skips) instead of an error.
+
     Returns:
         ``(B, N)`` long tensor on ``query``'s device.
     """
@@ -24,14 +27,12 @@ def nearest_indices(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
             f"nearest_indices expects (B, N, 3) and (B, M, 3) with one batch size, got "
             f"{tuple(query.shape)} and {tuple(points.shape)}"
         )
+    query, points = (torch.nan_to_num(x.float(), nan=0.0, posinf=0.0, neginf=0.0) for x in (query, points))
     if query.is_cuda:
         from pytorch3d.ops import knn_points
 
-        return knn_points(query.float(), points.float(), K=1).idx[..., 0]
-    found = [
-        cKDTree(p.float().numpy()).query(q.float().numpy())[1]
-        for q, p in zip(query.detach().cpu(), points.detach().cpu())
-    ]
+        return knn_points(query, points, K=1).idx[..., 0]
+    found = [cKDTree(p.numpy()).query(q.numpy())[1] for q, p in zip(query.cpu(), points.cpu())]
     return torch.from_numpy(np.stack(found)).to(torch.long)
 
 

@@ -121,9 +121,9 @@ class MuNet(nn.Module):
                 for teacher forcing (never read otherwise).
             generator: draws which samples are teacher-forced (reproducible training).
         """
-        batch, size = image.shape[0], image.shape[-1]
-        if image.dim() != 4 or image.shape[-2] != size:
+        if image.dim() != 4 or image.shape[-2] != image.shape[-1]:
             raise ValueError(f"image must be a square batch (B, 3, S, S), got {tuple(image.shape)}")
+        batch, size = image.shape[0], image.shape[-1]
         if K.shape != (batch, 3, 3):
             raise ValueError(f"K must have shape ({batch}, 3, 3), got {tuple(K.shape)}")
         state = MutualState.at_step(self.config.mutual, step)

@@ -100,10 +100,10 @@ def training_step(
 def _body_errors(
     vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]
 ) -> dict[str, float]:
-    """Pelvis-aligned MPJPE and PVE (mm) of the batch; NaN when the prediction is not finite."""
-    if not (torch.isfinite(vertices).all() and torch.isfinite(joints).all()):
-        return {"metric/mpjpe_mm": float("nan"), "metric/pve_mm": float("nan")}
+    """Pelvis-aligned MPJPE and PVE (mm) of the batch; NaN when an input is not finite."""
     gt_vertices, gt_joints = batch["body_vertices"], batch["body_joints"]
+    if not all(torch.isfinite(x).all() for x in (vertices, joints, gt_vertices, gt_joints)):
+        return {"metric/mpjpe_mm": float("nan"), "metric/pve_mm": float("nan")}
     return {
         "metric/mpjpe_mm": float(mpjpe(joints, gt_joints).mean()),
         "metric/pve_mm": float(pve(vertices, gt_vertices, pelvis(joints), pelvis(gt_joints)).mean()),

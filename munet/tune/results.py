@@ -79,9 +79,14 @@ class SweepResults:
         return row.metrics[self.objective.body_metric], row.metrics[self.objective.cloth_metric]
 
     @property
+    def ranked(self) -> list[TrialRow]:
+        """Finished trials whose two objectives are finite (a diverged model's are not)."""
+        return [row for row in self.done if all(map(math.isfinite, self.objectives(row)))]
+
+    @property
     def best(self) -> TrialRow | None:
-        """The finished trial with the lowest score (always on the Pareto front), if any."""
-        return min(self.done, key=lambda row: row.score, default=None)
+        """The ranked trial with the lowest score (always on the Pareto front), if any."""
+        return min(self.ranked, key=lambda row: row.score, default=None)
 
 
 def pareto_mask(points: list[tuple[float, ...]]) -> list[bool]:
@@ -117,8 +122,7 @@ def collect_results(experiment: str | Path, objective: ObjectiveSettings) -> Swe
     rows = []
     for trial in ExperimentAnalysis(str(experiment)).trials:
         last = trial.last_result or {}
-        metrics = {key: float(last[key]) for key in METRIC_KEYS if key in last}
-        evaluated = len(metrics) == len(METRIC_KEYS) and all(math.isfinite(v) for v in metrics.values())
+        evaluated = "eval_samples" in last  # only the final, post-evaluation result has it
         status = _status(trial, evaluated)
         path = Path(trial.path)
         rows.append(TrialRow(
@@ -126,7 +130,7 @@ def collect_results(experiment: str | Path, objective: ObjectiveSettings) -> Swe
             trial_id=trial.trial_id,
             status=status,
             params={key: float(value) for key, value in trial.config.items()},
-            metrics=metrics if evaluated else {},
+            metrics={key: float(last[key]) for key in METRIC_KEYS} if evaluated else {},
             score=float(last["score"]) if evaluated else math.nan,
             step=int(last.get("step", 0)),
             error=_error_message(path) if status == "error" else "",
@@ -134,8 +138,8 @@ def collect_results(experiment: str | Path, objective: ObjectiveSettings) -> Swe
         ))
     rows.sort(key=lambda row: row.name)
     results = SweepResults(rows=rows, objective=objective)
-    done = results.done
-    for row, on_front in zip(done, pareto_mask([results.objectives(r) for r in done]), strict=True):
+    ranked = results.ranked
+    for row, on_front in zip(ranked, pareto_mask([results.objectives(r) for r in ranked]), strict=True):
         row.pareto = on_front
     return results
 
@@ -187,7 +191,7 @@ def markdown_table(results: SweepResults) -> str:
         "|---|---|" + "---:|" * (len(params) + len(metrics) + 2) + "---|",
     ]
     def order(row: TrialRow) -> tuple[bool, float, str]:
-        return row.status != "done", row.score if row.status == "done" else 0.0, row.name
+        return row.status != "done", row.score if math.isfinite(row.score) else math.inf, row.name
 
     ordered = sorted(results.rows, key=order)
     for row in ordered:
@@ -201,7 +205,7 @@ def markdown_table(results: SweepResults) -> str:
 
 
 def plot_pareto(results: SweepResults, path: Path) -> None:
-    """Body error against clothed error of the finished trials, the Pareto front highlighted and
+    """Body error against clothed error of the evaluated trials, the Pareto front highlighted and
     the best-score trial starred (matplotlib, Agg)."""
     import matplotlib
 
@@ -210,14 +214,14 @@ def plot_pareto(results: SweepResults, path: Path) -> None:
 
     objective = results.objective
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    done = results.done
-    for row in done:
+    ranked = results.ranked
+    for row in ranked:
         body, cloth = results.objectives(row)
         ax.scatter(body, cloth, s=60 if row.pareto else 30,
                    color="#d0502a" if row.pareto else "#8a8a8a", zorder=3)
         ax.annotate(row.name.removeprefix("trial_"), (body, cloth), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
-    front = sorted(results.objectives(row) for row in done if row.pareto)
+    front = sorted(results.objectives(row) for row in ranked if row.pareto)
     if front:
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#d0502a",
                 linewidth=1.2, label="Pareto front", zorder=2)
@@ -227,8 +231,8 @@ def plot_pareto(results: SweepResults, path: Path) -> None:
                    edgecolor="k", linewidth=1.2, label=f"best score ({best.name})", zorder=4)
     ax.set_xlabel(f"body error: {objective.body_metric} (held out)")
     ax.set_ylabel(f"clothed error: {objective.cloth_metric} (held out)")
-    ax.set_title(f"{len(done)} finished of {len(results.rows)} trials")
-    if done:
+    ax.set_title(f"{len(ranked)} evaluated of {len(results.rows)} trials")
+    if ranked:
         ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

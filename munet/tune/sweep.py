@@ -14,7 +14,8 @@ What Tune sees:
   score ASHA ranks by, see :class:`~munet.tune.settings.AshaSettings`) and NaN placeholders for
   the held-out metrics the searcher optimises (Tune requires every result to name them);
 - the final result: the six held-out metrics of :data:`munet.eval.evaluate.METRIC_KEYS`,
-  ``score``, the last ``train_score`` and ``step``, and the checkpoint path.
+  ``score``, the last ``train_score`` and ``step``, ``eval_samples`` (only this result has it)
+  and the checkpoint path.
 
 Everything lives in ``OUT/tune``: one folder per trial, named ``trial_NNN`` by creation order,
 holding ``config.yaml`` (the configuration it trained with), ``train/`` (the Ray Train run and
@@ -122,6 +123,7 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
         "score": objective.score(summary[objective.body_metric], summary[objective.cloth_metric]),
         "train_score": train_score(objective, result.metrics),
         "step": result.metrics["step"],
+        "eval_samples": summary["num_samples"],
         "checkpoint": result.checkpoint.path,
     })
 

@@ -1,0 +1,338 @@
+"""``munet predict``: image reading, person crop and intrinsics, the command's files, bad inputs.
+
+The model is real: a small MuNet fitted for a few seconds to four renders of the synthetic data
+engine (tiny network and crops, one CPU thread), so that "the predicted body lies on the person"
+is checked on those renders through the whole command line. A photograph bundled with
+scikit-image is predicted too, with no accuracy claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from munet.__main__ import main as munet_main
+from munet.body import COCO17_NAMES
+from munet.config import MuNetConfig, load_config
+from munet.data.camera import project, resize_intrinsics
+from munet.data.decode import decode_sample
+from munet.data.generate import GenerationSettings, SampleGenerator
+from munet.data.schema import SampleRecord, encode_sample
+from munet.eval.loading import load_trained_model
+from munet.predict import cli
+from munet.predict.crop import PERSON_FILL, image_intrinsics, person_crop, read_image
+from munet.train.checkpoint import save_checkpoint
+from munet.train.local import train_local
+
+RENDER_SIZE = 128
+NUM_RENDERS = 4
+FIT_STEPS = 80
+TINY_MODEL = [
+    "data.image_size=64", "model.image_size=64", "data.cloth_points=256",
+    "model.body_channels=32", "model.body_blocks=2", "model.cloth_channels=16", "model.cloth_blocks=1",
+    "graph.cloth_subdivisions=0", "train.lr=0.001", "train.lr_warmup=5", "train.log_every=1000",
+]
+PANEL = 384
+JSON_KEYS = {
+    "input", "image_size", "crop_box", "crop_source", "input_size", "K", "K_image", "focal_source",
+    "weak_camera", "translation", "joint_names", "joints_3d", "joints_2d", "joints_2d_image", "frame",
+    "checkpoint", "step", "timings_ms",
+}
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def inside_fraction(pixels: np.ndarray, mask: np.ndarray) -> float:
+    """Fraction of pixel positions (N, 2) that fall on a true pixel of ``mask`` (H, W)."""
+    cols, rows = np.round(pixels).astype(int).T
+    valid = (cols >= 0) & (cols < mask.shape[1]) & (rows >= 0) & (rows < mask.shape[0])
+    hits = np.zeros(len(pixels), bool)
+    hits[valid] = mask[rows[valid], cols[valid]]
+    return float(hits.mean())
+
+
+@dataclass
+class Fitted:
+    checkpoint: Path
+    config: MuNetConfig
+    records: list[SampleRecord]
+    renders: Path
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Fitted:
+    """A MuNet fitted to four synthetic renders, its checkpoint, and the renders as PNG files."""
+    root = tmp_path_factory.mktemp("fitted")
+    generator = SampleGenerator(GenerationSettings(num_samples=NUM_RENDERS, image_size=RENDER_SIZE, cloth_points=256))
+    try:
+        records = [generator.record(i) for i in range(NUM_RENDERS)]
+    finally:
+        generator.close()
+    config = load_config("cpu", TINY_MODEL)
+    samples = [
+        decode_sample({"__key__": r.key, **encode_sample(r, "png")}, config.data.image_size, config.data.cloth_points)
+        for r in records
+    ]
+    batch = {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads spin-wait for each other on a busy 2-core machine
+    try:
+        train_local(config, [batch], FIT_STEPS, root / "checkpoint", body=generator.body)
+    finally:
+        torch.set_num_threads(threads)
+    renders = root / "renders"
+    renders.mkdir()
+    for i, record in enumerate(records):
+        _write_rgb(renders / f"render_{i}.png", record.image)
+    return Fitted(root / "checkpoint", config, records, renders)
+
+
+@dataclass
+class CliRun:
+    result: subprocess.CompletedProcess
+    out: Path
+    inputs: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def cli_run(fitted, tmp_path_factory) -> CliRun:
+    """One ``python -m munet predict`` over the renders, a photo, odd formats and a broken file."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("inputs")
+    render, mask = fitted.records[0].image, fitted.records[1].mask
+    huge = np.full((3000, 4200, 3), 90, np.uint8)
+    huge[:, 600:3600] = cv2.resize(render, (3000, 3000), interpolation=cv2.INTER_LINEAR)
+    inputs = {
+        "photo": _write_rgb(folder / "astronaut.png", data.astronaut()),
+        "broken": folder / "broken.jpg",
+        "grey": folder / "grey.png",
+        "cutout": folder / "cutout.png",
+        "deep": folder / "deep.png",
+        "huge": _write_rgb(folder / "huge.png", huge),
+    }
+    inputs["broken"].write_text("this is not a JPEG\n")
+    cv2.imwrite(str(inputs["grey"]), cv2.cvtColor(render, cv2.COLOR_RGB2GRAY))
+    bgra = cv2.cvtColor(fitted.records[1].image, cv2.COLOR_RGB2BGRA)
+    bgra[..., 3] = np.where(mask, 255, 0)
+    cv2.imwrite(str(inputs["cutout"]), bgra)
+    cv2.imwrite(str(inputs["deep"]), cv2.cvtColor(render, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
+    out = tmp_path_factory.mktemp("predictions")
+    command = [
+        sys.executable, "-m", "munet", "predict", str(fitted.renders), *map(str, inputs.values()),
+        "--checkpoint", str(fitted.checkpoint), "--out", str(out), "--batch-size", "3", "--no-progress",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return CliRun(result, out, inputs)
+
+
+def _prediction(folder: Path) -> dict:
+    return json.loads((folder / "prediction.json").read_text())
+
+
+def _check_outputs(folder: Path) -> tuple[trimesh.Trimesh, trimesh.Trimesh, dict]:
+    """The meshes and JSON of one output folder, checked for what every prediction must satisfy."""
+    body, clothed = (trimesh.load(folder / name, force="mesh") for name in ("body.obj", "clothed.obj"))
+    assert body.is_watertight and clothed.is_watertight
+    assert len(body.vertices) == 13_348
+    record = _prediction(folder)
+    assert set(record) == JSON_KEYS
+    assert record["joint_names"] == list(COCO17_NAMES)
+    joints = np.array(record["joints_3d"])
+    assert joints.shape == (17, 3) and np.isfinite(joints).all() and (joints[:, 2] > 0).all()
+    # 2D joints are the 3D ones through each camera; the body's pelvis is the translation.
+    np.testing.assert_allclose(record["joints_2d"], project(joints, np.array(record["K"])), atol=2e-3)
+    np.testing.assert_allclose(record["joints_2d_image"], project(joints, np.array(record["K_image"])), atol=2e-3)
+    np.testing.assert_allclose(joints[[11, 12]].mean(axis=0), record["translation"], atol=1e-4)
+    assert set(record["timings_ms"]) == {"crop", "inference", "batch_size", "export"}
+    scene = trimesh.load(folder / "scene.glb")
+    assert isinstance(scene, trimesh.Scene) and set(scene.geometry) == {"body", "clothed"}
+    np.testing.assert_allclose(scene.geometry["body"].vertices, body.vertices * [1, -1, -1], atol=1e-5)
+    overlay = cv2.imread(str(folder / "overlay.png"))
+    assert overlay.shape == (PANEL, 5 * PANEL, 3)
+    return body, clothed, record
+
+
+def test_predicted_body_lies_on_the_person(fitted, cli_run):
+    for i, record in enumerate(fitted.records):
+        folder = cli_run.out / f"render_{i}"
+        body, _, prediction = _check_outputs(folder)
+        assert prediction["crop_source"] == "whole image"
+        assert prediction["crop_box"] == [0, 0, RENDER_SIZE, RENDER_SIZE]
+        # A square image cropped whole: the crop's camera is the image's, resized to the input.
+        np.testing.assert_allclose(prediction["K"], resize_intrinsics(np.array(prediction["K_image"]), 64 / RENDER_SIZE), atol=1e-5)
+        fraction = inside_fraction(project(body.vertices, np.array(prediction["K_image"])), record.mask)
+        assert fraction >= 0.8, f"render {i}: only {fraction:.2f} of the body projects onto the person"
+        # The overlay draws the body where the person is: the pixels it changed, on the mask.
+        overlay = cv2.cvtColor(cv2.imread(str(folder / "overlay.png")), cv2.COLOR_BGR2RGB)
+        crop, drawn = overlay[:, :PANEL], overlay[:, PANEL : 2 * PANEL]
+        changed = (crop != drawn).any(axis=-1)
+        changed[:20] = False  # the panels' labels
+        mask = cv2.resize(record.mask.astype(np.uint8), (PANEL, PANEL), interpolation=cv2.INTER_NEAREST) > 0
+        assert changed.sum() > 0.02 * PANEL**2
+        assert (changed & mask).sum() >= 0.8 * changed.sum()
+
+
+def test_photo_from_scikit_image(cli_run):
+    _, _, prediction = _check_outputs(cli_run.out / "astronaut")
+    assert prediction["image_size"] == [512, 512] and prediction["crop_source"] == "whole image"
+    expected_focal = 256 / np.tan(np.radians(55) / 2)
+    np.testing.assert_allclose(np.array(prediction["K_image"])[0, 0], expected_focal, rtol=1e-5)
+
+
+def test_broken_file_is_reported_and_the_batch_goes_on(fitted, cli_run):
+    result = cli_run.result
+    assert result.returncode == 1, result.stderr
+    good = NUM_RENDERS + len(cli_run.inputs) - 1
+    assert f"predicted {good} of {good + 1} images" in result.stdout
+    failures = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert failures == [f"FAILED {cli_run.inputs['broken']}: not an image file (or a corrupt one): "
+                        "use JPEG, PNG, BMP, TIFF or WebP"]
+    assert not (cli_run.out / "broken").exists()
+    assert sorted(p.name for p in cli_run.out.iterdir()) == sorted(
+        [f"render_{i}" for i in range(NUM_RENDERS)] + [n.stem for k, n in cli_run.inputs.items() if k != "broken"]
+    )
+
+
+def test_grey_cutout_16_bit_and_huge_images(fitted, cli_run):
+    for name in ("grey", "cutout", "deep", "huge"):
+        _check_outputs(cli_run.out / cli_run.inputs[name].stem)
+    # 16 bits holding the same 8-bit values: the same prediction as the 8-bit render.
+    deep, plain = _prediction(cli_run.out / "deep"), _prediction(cli_run.out / "render_0")
+    np.testing.assert_allclose(deep["joints_3d"], plain["joints_3d"], atol=1e-4)
+    # RGBA: the alpha channel is the mask; the crop frames it like the training crops.
+    cutout = _prediction(cli_run.out / "cutout")
+    rows, cols = np.nonzero(fitted.records[1].mask)
+    centre = np.array([cols.min() + cols.max() + 1, rows.min() + rows.max() + 1]) / 2
+    side = max(cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()) / PERSON_FILL
+    left, top, right, bottom = cutout["crop_box"]
+    assert cutout["crop_source"] == "alpha channel"
+    np.testing.assert_allclose([(left + right) / 2, (top + bottom) / 2, right - left], [*centre, side], atol=1.0)
+    # Above 4096 px the image is downscaled, but geometry stays in the file's pixels.
+    huge = _prediction(cli_run.out / "huge")
+    assert huge["image_size"] == [4200, 3000]
+    np.testing.assert_allclose(huge["crop_box"], [0, -600, 4200, 3600], atol=2.0)
+    np.testing.assert_allclose(np.array(huge["K_image"])[:2, 2], [4199 / 2, 2999 / 2], atol=1e-6)
+
+
+def test_empty_folder_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = cli.main([str(empty), "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"FAILED {empty}: the folder holds no images (looked for .jpg")
+    assert lines[-1] == "error: no images to predict"
+
+
+def test_unusable_checkpoints_are_clear_errors(fitted, tmp_path, capsys):
+    image = str(fitted.renders / "render_0.png")
+    model, config, _ = load_trained_model(fitted.checkpoint)
+    other = dataclasses.replace(config, model=dataclasses.replace(config.model, body_channels=16))
+    save_checkpoint(tmp_path / "mismatch", step=1, model=model, config=other)
+    for checkpoint, expected in (
+        (tmp_path / "mismatch", "does not fit the model its configuration describes"),
+        (tmp_path / "missing", "No checkpoint at"),
+    ):
+        assert cli.main([image, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+        assert len(errors) == 1 and expected in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_image_formats(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    _write_rgb(tmp_path / "rgb.png", rgb)
+    cv2.imwrite(str(tmp_path / "grey.png"), rgb[..., 0])
+    loaded = read_image(tmp_path / "grey.png")
+    assert loaded.rgb.shape == (20, 30, 3) and (loaded.rgb == rgb[..., :1]).all() and loaded.mask is None
+    wide = rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
+    expected = np.round(wide[..., ::-1] / 257.0)
+    np.testing.assert_array_equal(read_image(tmp_path / "wide.png").rgb, expected)
+    alpha = np.zeros((20, 30), np.uint8)
+    alpha[5:15, 10:20] = 255
+    alpha[5, 10] = 100
+    cv2.imwrite(str(tmp_path / "rgba.png"), np.dstack([rgb[..., ::-1], alpha]))
+    loaded = read_image(tmp_path / "rgba.png")
+    assert loaded.mask_source == "alpha channel" and (loaded.mask == (alpha >= 128)).all()
+    weight = alpha[..., None] / 255.0
+    np.testing.assert_allclose(loaded.rgb, rgb * weight + 128 * (1 - weight), atol=0.51)
+    big = read_image(tmp_path / "rgb.png", max_side=15)
+    assert big.rgb.shape == (10, 15, 3) and big.original_size == (30, 20) and big.scale == 0.5
+
+
+def test_exif_orientation_matches_pillow(tmp_path):
+    from PIL import Image, ImageOps
+
+    rgb = np.random.default_rng(1).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}.png"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(rgb).save(path, exif=exif)
+        with Image.open(path) as image:
+            expected = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        np.testing.assert_array_equal(read_image(path).rgb, expected, err_msg=f"orientation {orientation}")
+
+
+@pytest.mark.parametrize("max_side", [4096, 150])
+def test_crop_intrinsics_follow_the_pixels(tmp_path, max_side):
+    """A 3D point drawn as a dot in a photo lands in the crop where the crop's ``K`` projects it."""
+    width, height = 300, 200
+    K_image = image_intrinsics(width, height)
+    dot = (240, 30)  # pixel (column, row) of the dot's centre
+    point = 2.0 * np.linalg.solve(K_image, [*dot, 1.0])  # the 3D point 2 m away that projects there
+    image = np.zeros((height, width, 3), np.uint8)
+    image[dot[1] - 2 : dot[1] + 3, dot[0] - 2 : dot[0] + 3] = 255
+    path = _write_rgb(tmp_path / "dot.png", image)
+    crop = person_crop(path, 64, 128, box=(150.0, -20.0, 290.0, 110.0), max_side=max_side)  # partly outside
+    assert crop.source == "box" and crop.original_size == (width, height)
+    weights = crop.image[..., 0].astype(np.float64)
+    rows, cols = np.mgrid[: weights.shape[0], : weights.shape[1]]
+    centroid = np.array([(cols * weights).sum(), (rows * weights).sum()]) / weights.sum()
+    np.testing.assert_allclose(centroid, project(point[None], crop.K)[0], atol=0.3)
+    left, top, right, bottom = crop.box
+    pixel = max(1.0, width / max_side)  # the crop is cut on whole pixels of the (downscaled) image
+    np.testing.assert_allclose([(left + right) / 2, (top + bottom) / 2, right - left],
+                               [220, 45, 140 / PERSON_FILL], atol=pixel)
+
+
+def test_mask_file_beside_the_image(tmp_path):
+    image = _write_rgb(tmp_path / "person.jpg", np.full((100, 80, 3), 200, np.uint8))
+    mask = np.zeros((100, 80), np.uint8)
+    mask[20:60, 30:50] = 255
+    cv2.imwrite(str(tmp_path / "person_mask.png"), mask)
+    crop = person_crop(image, 32, 64)
+    assert crop.source == "person_mask.png"
+    left, top, right, bottom = crop.box
+    np.testing.assert_allclose([(left + right) / 2, (top + bottom) / 2, right - left], [40, 40, 40 / PERSON_FILL], atol=1.0)
+    files, problems = cli.collect_inputs([str(tmp_path)])
+    assert files == [image] and problems == []
+
+
+def test_munet_command_dispatches_subcommands(capsys):
+    assert munet_main([]) == 2
+    assert "predict" in capsys.readouterr().err
+    assert munet_main(["--help"]) == 0
+    assert "predict" in capsys.readouterr().out
+    assert munet_main(["nonsense"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        munet_main(["predict", "--help"])
+    assert exit_info.value.code == 0 and "--checkpoint" in capsys.readouterr().out
