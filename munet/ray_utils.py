@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 
 
+def _free_port() -> int:
+    """A TCP port on the loopback interface that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
 def _token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN"):
         return True
@@ -62,11 +71,17 @@ def init_ray(
         ray.init(address=address)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # With several Rays on one machine, Ray Train's placement-group cleaner finds "its" Ray by
+    # auto-detection and may pick another one (trials then leak placement groups and sweeps
+    # hang). Pinning this Ray's dashboard port and API address makes every process ask its own.
+    dashboard_port = _free_port()
+    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://{LOOPBACK}:{dashboard_port}"
     ray.init(
         address="local",
         num_cpus=num_cpus,
         object_store_memory=object_store_memory,
         include_dashboard=include_dashboard,
+        dashboard_port=dashboard_port,
         dashboard_host=LOOPBACK,
         _node_ip_address=LOOPBACK,
     )
