@@ -142,14 +142,14 @@ def test_ray_job_submit_end_to_end_with_object_store_uri_and_resume(shards, tmp_
         stop = subprocess.run([_ray_cli(), "job", "stop", job_id, "--address", address],
                               capture_output=True, text=True, env=_job_env(), timeout=120)
         assert stop.returncode == 0, stop.stderr
-        stopped_at = max(load_checkpoint(p).step for p in checkpoints.glob("checkpoint_*"))
+        stopped_at = max(load_checkpoint(p.parent).step for p in checkpoints.glob("checkpoint_*/state.pt"))
         target = stopped_at + 2
         done = _submit(address, "munet-resumed", *args[:-1], f"train.steps={target}", "--resume", wait=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert f"finished at step {target}" in done.stdout + done.stderr
         assert f"resumed from the checkpoint of step {stopped_at}" in done.stdout + done.stderr
-        last = max(checkpoints.glob("checkpoint_*"), key=lambda p: load_checkpoint(p).step)
-        state = load_checkpoint(last)
+        state = max((load_checkpoint(p.parent) for p in checkpoints.glob("checkpoint_*/state.pt")),
+                    key=lambda s: s.step)
         assert state.step == target
         assert torch.isfinite(torch.stack([v.float().sum() for v in state.model.values()])).all()
     finally:
