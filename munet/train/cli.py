@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("training failed: %s", result.error)
         return 1
     metrics = result.metrics or {}
-    log.info("finished at step %s, loss %.4f", metrics.get("step"), metrics.get("loss", float("nan")))
+    log.info("finished at step %s (resumed from step %s), loss %.4f", metrics.get("step"),
+             metrics.get("resumed_from"), metrics.get("loss", float("nan")))
     log.info("last checkpoint: %s", result.checkpoint.path if result.checkpoint else None)
     return 0
