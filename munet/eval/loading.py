@@ -10,11 +10,12 @@ from munet.body import build_body_model
 from munet.config import MuNetConfig
 from munet.model import MuNet
 from munet.train.checkpoint import load_checkpoint
+from munet.train.storage import latest_checkpoint
 
 
 def find_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder from a checkpoint folder, a ``state.pt`` file, or a run folder (its
-    newest ``checkpoint_*``).
+    newest complete ``checkpoint_*`` by step).
 
     Raises:
         FileNotFoundError: nothing that looks like a checkpoint at ``path``.
@@ -22,14 +23,13 @@ def find_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file() or (path / "state.pt").is_file():
         return path
-    candidates = sorted(path.glob("checkpoint_*"), key=lambda p: p.stat().st_mtime) if path.is_dir() else []
-    candidates = [c for c in candidates if (c / "state.pt").is_file()]
-    if not candidates:
+    newest = latest_checkpoint(str(path)) if path.is_dir() else None
+    if newest is None:
         raise FileNotFoundError(
             f"No checkpoint at {path}: give a checkpoint folder (holding state.pt) or a run folder "
             "written by jobs/train.py (holding checkpoint_* folders)."
         )
-    return candidates[-1]
+    return Path(newest)
 
 
 def load_trained_model(

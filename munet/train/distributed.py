@@ -21,7 +21,13 @@ import torch
 from munet.config import MuNetConfig, config_from_dict, config_to_dict
 from munet.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
-from munet.train.storage import run_has_checkpoints, storage_root
+from munet.train.storage import (
+    checkpoint_dir_name,
+    checkpoint_step,
+    latest_checkpoint,
+    run_has_checkpoints,
+    storage_root,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,19 @@ def _replica_spread(model: torch.nn.Module) -> float:
     return float(values.max() - values.min())
 
 
+def _newest(restored: Any, resume_from: str | None) -> Any:
+    """The checkpoint to start from: Ray's restored one (a worker restart within this run) or the
+    newest complete one found in storage when the run was resumed, whichever has the later step.
+
+    Ray Train records a checkpoint in its run snapshot only after the upload; a job stopped in
+    between leaves a complete checkpoint that only the storage listing knows about.
+    """
+    import ray.train
+
+    candidates = [c for c in (restored, resume_from and ray.train.Checkpoint(resume_from)) if c]
+    return max(candidates, key=lambda c: checkpoint_step(c.path) or 0, default=None)
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The per-worker training loop (runs inside Ray Train)."""
     import ray.train
@@ -80,7 +99,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     stepper = OptimizerStep(model, optimizer, scheduler, config)
 
     start = 0
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = _newest(ray.train.get_checkpoint(), loop_config.get("resume_from"))
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_checkpoint(folder, map_location=device)
@@ -91,7 +110,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             set_rng_state(state.rng)
         start = state.step
         if rank == 0:
-            log.info("resumed from the checkpoint of step %d", start)
+            log.info("resumed from the checkpoint of step %d (%s)", start, checkpoint.path)
 
     writer = None
     if rank == 0 and loop_config.get("tensorboard_dir"):
@@ -144,7 +163,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                         save_checkpoint(tmp, step=step, model=model, config=config,
                                         optimizer=optimizer, scheduler=scheduler)
                         ckpt = ray.train.Checkpoint.from_directory(tmp)
-                    ray.train.report(metrics, checkpoint=ckpt)
+                    ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=checkpoint_dir_name(step))
             else:
                 ray.train.report(metrics)
         if fail_at is not None and step == fail_at and start < fail_at:
@@ -159,8 +178,14 @@ def build_trainer(
     out: str,
     name: str,
     tensorboard_dir: str | None = None,
+    resume_from: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Any:
-    """A ``TorchTrainer`` for ``config`` reading ``dataset`` and storing under ``out/name``."""
+    """A ``TorchTrainer`` for ``config`` reading ``dataset`` and storing under ``out/name``.
+
+    ``resume_from`` is a checkpoint folder or URI to start from when Ray restores none;
+    ``callbacks`` are Ray Tune/Train callbacks for the run.
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -169,7 +194,9 @@ def build_trainer(
         resources["GPU"] = 1
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config_to_dict(config), "tensorboard_dir": tensorboard_dir},
+        train_loop_config={
+            "config": config_to_dict(config), "tensorboard_dir": tensorboard_dir, "resume_from": resume_from,
+        },
         scaling_config=ScalingConfig(
             num_workers=config.train.workers,
             use_gpu=config.train.use_gpu,
@@ -181,6 +208,7 @@ def build_trainer(
             storage_path=storage_root(out),
             failure_config=FailureConfig(max_failures=config.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_checkpoints),
+            callbacks=callbacks,
         ),
         datasets={"train": dataset},
     )
@@ -216,11 +244,12 @@ def run_training(
             f"{out}/{name} already holds checkpoints of an earlier run. Pass --resume to continue "
             "it, or choose another --out / --name (nothing was overwritten)."
         )
-    if resume and not has_checkpoints:
-        log.warning("--resume given but %s/%s has no checkpoint yet: starting from step 0", out, name)
+    resume_from = latest_checkpoint(f"{storage_root(out).rstrip('/')}/{name}") if resume else None
+    if resume and resume_from is None:
+        log.warning("--resume given but %s/%s has no complete checkpoint yet: starting from step 0", out, name)
     tensorboard_dir = None
     if "://" not in out:
         tensorboard_dir = str(Path(out).resolve() / name / "tensorboard")
     dataset = ray_dataset(data, config)
-    trainer = build_trainer(config, dataset, out, name, tensorboard_dir)
+    trainer = build_trainer(config, dataset, out, name, tensorboard_dir, resume_from=resume_from)
     return trainer.fit()

@@ -93,6 +93,7 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     from munet.eval import evaluate
     from munet.eval.evaluate import METRIC_KEYS
     from munet.train.distributed import build_trainer
+    from munet.train.storage import latest_checkpoint
 
     name = ray.tune.get_context().get_trial_name()
     config = trial_config(spec.base, params, spec.trial_overrides.get(trial_number(name)))
@@ -101,10 +102,11 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     save_config(config, folder / "config.yaml")
 
     # Rerunning a trial (resume) continues its Ray Train run from the last checkpoint.
-    trainer = build_trainer(config, ray_dataset(spec.data, config), out=str(folder), name="train")
-    # build_trainer has no callbacks argument; its RunConfig is read when fit() starts.
-    trainer.run_config.callbacks = [*(trainer.run_config.callbacks or []),
-                                    _report_callback(spec.settings.objective)]
+    trainer = build_trainer(
+        config, ray_dataset(spec.data, config), out=str(folder), name="train",
+        resume_from=latest_checkpoint(str(folder / "train")),
+        callbacks=[_report_callback(spec.settings.objective)],
+    )
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: training ended without a checkpoint to evaluate")
