@@ -4,7 +4,8 @@ A configuration is a tree of dataclasses rooted at :class:`MuNetConfig`. It is l
 with :func:`load_config` (unknown keys are an error, so typos never pass silently) and written back
 with :func:`save_config`, so that a run directory always holds the exact configuration it used.
 
-Two presets ship in ``munet/configs``: ``cpu.yaml`` (small encoder, 128 px, runs on a laptop or CI)
+Three presets ship in ``munet/configs``: ``small.yaml`` (MobileNetV3-small, the shipped demo model),
+``cpu.yaml`` (ResNet-18, 128 px, runs on a laptop or CI)
 and ``paper.yaml`` (ResNet-50, 224 px, the size of the published model).
 """
 
@@ -59,7 +60,8 @@ class ModelConfig:
     """Network sizes."""
 
     encoder: str = "resnet18"
-    """torchvision ResNet: ``resnet18``, ``resnet34`` or ``resnet50``."""
+    """torchvision trunk: ``resnet18``, ``resnet34``, ``resnet50``, ``mobilenet_v3_small`` or
+    ``mobilenet_v3_large`` (see :data:`munet.model.encoder.ENCODERS`)."""
     encoder_weights: str | None = None
     """Local file with encoder weights; random init when empty (never downloaded)."""
     image_size: int = 128
@@ -276,7 +278,7 @@ def apply_overrides(config: MuNetConfig, overrides: list[str]) -> MuNetConfig:
 
 
 def resolve_config_path(path: str | Path) -> Path:
-    """A YAML path as given, or the name of a shipped preset (``cpu``, ``paper``)."""
+    """A YAML path as given, or the name of a shipped preset (``small``, ``cpu``, ``paper``)."""
     candidate = Path(path)
     if candidate.exists():
         return candidate

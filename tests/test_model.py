@@ -160,6 +160,23 @@ def test_encoder_weights_load_from_a_local_file_and_mismatches_are_clear(tmp_pat
     assert features.shape == (2, 512) and maps.shape == (2, 384, 8, 8)
 
 
+@pytest.mark.parametrize("name, channels", [("mobilenet_v3_small", (576, 72)), ("mobilenet_v3_large", (960, 152))])
+def test_mobilenet_encoders_give_stride_8_maps_and_load_local_weights(tmp_path, name, channels):
+    reference = getattr(torchvision.models, name)(weights=None)
+    path = tmp_path / f"{name}.pth"
+    torch.save(reference.state_dict(), path)
+    encoder = ImageEncoder(name, path)
+    assert torch.equal(encoder.layer4[-1][0].weight, reference.features[-1][0].weight)
+    # Measuring the stage widths at construction leaves BatchNorm statistics as loaded.
+    assert torch.equal(encoder.stem[0][1].running_mean, reference.features[0][1].running_mean)
+    assert encoder.training
+    features, maps = encoder(torch.rand(2, 3, 96, 96))
+    assert (encoder.global_channels, encoder.map_channels) == channels
+    assert features.shape == (2, channels[0]) and maps.shape == (2, channels[1], 12, 12)
+    with pytest.raises(ValueError, match="not a torchvision resnet18 state dict"):
+        ImageEncoder("resnet18", path)
+
+
 def test_weak_perspective_matches_the_pinhole_camera():
     size = 128
     K = torch.tensor([[[300.0, 0, 70.0], [0, 320.0, 60.0], [0, 0, 1]]])

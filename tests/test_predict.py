@@ -25,7 +25,7 @@ import trimesh
 from munet.__main__ import main as munet_main
 from munet.body import COCO17_NAMES
 from munet.config import MuNetConfig, load_config
-from munet.data.camera import project, resize_intrinsics
+from munet.data.camera import project
 from munet.data.decode import decode_sample
 from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import SampleRecord, encode_sample

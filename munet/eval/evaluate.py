@@ -12,6 +12,7 @@ ground truth (no teacher forcing, no alignment inside the model).
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from munet.data.schema import SampleRecord, decode_record
 from munet.data.shards import ShardStore
 from munet.eval.loading import load_trained_model
 from munet.eval.report import write_report
+from munet.iterutils import chunked
 from munet.metrics import chamfer_p2s, mpjpe, pa_mpjpe, pve
 from munet.model import MuNet
 from munet.train.step import batch_to_tensors
@@ -50,19 +52,6 @@ def iter_eval_items(data: str, decoder: Decoder) -> Iterator[EvalItem]:
     for shard in usable_shards(store, decoder.on_error):
         for raw in store.iter_shard(shard.name):
             yield EvalItem(inputs=decoder(raw), record=decode_record(raw))
-
-
-def _batches(items: Iterator[EvalItem], size: int, limit: int | None) -> Iterator[list[EvalItem]]:
-    batch: list[EvalItem] = []
-    for count, item in enumerate(items):
-        if limit is not None and count >= limit:
-            break
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @torch.no_grad()
@@ -123,7 +112,7 @@ def evaluate(
     shown: list[tuple[EvalItem, dict[str, np.ndarray]]] = []
     total = max_samples
     with tqdm(total=total, desc="evaluate", unit="sample", disable=None) as bar:
-        for batch in _batches(iter_eval_items(data, decoder), batch_size, max_samples):
+        for batch in chunked(islice(iter_eval_items(data, decoder), max_samples), batch_size):
             batch_rows, output = evaluate_batch(model, batch, num_surface_samples, seed)
             rows.extend(batch_rows)
             for i, item in enumerate(batch):

@@ -1,4 +1,4 @@
-"""Image encoder: a torchvision ResNet giving a global feature and pixel-aligned feature maps.
+"""Image encoder: a torchvision ResNet or MobileNetV3 giving a global feature and pixel-aligned feature maps.
 
 Weights are never downloaded: they come from a local file (``model.encoder_weights``) or the
 network starts from a random initialisation.
@@ -13,18 +13,24 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-ENCODERS = ("resnet18", "resnet34", "resnet50")
+ENCODERS = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load_encoder_weights(network: torchvision.models.ResNet, path: str | Path, name: str) -> None:
-    """Load a torchvision ResNet state dict from ``path`` into ``network`` (the ``fc`` head is ignored).
+def _head_prefix(name: str) -> str:
+    """State-dict prefix of the classification head the encoder drops."""
+    return "classifier." if name.startswith("mobilenet") else "fc."
+
+
+def load_encoder_weights(network: nn.Module, path: str | Path, name: str) -> None:
+    """Load a torchvision state dict for encoder ``name`` from ``path`` into ``network`` (the
+    classification head is ignored).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a state dict of this ResNet (missing/unexpected keys or
+        ValueError: the file is not a state dict of this network (missing/unexpected keys or
             mismatched shapes, e.g. ResNet-50 weights for a ResNet-18).
     """
     path = Path(path).expanduser()
@@ -36,8 +42,9 @@ def load_encoder_weights(network: torchvision.models.ResNet, path: str | Path, n
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, expected a state dict of {name}")
-    backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    expected = {k: v for k, v in network.state_dict().items() if not k.startswith("fc.")}
+    head = _head_prefix(name)
+    backbone = {k: v for k, v in state.items() if not k.startswith(head)}
+    expected = {k: v for k, v in network.state_dict().items() if not k.startswith(head)}
     missing = sorted(set(expected) - set(backbone))
     unexpected = sorted(set(backbone) - set(expected))
     wrong = sorted(k for k in set(expected) & set(backbone) if expected[k].shape != backbone[k].shape)
@@ -50,21 +57,32 @@ def load_encoder_weights(network: torchvision.models.ResNet, path: str | Path, n
     network.load_state_dict(backbone, strict=False)
 
 
-class ImageEncoder(nn.Module):
-    """ResNet trunk → global feature ``(B, C)`` and feature maps ``(B, C', S/8, S/8)``.
+def _stages(network: nn.Module, name: str) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+    """Split a torchvision network into (stem → stride 4, → stride 8, → stride 16, → stride 32)."""
+    if name.startswith("mobilenet"):
+        # Indices of the first block at stride 8, 16 and 32 in torchvision's ``features``.
+        s8, s16, s32 = (2, 4, 9) if name == "mobilenet_v3_small" else (4, 7, 13)
+        f = network.features
+        return f[:s8], f[s8:s16], f[s16:s32], f[s32:]
+    stem = nn.Sequential(network.conv1, network.bn1, network.relu, network.maxpool, network.layer1)
+    return stem, network.layer2, network.layer3, network.layer4
 
-    The feature maps concatenate ``layer2`` (stride 8) with ``layer3`` (stride 16, bilinearly
+
+class ImageEncoder(nn.Module):
+    """CNN trunk → global feature ``(B, C)`` and feature maps ``(B, C', S/8, S/8)``.
+
+    The feature maps concatenate the stride-8 stage with the stride-16 stage (bilinearly
     upsampled to stride 8), so pixel-aligned sampling sees both local detail and context. The global
-    feature is the average-pooled ``layer4``. Input images are RGB in ``[0, 1]``; ImageNet
+    feature is the average-pooled last stage. Input images are RGB in ``[0, 1]``; ImageNet
     normalisation happens inside.
 
     Args:
-        name: ``resnet18``, ``resnet34`` or ``resnet50``.
+        name: one of :data:`ENCODERS` (torchvision ResNets; MobileNetV3 for small models).
         weights: local state-dict file, or ``None`` for a random initialisation.
 
     Attributes:
-        global_channels: ``C`` (512 for ResNet-18/34, 2048 for ResNet-50).
-        map_channels: ``C'`` (384 for ResNet-18/34, 1536 for ResNet-50).
+        global_channels: ``C`` (512 for ResNet-18/34, 2048 for ResNet-50, 576 for MobileNetV3-small).
+        map_channels: ``C'`` (384 for ResNet-18/34, 1536 for ResNet-50, 72 for MobileNetV3-small).
     """
 
     def __init__(self, name: str = "resnet18", weights: str | Path | None = None):
@@ -74,11 +92,15 @@ class ImageEncoder(nn.Module):
         network = getattr(torchvision.models, name)(weights=None)
         if weights:
             load_encoder_weights(network, weights, name)
-        self.stem = nn.Sequential(network.conv1, network.bn1, network.relu, network.maxpool, network.layer1)
-        self.layer2, self.layer3, self.layer4 = network.layer2, network.layer3, network.layer4
-        expansion = 4 if name == "resnet50" else 1
-        self.global_channels = 512 * expansion
-        self.map_channels = (128 + 256) * expansion
+        self.stem, self.layer2, self.layer3, self.layer4 = _stages(network, name)
+        self.eval()  # measure the stage widths without touching BatchNorm statistics
+        with torch.no_grad():
+            fine = self.layer2(self.stem(torch.zeros(1, 3, 64, 64)))
+            mid = self.layer3(fine)
+            top = self.layer4(mid)
+        self.global_channels = top.shape[1]
+        self.map_channels = fine.shape[1] + mid.shape[1]
+        self.train()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from munet.config import MuNetConfig
 from munet.data.render import Renderer
 from munet.eval.loading import load_trained_model
+from munet.iterutils import chunked
 from munet.model import MuNet
 from munet.predict.crop import MAX_SIDE, ImageError, PersonCrop, person_crop
 from munet.predict.export import write_outputs
@@ -187,17 +188,6 @@ def _crops(
         yield _Pending(path, folder, crop, _ms_since(start))
 
 
-def _batches(items: Iterator[_Pending], size: int) -> Iterator[list[_Pending]]:
-    batch: list[_Pending] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _fail(summary: RunSummary, bar: tqdm, path: Path, exc: Exception) -> None:
     own = isinstance(exc, ImageError) and exc.path == path
     message = " ".join((exc.reason if own else str(exc)).split())
@@ -249,7 +239,7 @@ def predict_files(
         total=len(paths), desc="predict", unit="image", disable=not progress
     ) as bar:
         crops = _crops(paths, folders, predictor.input_size, options, summary, bar)
-        for batch in _batches(crops, batch_size):
+        for batch in chunked(crops, batch_size):
             start = time.perf_counter()
             predictions = predictor(np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]))
             inference_ms = _ms_since(start) / len(batch)

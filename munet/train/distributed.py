@@ -20,7 +20,7 @@ import torch
 
 from munet.config import MuNetConfig, config_from_dict, config_to_dict
 from munet.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
+from munet.train.optim import OptimizerStep, build_optimizer
 from munet.train.storage import (
     checkpoint_dir_name,
     checkpoint_step,

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted sweep in OUT (finished trials are kept)")
     parser.add_argument("--config", help="base model config, YAML file or preset (default: cpu)")
-    parser.add_argument("--sweep", help="sweep settings YAML (default: munet/configs/sweep.yaml)")
+    parser.add_argument("--sweep", help="sweep settings YAML (default: munet/tune/sweep.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                         help="override of the base config for every trial (repeatable)")
     parser.add_argument("--trial-set", dest="trial_overrides", action="append", metavar="N:KEY=VALUE",

@@ -1,6 +1,6 @@
-"""Settings of a sweep (what ``munet/configs/sweep.yaml`` holds), and the saved sweep spec.
+"""Settings of a sweep (what ``munet/tune/sweep.yaml`` holds), and the saved sweep spec.
 
-The defaults live in the dataclasses below; ``munet/configs/sweep.yaml`` mirrors them with
+The defaults live in the dataclasses below; ``munet/tune/sweep.yaml`` mirrors them with
 comments (a test keeps the two equal) and any YAML given with ``--sweep`` overrides them key by
 key, with the same checks as the model configuration (unknown keys are an error).
 
@@ -32,7 +32,7 @@ from munet.tune.space import SearchSpace
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-DEFAULT_SETTINGS = Path(__file__).resolve().parents[1] / "configs" / "sweep.yaml"
+DEFAULT_SETTINGS = Path(__file__).resolve().parent / "sweep.yaml"
 SPEC_NAME = "sweep.yaml"
 
 BODY_METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm")
@@ -152,7 +152,7 @@ def _read_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def load_sweep_settings(path: str | Path | None = None) -> SweepSettings:
-    """Sweep settings from a YAML file (default: the shipped ``munet/configs/sweep.yaml``);
+    """Sweep settings from a YAML file (default: the shipped ``munet/tune/sweep.yaml``);
     keys not given keep the defaults of :class:`SweepSettings`."""
     path = path or DEFAULT_SETTINGS
     return build_dataclass(SweepSettings, _read_mapping(path), str(path))

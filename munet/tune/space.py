@@ -65,7 +65,7 @@ class Range:
 @dataclass(frozen=True)
 class SearchSpace:
     """The swept parameters (see the module docstring); ``None`` keeps the base configuration's
-    value. These are the defaults; ``munet/configs/sweep.yaml`` mirrors them under ``space:``."""
+    value. These are the defaults; ``munet/tune/sweep.yaml`` mirrors them under ``space:``."""
 
     feedback_weight: Range | None = Range(0.1, 3.0, log=True)
     feedback_warmup: Range | None = Range(0.0, 0.5)

@@ -129,7 +129,6 @@ def lower_body_sweep(
     """
     lateral = heads["upperleg01.L"] - heads["upperleg01.R"]
     lateral /= np.linalg.norm(lateral)
-    hip_mid = (heads["upperleg01.L"] + heads["upperleg01.R"]) / 2
     up = heads["neck01"] - heads["spine05"]
     up /= np.linalg.norm(up)
     trunk = regions.part == BodyPart.TORSO
