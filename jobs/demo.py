@@ -43,6 +43,7 @@ def main() -> int:
     print(f"  report:   {out / 'report' / 'metrics.md'}")
     print(f"  pictures: {out / 'report' / 'overlays.png'}, {out / 'report' / 'histograms.png'}")
     print(f"  training: {out / 'train'} (TensorBoard: tensorboard --logdir {out / 'train' / 'tensorboard'})")
+    print(f"  your photos: munet predict PHOTO... --checkpoint {out / 'train'} --out predictions/")
     return 0
 
 

@@ -81,3 +81,29 @@ def test_checkpoint_lookup_and_mismatch_errors(run_dir, tmp_path):
     save_checkpoint(tmp_path / "bad", step=1, model=wrong, config=config)  # weights ≠ config
     with pytest.raises(ValueError, match="does not fit the model"):
         load_trained_model(tmp_path / "bad")
+
+
+def test_export_keeps_the_model_and_drops_the_training_state(tmp_path):
+    from munet.__main__ import main as munet_main
+    from munet.train.checkpoint import load_checkpoint
+    from munet.train.optim import build_optimizer
+
+    config = load_config("cpu", TINY)
+    torch.manual_seed(1)
+    model = MuNet(config, build_body_model(config.body))
+    optimizer, scheduler = build_optimizer(model, config)
+    model(torch.rand(1, 3, 64, 64), torch.tensor([[[90.0, 0, 32], [0, 90, 32], [0, 0, 1]]])).body_vertices.sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "run" / "checkpoint_00000007", step=7, model=model, config=config,
+                    optimizer=optimizer, scheduler=scheduler)
+
+    assert munet_main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "model")]) == 0
+    exported, trained = load_checkpoint(tmp_path / "model"), load_checkpoint(tmp_path / "run" / "checkpoint_00000007")
+    assert exported.optimizer is None and exported.scheduler is None and exported.step == 7
+    assert exported.model.keys() == trained.model.keys()
+    assert all(torch.equal(exported.model[k], trained.model[k]) for k in trained.model)
+    sizes = [(folder / "state.pt").stat().st_size for folder in (tmp_path / "model", tmp_path / "run" / "checkpoint_00000007")]
+    assert sizes[0] < 0.75 * sizes[1]  # AdamW keeps two moments per weight
+    with pytest.raises(SystemExit) as exit_info:
+        munet_main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and not (tmp_path / "x").exists()

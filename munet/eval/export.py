@@ -1,0 +1,46 @@
+"""``munet export``: a trained model's weights and configuration, without the training state.
+
+>>> munet export runs/small/train --out my-model/
+
+A training checkpoint also holds the optimizer and scheduler state (about twice the weights) and
+RNG states; an exported model folder holds only what prediction and evaluation need, in the same
+format (``state.pt`` + ``config.yaml``), so every command that takes ``--checkpoint`` reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from munet.eval.loading import load_trained_model
+from munet.train.checkpoint import save_checkpoint
+
+
+def export_model(source: str | Path, dest: str | Path) -> Path:
+    """Write the model of checkpoint (or run folder) ``source`` to the folder ``dest``.
+
+    The weights are loaded into a model built from the checkpoint's configuration first, so a
+    checkpoint that does not fit its configuration is refused rather than exported.
+
+    Returns:
+        ``dest``.
+    """
+    model, config, step = load_trained_model(source)
+    return save_checkpoint(dest, step=step, model=model, config=config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet export``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="munet export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="checkpoint folder, its state.pt, or a run folder (newest checkpoint)")
+    parser.add_argument("--out", required=True, help="folder to write state.pt and config.yaml to")
+    args = parser.parse_args(argv)
+    try:
+        dest = export_model(args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.exit(2, f"munet export: {exc}\n")
+    size = (dest / "state.pt").stat().st_size / 1e6
+    print(f"exported the model to {dest} ({size:.1f} MB)")
+    return 0
