@@ -139,6 +139,10 @@ class DataConfig:
     samples_per_shard: int = 16
     seed: int = 0
     augment: bool = True
+    shuffle_buffer: int = 256
+    """Samples in each training worker's local shuffle buffer; with a positive value the shard files
+    are also read in a new random order every epoch. The views of one subject are stored next to
+    each other, so without shuffling a batch holds few people. 0: shard order."""
 
 
 @dataclass

@@ -70,6 +70,33 @@ def test_two_node_ddp_recovers_from_a_worker_failure_then_resumes(ray_local, sha
     assert adam_steps == {6.0 - resumed.metrics["skipped_steps"]}  # optimizer state carried over
 
 
+def _training_batches(shards: str, epochs: int, *overrides: str) -> list[list[list[tuple[float, float]]]]:
+    """``epochs`` epochs of training batches, each sample as (subject, view) fingerprints: the sum
+    of its body shape (shared by the views of one subject) and of its camera-frame joints."""
+    from munet.train.distributed import _batches, training_dataset
+
+    config = _tiny(*overrides)
+    batches = _batches(training_dataset(shards, config), config, torch.device("cpu"), rank=0)
+    per_epoch = 8 // config.train.batch_size
+
+    def fingerprint(batch: dict[str, torch.Tensor]) -> list[tuple[float, float]]:
+        shapes, joints = batch["body_shape"].sum(dim=1), batch["body_joints"].sum(dim=(1, 2))
+        return [(round(float(s), 3), round(float(j), 3)) for s, j in zip(shapes, joints, strict=True)]
+
+    return [[fingerprint(next(batches)) for _ in range(per_epoch)] for _ in range(epochs)]
+
+
+def test_training_batches_mix_subjects_and_cover_every_sample_each_epoch(shards):
+    # The fixture's 8 samples: 2 subjects × 4 views, one subject per shard, views side by side.
+    stream = _training_batches(shards, 1, "data.shuffle_buffer=0")[0]
+    assert len({sample for batch in stream for sample in batch}) == 8
+    assert all(len({subject for subject, _ in batch}) == 1 for batch in stream)  # one person per batch
+    mixed = _training_batches(shards, 3, "data.shuffle_buffer=8")
+    for epoch in mixed:
+        assert sorted(sample for batch in epoch for sample in batch) == sorted(s for b in stream for s in b)
+    assert any(len({subject for subject, _ in batch}) == 2 for epoch in mixed for batch in epoch)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

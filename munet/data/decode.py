@@ -252,10 +252,11 @@ def ray_dataset(
 
     Args:
         location: shard folder or object-store URI.
-        config: ``data.image_size``, ``data.cloth_points`` and ``data.augment`` are used.
+        config: ``data.image_size``, ``data.cloth_points``, ``data.augment`` and ``data.seed`` are used.
         augment: override ``data.augment``.
         on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
-        shuffle_files: read the shards in a random order.
+        shuffle_files: read the shards in a random order, a new one for every pass (seeded by
+            ``data.seed``).
         num_cpus: logical CPUs each read and decode task reserves. The default 0 keeps reading from
             starving when training workers hold every CPU (see DESIGN §8).
         concurrency: most read-and-decode tasks running at once (default: the cluster's logical
@@ -270,6 +271,7 @@ def ray_dataset(
     if not shards:
         raise ShardError(f"{location}: no usable shards")
     decoder = Decoder.from_config(config, augment=augment, on_error=on_error)
+    data_config = config.data if isinstance(config, MuNetConfig) else config
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
     concurrency = min(concurrency, len(shards))  # one read-and-decode task per shard at most
@@ -277,7 +279,7 @@ def ray_dataset(
         [store.path(shard.name) for shard in shards],
         filesystem=store.fs,
         decoder=None,
-        shuffle="files" if shuffle_files else None,
+        shuffle=ray.data.FileShuffleConfig(seed=data_config.seed) if shuffle_files else None,
         num_cpus=num_cpus,
         concurrency=concurrency,
         override_num_blocks=len(shards),

@@ -32,13 +32,19 @@ from munet.train.storage import (
 log = logging.getLogger(__name__)
 
 
-def _batches(shard: Any, config: MuNetConfig, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless fixed-size batches from this worker's dataset shard (one pass per epoch)."""
+def _batches(
+    shard: Any, config: MuNetConfig, device: torch.device, rank: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless fixed-size batches from this worker's dataset shard (one pass per epoch), mixed in
+    a local shuffle buffer of ``data.shuffle_buffer`` samples seeded by seed, rank and epoch."""
     epoch = 0
+    buffer = config.data.shuffle_buffer
     while True:
         produced = 0
         for batch in shard.iter_torch_batches(
-            batch_size=config.train.batch_size, drop_last=True, device=device, prefetch_batches=2
+            batch_size=config.train.batch_size, drop_last=True, device=device, prefetch_batches=2,
+            local_shuffle_buffer_size=buffer or None,
+            local_shuffle_seed=config.train.seed + 1000 * rank + epoch if buffer else None,
         ):
             produced += 1
             yield batch
@@ -118,7 +124,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         writer = SummaryWriter(loop_config["tensorboard_dir"])
 
-    batches = _batches(ray.train.get_dataset_shard("train"), config, device)
+    batches = _batches(ray.train.get_dataset_shard("train"), config, device, rank)
     steps, fail_at = config.train.steps, config.train.inject_failure_at_step
     wait = busy = 0.0
     window_start = time.perf_counter()
@@ -170,6 +176,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             raise RuntimeError(f"injected failure at step {step} (train.inject_failure_at_step)")
     if writer is not None:
         writer.close()
+
+
+def training_dataset(data: str, config: MuNetConfig) -> Any:
+    """The streaming Ray dataset a training run reads: shards in a new order every epoch when
+    ``data.shuffle_buffer`` is positive (the workers mix samples in their local buffers)."""
+    from munet.data.decode import ray_dataset
+
+    return ray_dataset(data, config, shuffle_files=config.data.shuffle_buffer > 0)
 
 
 def build_trainer(
@@ -236,8 +250,6 @@ def run_training(
     Raises:
         FileExistsError: ``out/name`` already holds checkpoints and ``resume`` is false.
     """
-    from munet.data.decode import ray_dataset
-
     has_checkpoints = run_has_checkpoints(out, name)
     if has_checkpoints and not resume:
         raise FileExistsError(
@@ -250,6 +262,6 @@ def run_training(
     tensorboard_dir = None
     if "://" not in out:
         tensorboard_dir = str(Path(out).resolve() / name / "tensorboard")
-    dataset = ray_dataset(data, config)
+    dataset = training_dataset(data, config)
     trainer = build_trainer(config, dataset, out, name, tensorboard_dir, resume_from=resume_from)
     return trainer.fit()

@@ -89,10 +89,9 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     """
     import ray.tune
 
-    from munet.data.decode import ray_dataset
     from munet.eval import evaluate
     from munet.eval.evaluate import METRIC_KEYS
-    from munet.train.distributed import build_trainer
+    from munet.train.distributed import build_trainer, training_dataset
     from munet.train.storage import latest_checkpoint
 
     name = ray.tune.get_context().get_trial_name()
@@ -103,7 +102,7 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
 
     # Rerunning a trial (resume) continues its Ray Train run from the last checkpoint.
     trainer = build_trainer(
-        config, ray_dataset(spec.data, config), out=str(folder), name="train",
+        config, training_dataset(spec.data, config), out=str(folder), name="train",
         resume_from=latest_checkpoint(str(folder / "train")),
         callbacks=[_report_callback(spec.settings.objective)],
     )
