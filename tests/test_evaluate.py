@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -52,7 +53,7 @@ def test_evaluate_cli_writes_metrics_table_and_pictures(heldout, run_dir, tmp_pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "metrics.json").read_text())
-    keys = ["mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "chamfer_cm", "p2s_cm", "normal_consistency"]
+    keys = ["mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "chamfer_cm", "p2s_cm", "normal_consistency", "body_on_mask"]
     assert summary["num_samples"] == 3 and summary["num_surface_samples"] == 2000
     with open(out / "per_sample.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -62,12 +63,26 @@ def test_evaluate_cli_writes_metrics_table_and_pictures(heldout, run_dir, tmp_pa
         assert summary[key] == pytest.approx(np.mean([float(r[key]) for r in rows]), rel=1e-6)
     assert summary["pa_mpjpe_mm"] <= summary["mpjpe_mm"] + 1e-6  # Procrustes can only help
     assert 0.0 <= summary["normal_consistency"] <= 1.0
+    assert 0.0 <= summary["body_on_mask"] <= 1.0
     assert "| chamfer_cm |" in (out / "metrics.md").read_text()
-    import cv2
-
     overlays = cv2.imread(str(out / "overlays.png"))
     assert overlays.shape == (3 * 96, 4 * 96, 3)
     assert cv2.imread(str(out / "histograms.png")) is not None
+
+
+def test_ground_truth_bodies_project_onto_their_masks(heldout):
+    """The convention ``body_on_mask`` relies on: record K, record mask, camera-frame vertices."""
+    from munet.data.decode import Decoder
+    from munet.eval.evaluate import iter_eval_items
+    from munet.metrics import fraction_on_mask
+
+    for item in iter_eval_items(heldout, Decoder(image_size=64, cloth_points=256, augment=False)):
+        record = item.record
+        assert fraction_on_mask(record.body.vertices, record.camera.K, record.mask) > 0.99
+        # Decoding resizes the render: the decoded K projects the same vertices onto the same places.
+        decoded = fraction_on_mask(item.inputs["body_vertices"], item.inputs["K"],
+                                   cv2.resize(record.mask.astype(np.uint8), (64, 64), interpolation=cv2.INTER_AREA) > 0)
+        assert decoded > 0.95  # a mis-scaled or flipped camera lands far lower
 
 
 def test_checkpoint_lookup_and_mismatch_errors(run_dir, tmp_path):

@@ -338,3 +338,22 @@ def test_bad_inputs_raise_value_errors_that_say_what_is_wrong(call, message):
 def test_float_faces_are_a_type_error():
     with pytest.raises(TypeError, match=r"integer torch\.Tensor"):
         point_to_surface_distance(torch.zeros(1, 2, 3), torch.zeros(1, 3, 3), torch.zeros(1, 3))
+
+
+def test_fraction_on_mask_counts_projected_points_on_the_person():
+    from munet.metrics import fraction_on_mask
+
+    K = np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    mask = np.zeros((100, 100), bool)
+    mask[40:61, 45:56] = True  # rows 40..60, columns 45..55
+    points = np.array([
+        [0.0, 0.0, 2.0],     # pixel (50, 50): on
+        [0.1, 0.0, 2.0],     # (55, 50): on, last column
+        [0.12, 0.0, 2.0],    # (56, 50): off by one column
+        [0.0, -0.2, 2.0],    # (50, 40): on, first row
+        [5.0, 0.0, 2.0],     # outside the image
+        [0.0, 0.0, -2.0],    # behind the camera
+    ])
+    assert fraction_on_mask(points, K, mask) == pytest.approx(3 / 6)
+    with pytest.raises(ValueError, match="expected points"):
+        fraction_on_mask(points[:, :2], K, mask)

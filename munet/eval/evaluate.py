@@ -12,8 +12,8 @@ ground truth (no teacher forcing, no alignment inside the model).
 from __future__ import annotations
 
 import logging
-from itertools import islice
 from collections.abc import Iterator
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,15 @@ from munet.data.shards import ShardStore
 from munet.eval.loading import load_trained_model
 from munet.eval.report import write_report
 from munet.iterutils import chunked
-from munet.metrics import chamfer_p2s, mpjpe, pa_mpjpe, pve
+from munet.metrics import chamfer_p2s, fraction_on_mask, mpjpe, pa_mpjpe, pve
 from munet.model import MuNet
 from munet.train.step import batch_to_tensors
 
 log = logging.getLogger(__name__)
 
-METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "chamfer_cm", "p2s_cm", "normal_consistency")
+METRIC_KEYS = (
+    "mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "chamfer_cm", "p2s_cm", "normal_consistency", "body_on_mask",
+)
 
 
 @dataclass
@@ -79,7 +81,13 @@ def evaluate_batch(
         num_samples=num_surface_samples,
         seed=seed,
     )
-    values = {**body, **surface}
+    # 2D alignment in the full-resolution render: the decoded K is the render's K resized, and
+    # both see the same camera frame.
+    on_mask = [
+        fraction_on_mask(vertices, item.record.camera.K, item.record.mask)
+        for vertices, item in zip(output.body_vertices.cpu().numpy(), items, strict=True)
+    ]
+    values = {**body, **surface, "body_on_mask": on_mask}
     rows = [
         {"key": item.record.key, **{k: float(values[k][i]) for k in METRIC_KEYS}}
         for i, item in enumerate(items)

@@ -16,6 +16,7 @@ UNITS = {
     "chamfer_cm": "cm",
     "p2s_cm": "cm",
     "normal_consistency": "(1 is best)",
+    "body_on_mask": "fraction of the projected body on the person, 1 is best",
 }
 
 
@@ -58,12 +59,15 @@ def _histograms(rows: list[dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(11, 6))
-    for ax, (key, unit) in zip(axes.ravel(), UNITS.items(), strict=True):
+    columns = (len(UNITS) + 1) // 2
+    fig, axes = plt.subplots(2, columns, figsize=(3.7 * columns, 6))
+    for ax in axes.ravel()[len(UNITS):]:
+        ax.axis("off")
+    for ax, (key, unit) in zip(axes.ravel(), UNITS.items()):
         values = [r[key] for r in rows]
         ax.hist(values, bins=min(20, max(5, len(values) // 2)), color="#4a7fd0")
         ax.axvline(float(np.mean(values)), color="k", linestyle="--", linewidth=1)
-        ax.set_title(f"{key} ({unit})")
+        ax.set_title(f"{key}\n({unit})", fontsize=9)
     fig.suptitle(f"Per-sample errors ({len(rows)} samples; dashed: mean)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -5,14 +5,17 @@ consistency; cm, ICON protocol). Inputs are in metres; every metric returns one 
 >>> pa_mpjpe(pred_joints, gt_joints)                   # (B,) mm, after similarity Procrustes
 >>> pve(pred_verts, gt_verts, pelvis(pred_j), pelvis(gt_j))
 >>> chamfer_p2s(pred_v, pred_f, gt_v, gt_f, seed=0)  # {chamfer_cm, p2s_cm, normal_consistency}
+>>> fraction_on_mask(pred_verts[0], K, person_mask)    # share of the projected mesh on the person
 """
 
+from munet.metrics.image import fraction_on_mask
 from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_procrustes
 from munet.metrics.surface import chamfer_p2s, point_to_surface_distance
 
 __all__ = [
     "COCO_PELVIS",
     "chamfer_p2s",
+    "fraction_on_mask",
     "mpjpe",
     "pa_mpjpe",
     "point_to_surface_distance",
