@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from munet.data.camera import CameraSettings
 from munet.data.decode import Decoder, iter_samples
 from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import decode_record
@@ -18,7 +19,8 @@ from munet.data.shards import ShardStore
 from tests.conftest import REPO
 from tests.test_render import silhouette
 
-SETTINGS = GenerationSettings(num_samples=4, seed=7, image_size=96, samples_per_shard=2, views=2)
+SETTINGS = GenerationSettings(num_samples=4, seed=7, image_size=96, samples_per_shard=2, views=2,
+                              camera=CameraSettings(yaw=(-60.0, 60.0)))
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -35,7 +37,7 @@ def shards(tmp_path_factory):
         "jobs/make_shards.py", "--out", str(out), "--num-samples", str(SETTINGS.num_samples),
         "--seed", str(SETTINGS.seed), "--image-size", str(SETTINGS.image_size),
         "--samples-per-shard", str(SETTINGS.samples_per_shard), "--views", str(SETTINGS.views),
-        "--workers", "2", "--num-cpus", "2",
+        "--yaw", "-60", "60", "--workers", "2", "--num-cpus", "2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
@@ -90,6 +92,7 @@ def test_same_seed_same_bytes_whatever_the_parallelism(shards, tmp_path):
     """The job wrote its shards with 2 worker processes; one process here must write the same
     bytes, and a sample must not depend on which shard or order it is generated in."""
     manifest = ShardStore(shards).read_manifest()
+    assert manifest.generator["camera"]["yaw"] == [-60.0, 60.0]  # --yaw reached the generator
     generator = SampleGenerator(SETTINGS)
     try:
         info = generator.write_shard(ShardStore(tmp_path), 1)
