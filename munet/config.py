@@ -4,7 +4,7 @@ A configuration is a tree of dataclasses rooted at :class:`MuNetConfig`. It is l
 with :func:`load_config` (unknown keys are an error, so typos never pass silently) and written back
 with :func:`save_config`, so that a run directory always holds the exact configuration it used.
 
-Three presets ship in ``munet/configs``: ``small.yaml`` (MobileNetV3-small, the shipped demo model),
+Three presets ship in ``munet/configs``: ``small.yaml`` (MobileNetV3-small, 1 M parameters),
 ``cpu.yaml`` (ResNet-18, 128 px, runs on a laptop or CI)
 and ``paper.yaml`` (ResNet-50, 224 px, the size of the published model).
 """

@@ -2,8 +2,6 @@
 
 >>> munet predict photo.jpg photos/ --checkpoint runs/cpu/train --out predictions/
 
-Without ``--checkpoint`` the small model shipped in ``munet/assets`` is used.
-
 Each image gets a folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`). An image that cannot
 be used is reported on stderr and skipped; the exit code is 0 when every input was predicted, 1
 when some failed, 2 when nothing could run (no images, no usable checkpoint, no renderer).
@@ -16,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from munet.assets import SHIPPED_MODEL
 from munet.data.render import EGLUnavailableError
 from munet.predict.crop import DEFAULT_FOV_DEGREES, IMAGE_SUFFIXES, MASK_SUFFIX, MAX_SIDE
 from munet.predict.run import Predictor, predict_files, resolve_device
@@ -69,9 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes OUT/<image stem>/{body.obj, clothed.obj, scene.glb, overlay.png, prediction.json}.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
-    parser.add_argument("--checkpoint", default=str(SHIPPED_MODEL),
-                        help="checkpoint folder (holding state.pt), the state.pt file, or a run folder (newest checkpoint_*); "
-                        "default: the small model shipped with MuNet (trained on synthetic data only)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint folder (holding state.pt), the state.pt file, or a run folder (newest checkpoint_*)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
                         help="the person's bounding box in pixels of the original image (same for every input); "
