@@ -97,6 +97,19 @@ def test_training_batches_mix_subjects_and_cover_every_sample_each_epoch(shards)
     assert any(len({subject for subject, _ in batch}) == 2 for epoch in mixed for batch in epoch)
 
 
+def test_ablation_trains_and_evaluates_every_variant_with_ddp(shards, tmp_path):
+    """Every variant trains with 2 DDP workers (body-only and clothed-only leave a branch without
+    gradient) and lands in one table."""
+    from munet.train.ablation import VARIANTS, run_ablation
+
+    overrides = [*TINY, "train.workers=2", "train.steps=2"]
+    rows = run_ablation(shards, shards, tmp_path, base="cpu", overrides=overrides, max_eval_samples=2)
+    assert [row["variant"] for row in rows] == list(VARIANTS)
+    assert all(row["status"] == "ok" for row in rows), rows
+    table = (tmp_path / "ablation.md").read_text()
+    assert all(f"| {variant} |" in table for variant in VARIANTS), table
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -93,7 +93,20 @@ def training_step(
     logs["mutual/feedback_weight"] = state.feedback_weight
     logs["mutual/forced_fraction"] = float(output.teacher_forced.float().mean())
     logs.update(_body_errors(output.body_vertices, output.body_joints, tensors))
-    return terms["total"], logs
+    return terms["total"] + _zero_weight_anchor(output), logs
+
+
+def _zero_weight_anchor(output: Any) -> torch.Tensor:
+    """Every differentiable output × 0. Loss weights and schedules can leave a whole branch out of
+    the loss (the ablation's body-only and clothed-only variants, terms warming up from 0); tied in
+    with weight 0, its parameters still receive a (zero) gradient in every step, as DDP requires
+    of every parameter of the model on every rank. Non-finite outputs do not leak into the loss."""
+    anchors = [
+        torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0).sum()
+        for value in vars(output).values()
+        if isinstance(value, torch.Tensor) and value.requires_grad
+    ]
+    return 0.0 * torch.stack(anchors).sum() if anchors else torch.zeros(())
 
 
 @torch.no_grad()
