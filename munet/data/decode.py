@@ -141,6 +141,11 @@ def decode_sample(
     }
 
 
+def _data_section(config: DataConfig | MuNetConfig) -> DataConfig:
+    """The data settings of a whole configuration, or the data settings themselves."""
+    return config.data if isinstance(config, MuNetConfig) else config
+
+
 @dataclass
 class Decoder:
     """:func:`decode_sample` with fixed settings and an error policy; picklable for Ray.
@@ -166,7 +171,7 @@ class Decoder:
         cls, config: DataConfig | MuNetConfig, augment: bool | None = None, on_error: str = "raise"
     ) -> Decoder:
         """Settings from ``config.data`` (``augment`` defaults to ``data.augment``)."""
-        data = config.data if isinstance(config, MuNetConfig) else config
+        data = _data_section(config)
         return cls(
             image_size=data.image_size,
             cloth_points=data.cloth_points,
@@ -271,7 +276,6 @@ def ray_dataset(
     if not shards:
         raise ShardError(f"{location}: no usable shards")
     decoder = Decoder.from_config(config, augment=augment, on_error=on_error)
-    data_config = config.data if isinstance(config, MuNetConfig) else config
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
     concurrency = min(concurrency, len(shards))  # one read-and-decode task per shard at most
@@ -279,7 +283,7 @@ def ray_dataset(
         [store.path(shard.name) for shard in shards],
         filesystem=store.fs,
         decoder=None,
-        shuffle=ray.data.FileShuffleConfig(seed=data_config.seed) if shuffle_files else None,
+        shuffle=ray.data.FileShuffleConfig(seed=_data_section(config).seed) if shuffle_files else None,
         num_cpus=num_cpus,
         concurrency=concurrency,
         override_num_blocks=len(shards),

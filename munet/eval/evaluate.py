@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 

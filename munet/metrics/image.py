@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from munet.data.camera import project
+
 
 def fraction_on_mask(points: np.ndarray, K: np.ndarray, mask: np.ndarray) -> float:
     """Fraction of camera-frame points ``(N, 3)`` (metres) that project through intrinsics ``K``
@@ -21,8 +23,7 @@ def fraction_on_mask(points: np.ndarray, K: np.ndarray, mask: np.ndarray) -> flo
             f"expected points (N, 3), K (3, 3), mask (H, W); got {points.shape}, {K.shape}, {mask.shape}"
         )
     front = points[:, 2] > 1e-6
-    pixels = points[front] @ K.T
-    cols, rows = np.round(pixels[:, :2] / pixels[:, 2:]).astype(np.int64).T
+    cols, rows = np.round(project(points[front], K)).astype(np.int64).T
     inside = (cols >= 0) & (cols < mask.shape[1]) & (rows >= 0) & (rows < mask.shape[0])
     hits = np.count_nonzero(mask[rows[inside], cols[inside]])
     return hits / max(len(points), 1)

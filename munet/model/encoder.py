@@ -68,6 +68,12 @@ def _stages(network: nn.Module, name: str) -> tuple[nn.Module, nn.Module, nn.Mod
     return stem, network.layer2, network.layer3, network.layer4
 
 
+def _out_channels(stage: nn.Module) -> int:
+    """Channels a stage outputs: those of its last convolution (a ResNet block's last conv, a
+    MobileNetV3 block's projection or final 1×1 conv; shortcut convs only open a stage)."""
+    return [m for m in stage.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
 class ImageEncoder(nn.Module):
     """CNN trunk → global feature ``(B, C)`` and feature maps ``(B, C', S/8, S/8)``.
 
@@ -93,14 +99,8 @@ class ImageEncoder(nn.Module):
         if weights:
             load_encoder_weights(network, weights, name)
         self.stem, self.layer2, self.layer3, self.layer4 = _stages(network, name)
-        self.eval()  # measure the stage widths without touching BatchNorm statistics
-        with torch.no_grad():
-            fine = self.layer2(self.stem(torch.zeros(1, 3, 64, 64)))
-            mid = self.layer3(fine)
-            top = self.layer4(mid)
-        self.global_channels = top.shape[1]
-        self.map_channels = fine.shape[1] + mid.shape[1]
-        self.train()
+        self.global_channels = _out_channels(self.layer4)
+        self.map_channels = _out_channels(self.layer2) + _out_channels(self.layer3)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -26,6 +26,7 @@ from munet.train.storage import (
     checkpoint_step,
     latest_checkpoint,
     run_has_checkpoints,
+    run_location,
     storage_root,
 )
 
@@ -256,7 +257,7 @@ def run_training(
             f"{out}/{name} already holds checkpoints of an earlier run. Pass --resume to continue "
             "it, or choose another --out / --name (nothing was overwritten)."
         )
-    resume_from = latest_checkpoint(f"{storage_root(out).rstrip('/')}/{name}") if resume else None
+    resume_from = latest_checkpoint(run_location(out, name)) if resume else None
     if resume and resume_from is None:
         log.warning("--resume given but %s/%s has no complete checkpoint yet: starting from step 0", out, name)
     tensorboard_dir = None

@@ -7,6 +7,10 @@ A run lives in ``out/name``; Ray Train writes its checkpoints there as folders n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 CHECKPOINT_PREFIX = "checkpoint_"
 
@@ -30,24 +34,30 @@ def checkpoint_step(folder: str) -> int | None:
     return int(suffix) if name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() else None
 
 
-def _run_listing(run: str) -> tuple[object, str, list]:
+def run_location(out: str, name: str) -> str:
+    """The folder or URI of run ``name`` under the storage root ``out``."""
+    return f"{storage_root(out).rstrip('/')}/{name}"
+
+
+def _checkpoint_folders(run: str) -> tuple[pafs.FileSystem, list[pafs.FileInfo]]:
+    """The run's filesystem and its ``checkpoint_*`` folders (none when the run does not exist)."""
     import pyarrow.fs as pafs
 
     root = storage_root(run)
-    if "://" in root:
-        fs, base = pafs.FileSystem.from_uri(root)
-    else:
-        fs, base = pafs.LocalFileSystem(), root
-    folders = [
-        info for info in fs.get_file_info(pafs.FileSelector(base.rstrip("/"), allow_not_found=True))
-        if info.type == pafs.FileType.Directory and info.base_name.startswith(CHECKPOINT_PREFIX)
-    ]
-    return fs, root, folders
+    fs, base = pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), root)
+    listing = fs.get_file_info(pafs.FileSelector(base.rstrip("/"), allow_not_found=True))
+    return fs, [i for i in listing if i.type == pafs.FileType.Directory and i.base_name.startswith(CHECKPOINT_PREFIX)]
 
 
 def run_has_checkpoints(out: str, name: str) -> bool:
     """Whether ``out/name`` already holds a checkpoint folder (complete or not)."""
-    return bool(_run_listing(f"{out.rstrip('/')}/{name}")[2])
+    return bool(_checkpoint_folders(run_location(out, name))[1])
+
+
+def _by_step(name: str) -> tuple[int, str]:
+    """Sort key: folders without a step first (by name), then by step."""
+    step = checkpoint_step(name)
+    return (-1 if step is None else step, name)
 
 
 def complete_checkpoints(run: str) -> list[str]:
@@ -55,13 +65,13 @@ def complete_checkpoints(run: str) -> list[str]:
     oldest first by step (folders of other names first, by name). Paths keep ``run``'s scheme."""
     import pyarrow.fs as pafs
 
-    fs, root, folders = _run_listing(run)
-    complete = [
-        info.base_name for info in folders
-        if fs.get_file_info(f"{info.path}/state.pt").type == pafs.FileType.File
-    ]
-    complete.sort(key=lambda name: (checkpoint_step(name) is not None, checkpoint_step(name) or 0, name))
-    return [f"{root.rstrip('/')}/{name}" for name in complete]
+    fs, folders = _checkpoint_folders(run)
+    states = fs.get_file_info([f"{info.path}/state.pt" for info in folders])
+    complete = sorted(
+        (info.base_name for info, state in zip(folders, states, strict=True) if state.type == pafs.FileType.File),
+        key=_by_step,
+    )
+    return [f"{storage_root(run).rstrip('/')}/{name}" for name in complete]
 
 
 def latest_checkpoint(run: str) -> str | None:
