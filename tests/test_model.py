@@ -14,7 +14,7 @@ import trimesh
 from munet.body import pelvis
 from munet.config import LossConfig, MutualConfig, Schedule, load_config
 from munet.losses import compute_losses
-from munet.model import MuNet, project, weak_to_perspective
+from munet.model import MuNet, perspective_to_weak, project, weak_to_perspective
 from munet.model.encoder import ImageEncoder
 from munet.train.checkpoint import load_checkpoint
 from munet.train.local import train_local
@@ -190,6 +190,8 @@ def test_weak_perspective_matches_the_pinhole_camera():
     pixel = project((translation + offset)[:, None], K)[0, 0]
     predicted = weak[0, 1:] + weak[0, 0] * offset[:2] * torch.tensor([1.0, 320.0 / 300.0])
     assert torch.allclose((2 * pixel + 1) / size - 1, predicted, atol=1e-5)
+    # perspective_to_weak is its inverse.
+    assert torch.allclose(perspective_to_weak(translation, K, size), weak, atol=1e-6)
 
 
 def test_local_trainer_writes_a_checkpoint_that_loads_into_a_new_model(model_and_batch, tmp_path, anny_body):

@@ -104,13 +104,13 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 
 def resize_intrinsics(K: np.ndarray, scale: float) -> np.ndarray:
-    """Intrinsics (3, 3) of the same view on an image resized by ``scale`` (pixel-centre exact).
+    """Intrinsics (..., 3, 3) of the same view on an image resized by ``scale`` (pixel-centre exact).
 
     With OpenCV's convention a point at pixel ``u`` moves to ``(u + 0.5) * scale - 0.5``.
     """
     resized = np.asarray(K, dtype=np.float64).copy()
-    resized[:2] *= scale
-    resized[:2, 2] += 0.5 * (scale - 1)
+    resized[..., :2, :] *= scale
+    resized[..., :2, 2] += 0.5 * (scale - 1)
     return resized
 
 

@@ -6,11 +6,14 @@ after a similarity Procrustes, in mm. Clothed-surface metrics follow the ICON pr
 in cm; normal consistency) on ``num_surface_samples`` points per surface, after the same pelvis
 alignment as PVE: the predicted clothed mesh is moved by ``gt_pelvis − predicted_pelvis`` so that
 the depth ambiguity of a single image does not swamp the shape error. Predictions never see
-ground truth (no teacher forcing, no alignment inside the model).
+ground truth (no teacher forcing, no alignment inside the model). With ``fit``, the predictions
+are fitted to each sample's person mask first (test-time fitting, :mod:`munet.fit`): the mask is
+an input then, as it is for ``munet predict`` on a cut-out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from munet.data.decode import Decoder, usable_shards
 from munet.data.schema import SampleRecord, decode_record
 from munet.data.shards import ShardStore
 from munet.eval.loading import load_trained_model
+from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.eval.report import write_report
 from munet.iterutils import chunked
 from munet.metrics import chamfer_p2s, fraction_on_mask, mpjpe, pa_mpjpe, pve
@@ -58,13 +62,21 @@ def iter_eval_items(data: str, decoder: Decoder) -> Iterator[EvalItem]:
 
 @torch.no_grad()
 def evaluate_batch(
-    model: MuNet, items: list[EvalItem], num_surface_samples: int, seed: int
+    model: MuNet, items: list[EvalItem], num_surface_samples: int, seed: int, fitter: SilhouetteFitter | None = None
 ) -> tuple[list[dict[str, float]], Any]:
-    """Per-sample metrics of one batch, and the model output (for pictures)."""
+    """Per-sample metrics of one batch, and the model output (for pictures).
+
+    With a ``fitter``, the predicted meshes are first fitted to each sample's full-resolution
+    person mask (:mod:`munet.fit`), as ``munet predict`` does when a mask is known.
+    """
     device = next(model.parameters()).device
     stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
     batch = batch_to_tensors(stacked, device)
     output = model(batch["image"], batch["K"])
+    if fitter is not None:
+        K_masks = torch.as_tensor(np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device)
+        masks = [item.record.mask for item in items]
+        output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
     gt_joints, gt_vertices = batch["body_joints"], batch["body_vertices"]
     pred_root, gt_root = pelvis(output.body_joints), pelvis(gt_joints)
     body = {
@@ -105,6 +117,7 @@ def evaluate(
     num_pictures: int = 8,
     device: str = "cpu",
     seed: int = 0,
+    fit: FitSettings | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on held-out shards and write the report to ``out``.
 
@@ -115,13 +128,14 @@ def evaluate(
         The summary written to ``metrics.json``.
     """
     model, config, step = load_trained_model(checkpoint, device)
+    fitter = None if fit is None else SilhouetteFitter.for_model(model, fit)
     decoder = Decoder.from_config(config, augment=False)
     rows: list[dict[str, float]] = []
     shown: list[tuple[EvalItem, dict[str, np.ndarray]]] = []
     total = max_samples
     with tqdm(total=total, desc="evaluate", unit="sample", disable=None) as bar:
         for batch in chunked(islice(iter_eval_items(data, decoder), max_samples), batch_size):
-            batch_rows, output = evaluate_batch(model, batch, num_surface_samples, seed)
+            batch_rows, output = evaluate_batch(model, batch, num_surface_samples, seed, fitter)
             rows.extend(batch_rows)
             for i, item in enumerate(batch):
                 if len(shown) < num_pictures:
@@ -140,6 +154,7 @@ def evaluate(
         "data": str(data),
         "num_samples": len(rows),
         "num_surface_samples": num_surface_samples,
+        "fit": None if fit is None else dataclasses.asdict(fit),
         "joint_set": "COCO-17, pelvis = mean of the hips",
         **{key: float(np.mean([r[key] for r in rows])) for key in METRIC_KEYS},
         "median": {key: float(np.median([r[key] for r in rows])) for key in METRIC_KEYS},

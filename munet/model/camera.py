@@ -84,3 +84,17 @@ def weak_to_perspective(weak: torch.Tensor, K: torch.Tensor, image_size: int) ->
     offset = shift + 1.0 - (2.0 * centre + 1.0) / image_size
     planar = offset * image_size * depth[:, None] / (2.0 * focal)
     return torch.cat([planar, depth[:, None]], dim=1)
+
+
+def perspective_to_weak(translation: torch.Tensor, K: torch.Tensor, image_size: int) -> torch.Tensor:
+    """The weak-perspective camera ``(B, 3)`` whose :func:`weak_to_perspective` is ``translation``
+    ``(B, 3)`` (camera-frame root, metres, ``T_z > 0``); ``K`` ``(B, 3, 3)`` in crop pixels."""
+    if translation.dim() != 2 or translation.shape[1] != 3:
+        raise ValueError(f"translation must have shape (B, 3), got {tuple(translation.shape)}")
+    _check_intrinsics(K, translation.shape[0])
+    focal = torch.stack([K[:, 0, 0], K[:, 1, 1]], dim=1)
+    centre = torch.stack([K[:, 0, 2], K[:, 1, 2]], dim=1)
+    depth = translation[:, 2:].clamp_min(MIN_DEPTH)
+    scale = 2.0 * focal[:, :1] / (image_size * depth)
+    shift = translation[:, :2] * 2.0 * focal / (image_size * depth) - 1.0 + (2.0 * centre + 1.0) / image_size
+    return torch.cat([scale, shift], dim=1)

@@ -2,7 +2,9 @@
 
 >>> munet predict photo.jpg photos/ --checkpoint runs/cpu/train --out predictions/
 
-Each image gets a folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`). An image that cannot
+Each image gets a folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`). Where the person's
+mask is known (an RGBA cut-out, or a ``<stem>_mask.<ext>`` file), the predicted meshes are fitted
+to it (:mod:`munet.fit`; ``--no-fit`` keeps the network's own). An image that cannot
 be used is reported on stderr and skipped; the exit code is 0 when every input was predicted, 1
 when some failed, 2 when nothing could run (no images, no usable checkpoint, no renderer).
 """
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from munet.data.render import EGLUnavailableError
+from munet.fit import FitSettings
 from munet.predict.crop import DEFAULT_FOV_DEGREES, IMAGE_SUFFIXES, MASK_SUFFIX, MAX_SIDE
 from munet.predict.run import Predictor, predict_files, resolve_device
 
@@ -79,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: a {DEFAULT_FOV_DEGREES:g}° field of view across its longer side)")
     parser.add_argument("--max-side", type=int, default=MAX_SIDE,
                         help=f"downscale images whose longer side exceeds this many pixels first (default {MAX_SIDE})")
+    parser.add_argument("--no-fit", action="store_true",
+                        help="keep the network's meshes even where a person mask is known (default: fit them to it)")
+    parser.add_argument("--fit-steps", type=int, default=FitSettings.steps,
+                        help=f"optimisation steps of the fit to the mask (default {FitSettings.steps})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -90,6 +97,8 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error(f"--focal-px must be positive, got {args.focal_px:g}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.fit_steps < 1:
+        parser.error(f"--fit-steps must be at least 1, got {args.fit_steps}")
     if args.max_side < 16:
         parser.error(f"--max-side must be at least 16 pixels, got {args.max_side}")
 
@@ -106,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no images to predict", file=sys.stderr)
         return 2
     try:
-        predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device))
+        fit = None if args.no_fit else FitSettings(steps=args.fit_steps)
+        predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device), fit)
         summary = predict_files(
             files, predictor, args.out, box=args.box, focal=args.focal_px, batch_size=args.batch_size,
             max_side=args.max_side, checkpoint=args.checkpoint, progress=not args.no_progress,

@@ -117,6 +117,9 @@ class PersonCrop:
             image (may extend past the image: the outside is padding).
         source: how the box was chosen (``"box"``, ``"alpha channel"``, a mask file, ``"whole image"``).
         original_size: ``(width, height)`` of the original image.
+        mask: ``(D, D)`` bool person mask over :attr:`display`, when the image has one (alpha
+            channel or mask file), else ``None``.
+        mask_source: where that mask came from, or ``None``.
     """
 
     image: np.ndarray
@@ -126,6 +129,8 @@ class PersonCrop:
     box: tuple[float, float, float, float]
     source: str
     original_size: tuple[int, int]
+    mask: np.ndarray | None = None
+    mask_source: str | None = None
 
 
 def _to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
@@ -270,16 +275,18 @@ def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
 
 
-def crop_square(image: np.ndarray, left: int, top: int, side: int, size: int) -> np.ndarray:
-    """The ``side``² square of ``image`` (H, W, 3) at integer ``(left, top)``, resized to ``size``².
+def crop_square(image: np.ndarray, left: int, top: int, side: int, size: int, fill: float | None = None) -> np.ndarray:
+    """The ``side``² square of ``image`` (H, W, C) at integer ``(left, top)``, resized to ``size``².
 
-    Parts of the square outside the image are filled with the image's mean colour.
+    Parts of the square outside the image are filled with ``fill``, by default the image's mean
+    colour. A one-channel image comes back as ``(size, size)``.
     """
     height, width = image.shape[:2]
     pads = (max(0, -top), max(0, top + side - height), max(0, -left), max(0, left + side - width))
     if any(pads):
-        fill = [float(v) for v in image.reshape(-1, image.shape[-1]).mean(axis=0)]
-        image = cv2.copyMakeBorder(image, *pads, cv2.BORDER_CONSTANT, value=fill)
+        means = image.reshape(-1, image.shape[-1]).mean(axis=0)
+        values = [float(v) for v in means] if fill is None else [fill] * image.shape[-1]
+        image = cv2.copyMakeBorder(image, *pads, cv2.BORDER_CONSTANT, value=values)
     patch = image[top + pads[0] : top + pads[0] + side, left + pads[2] : left + pads[2] + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interpolation)
@@ -356,4 +363,8 @@ def person_crop(
         box=tuple(v / loaded.scale for v in (work_left, work_top, work_left + work_side, work_top + work_side)),
         source=source,
         original_size=(width, height),
+        mask=None if loaded.mask is None else crop_square(
+            loaded.mask.astype(np.float32)[..., None], work_left, work_top, work_side, display_size, fill=0.0
+        ) >= 0.5,
+        mask_source=loaded.mask_source,
     )

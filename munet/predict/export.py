@@ -10,7 +10,7 @@ Into its output folder:
   mesh rendered over it from the predicted camera, and both meshes turned 90° about the body's
   vertical axis (pelvis → mid-shoulders) around the pelvis, on a plain background;
 - ``prediction.json``: intrinsics, crop box, weak camera, translation, COCO-17 joints in 3D and
-  2D, timings (see :func:`prediction_record`).
+  2D, timings, and how the fit to the person mask went (see :func:`prediction_record`).
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def overlay_picture(renderer: Renderer, crop: PersonCrop, prediction: Prediction
     plain = np.full_like(crop.display, SIDE_BACKGROUND)
     meshes = _named_meshes(prediction)
     panels = [label(crop.display, "input crop")]
+    fitted = ", fitted to mask" if prediction.fit is not None else ""
     for name, vertices, faces, color in meshes:
-        panels.append(label(overlay_mesh(renderer, crop.display, vertices, faces, K, color), name))
+        panels.append(label(overlay_mesh(renderer, crop.display, vertices, faces, K, color), name + fitted))
     for name, vertices, faces, color in meshes:
         turned = turn_about_body(vertices, prediction.joints, SIDE_VIEW_DEGREES)
         panels.append(label(overlay_mesh(renderer, plain, turned, faces, K, color, alpha=1.0), f"{name}, side"))
@@ -118,7 +119,9 @@ def prediction_record(path: Path, crop: PersonCrop, prediction: Prediction, info
     (intrinsics of the S × S crop), ``K_image`` (of the original image), ``focal_source``,
     ``weak_camera`` (s, t_x, t_y), ``translation`` (camera-frame pelvis, m), ``joint_names``
     (COCO-17), ``joints_3d`` (camera frame, m), ``joints_2d`` (crop pixels), ``joints_2d_image``
-    (original-image pixels), ``frame``, ``checkpoint``, ``step``, ``timings_ms``.
+    (original-image pixels), ``frame``, ``checkpoint``, ``step``, ``timings_ms``, ``fit`` (``null``
+    when the meshes are the network's own, else the mask used and the
+    :class:`~munet.fit.FitReport`: body vertices on the mask and outline gap before/after).
     """
     joints = np.asarray(prediction.joints, dtype=np.float64)
     drawable = bool((joints[:, 2] > 0).all())
@@ -144,6 +147,7 @@ def prediction_record(path: Path, crop: PersonCrop, prediction: Prediction, info
         "checkpoint": info.get("checkpoint"),
         "step": info.get("step"),
         "timings_ms": {k: round(float(v), 2) for k, v in info.get("timings_ms", {}).items()},
+        "fit": None if prediction.fit is None else {"mask": crop.mask_source, **prediction.fit.to_dict()},
     }
 
 

@@ -19,8 +19,10 @@ import torch
 from tqdm import tqdm
 
 from munet.config import MuNetConfig
+from munet.data.camera import resize_intrinsics
 from munet.data.render import Renderer
 from munet.eval.loading import load_trained_model
+from munet.fit import FitReport, FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
 from munet.model import MuNet
 from munet.predict.crop import MAX_SIDE, ImageError, PersonCrop, person_crop
@@ -43,6 +45,8 @@ class Prediction:
         weak_camera: ``(3,)`` weak-perspective camera ``(s, t_x, t_y)`` (normalised crop
             coordinates per metre).
         translation: ``(3,)`` camera-frame pelvis, metres.
+        fit: how fitting to the person mask went, or ``None`` when the meshes are the network's
+            own (no mask, or fitting off).
     """
 
     body_vertices: np.ndarray
@@ -52,6 +56,7 @@ class Prediction:
     joints: np.ndarray
     weak_camera: np.ndarray
     translation: np.ndarray
+    fit: FitReport | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,16 +79,21 @@ class Predictor:
         model: the network (its device is the predictor's).
         config: the configuration it was trained with.
         step: its training step (reported with each prediction).
+        fit: how to fit predictions to person masks when a crop has one (:mod:`munet.fit`);
+            ``None`` never fits.
     """
 
-    def __init__(self, model: MuNet, config: MuNetConfig, step: int):
+    def __init__(self, model: MuNet, config: MuNetConfig, step: int, fit: FitSettings | None = None):
         self.model = model.eval()
         self.config = config
         self.step = step
         self.device = next(model.parameters()).device
+        self.fitter = None if fit is None else SilhouetteFitter.for_model(model, fit)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", fit: FitSettings | None = None
+    ) -> Predictor:
         """Load a checkpoint (folder, ``state.pt`` or run folder; see
         :func:`munet.eval.loading.load_trained_model`).
 
@@ -92,7 +102,7 @@ class Predictor:
             ValueError: the weights do not fit the model the checkpoint's configuration describes.
         """
         model, config, step = load_trained_model(path, device)
-        return cls(model, config, step)
+        return cls(model, config, step, fit)
 
     @property
     def input_size(self) -> int:
@@ -101,12 +111,17 @@ class Predictor:
         return self.config.data.image_size
 
     @torch.no_grad()
-    def __call__(self, images: np.ndarray, K: np.ndarray) -> list[Prediction]:
+    def __call__(
+        self, images: np.ndarray, K: np.ndarray, masks: Sequence[np.ndarray | None] | None = None
+    ) -> list[Prediction]:
         """Predict a batch.
 
         Args:
             images: ``(B, S, S, 3)`` uint8 RGB crops, ``S`` = :attr:`input_size`.
             K: ``(B, 3, 3)`` their intrinsics in crop pixels.
+            masks: per crop, its person mask (square, any size, all masks of one size; the same
+                view as the crop) or ``None``. With a fitter, the meshes of crops with a mask are
+                fitted to it.
         """
         size = self.input_size
         if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
@@ -114,7 +129,13 @@ class Predictor:
         if K.shape != (len(images), 3, 3):
             raise ValueError(f"K must have shape ({len(images)}, 3, 3), got {K.shape}")
         pixels = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        output = self.model(pixels, torch.as_tensor(K, dtype=torch.float32, device=self.device))
+        K_input = torch.as_tensor(K, dtype=torch.float32, device=self.device)
+        output = self.model(pixels, K_input)
+        reports: list[FitReport | None] = [None] * len(images)
+        if self.fitter is not None and masks is not None and any(m is not None for m in masks):
+            mask_size = next(m for m in masks if m is not None).shape[0]
+            K_masks = torch.as_tensor(resize_intrinsics(K, mask_size / size), dtype=torch.float32, device=self.device)
+            output, reports = fit_output(self.fitter, output, K_input, size, K_masks, masks)
         body_faces = output.body_faces.cpu().numpy().astype(np.int64)
         cloth_faces = output.cloth_faces.cpu().numpy().astype(np.int64)
         arrays = {
@@ -130,6 +151,7 @@ class Predictor:
                 joints=arrays["body_joints"][i],
                 weak_camera=arrays["weak_camera"][i],
                 translation=arrays["translation"][i],
+                fit=reports[i],
             )
             for i in range(len(images))
         ]
@@ -241,7 +263,9 @@ def predict_files(
         crops = _crops(paths, folders, predictor.input_size, options, summary, bar)
         for batch in chunked(crops, batch_size):
             start = time.perf_counter()
-            predictions = predictor(np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]))
+            predictions = predictor(
+                np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]), [p.crop.mask for p in batch]
+            )
             inference_ms = _ms_since(start) / len(batch)
             for pending, prediction in zip(batch, predictions, strict=True):
                 timings = {"crop": pending.crop_ms, "inference": inference_ms, "batch_size": len(batch)}

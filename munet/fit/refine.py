@@ -1,0 +1,307 @@
+"""Test-time fitting of a predicted body and clothed mesh to the person's mask.
+
+When a person mask is known (an RGBA cut-out, a ``_mask`` file, a segmentation), the network's
+meshes can be pulled onto it, as optimisation-based methods (SMPLify-style silhouette terms, ICON's
+body refinement) do after regression. What moves, per image:
+
+- a rigid motion of both meshes about the body's pelvis (rotation vector and translation);
+- then, after :attr:`FitSettings.rigid_steps`, also a smooth displacement field on the coarse body
+  graph, carried to the full body and to the clothed mesh by the network's own up-sampling
+  operators. So the clothed surface keeps its offsets from the body: both meshes stay 2-manifold
+  and in register.
+
+The costs are those of :mod:`munet.fit.silhouette`: body and clothed vertices must project onto
+the mask, and the clothed mesh must reach the mask's outline; the displacement field pays for its
+size and its roughness (uniform Laplacian of the coarse graph). Adam, a fixed number of steps,
+batched over images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from munet.body import pelvis
+from munet.fit.silhouette import MaskTargets, coverage_cost, mask_targets, outside_cost
+from munet.graph import SparseOperator
+from munet.metrics.image import fraction_on_mask
+from munet.model import MuNet, MuNetOutput
+from munet.model.camera import perspective_to_weak, project
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How hard and how long to fit (defaults tuned on held-out synthetic renders)."""
+
+    steps: int = 150
+    """Optimisation steps in all."""
+    rigid_fraction: float = 1 / 3
+    """This fraction of the steps, the first ones, moves both meshes rigidly only."""
+    lr: float = 0.01
+    """Adam step size (radians for the rotation, metres for translation and displacements)."""
+    rotate: bool = False
+    """Let the rigid motion rotate too. Off by default: a silhouette cannot tell a turned body from
+    a wrongly posed one, and turning the whole body to fit a wrong pose worsens every 3D metric."""
+    outline_points: int = 400
+    """Points spread along each mask's outline for the coverage cost."""
+    tolerance: float = 0.006
+    """Coverage tolerance, as a fraction of the mask side (the spacing of projected vertices)."""
+    outside_weight: float = 1.0
+    coverage_weight: float = 1.0
+    deform_coverage: float = 0.0
+    """Coverage weight while deforming, relative to ``coverage_weight``. Zero by default: when the
+    predicted pose is wrong, stretching the body into uncovered parts of the mask inflates it."""
+    offset_weight: float = 0.02
+    """Weight of the mean squared displacement (metres²)."""
+    smoothness_weight: float = 2.0
+    """Weight of the mean squared Laplacian of the displacement field (metres²)."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or not 0 <= self.rigid_fraction <= 1:
+            raise ValueError(f"need steps >= 1 and 0 <= rigid_fraction <= 1, got {self.steps} and {self.rigid_fraction}")
+        if self.outline_points < 1 or self.lr <= 0:
+            raise ValueError(f"need outline_points >= 1 and lr > 0, got {self.outline_points} and {self.lr}")
+
+    @property
+    def rigid_steps(self) -> int:
+        """How many of the first steps are rigid."""
+        return round(self.steps * self.rigid_fraction)
+
+
+@dataclass(frozen=True)
+class FittedMeshes:
+    """A batch of meshes in the camera frame (metres) and the pelvis they turn about.
+
+    Attributes:
+        body: ``(B, V, 3)`` full body mesh.
+        coarse: ``(B, V_c, 3)`` the coarse body graph.
+        cloth: ``(B, V_cloth, 3)`` clothed mesh.
+        root: ``(B, 3)`` pelvis of ``body``.
+    """
+
+    body: torch.Tensor
+    coarse: torch.Tensor
+    cloth: torch.Tensor
+    root: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How one image's fit went (fractions are of full-body vertices projecting onto the mask).
+
+    Attributes:
+        on_mask_before, on_mask_after: body vertices on the mask before and after.
+        outline_gap_before, outline_gap_after: mean distance (pixels of the mask) from the mask's
+            outline points to the nearest projected clothed vertex.
+        milliseconds: this image's share of the batch's fitting time.
+    """
+
+    on_mask_before: float
+    on_mask_after: float
+    outline_gap_before: float
+    outline_gap_after: float
+    milliseconds: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-ready values (rounded)."""
+        return {name: round(float(value), 4) for name, value in vars(self).items()}
+
+
+def rotation_matrices(rotvec: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: rotation vectors ``(B, 3)`` (radians) → matrices ``(B, 3, 3)``; exact and
+    differentiable at zero."""
+    angle2 = rotvec.square().sum(dim=1, keepdim=True)[..., None]
+    zero = torch.zeros_like(rotvec[:, 0])
+    x, y, z = rotvec.unbind(dim=1)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(-1, 3, 3)
+    small = angle2 < 1e-8
+    safe = torch.where(small, torch.ones_like(angle2), angle2)
+    angle = safe.sqrt()
+    a = torch.where(small, 1.0 - angle2 / 6.0, torch.sin(angle) / angle)
+    b = torch.where(small, 0.5 - angle2 / 24.0, (1.0 - torch.cos(angle)) / safe)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(cross)
+    return eye + a * cross + b * (cross @ cross)
+
+
+class SilhouetteFitter:
+    """Fits batches of predicted meshes to person masks (see the module documentation).
+
+    Args:
+        up: coarse graph → full body, sparse ``(V, V_c)``.
+        cloth_up: coarse graph → clothed mesh, sparse ``(V_cloth, V_c)``.
+        smoothing: row-normalised adjacency (with self loops) of the coarse graph, sparse ``(V_c, V_c)``.
+        joint_regressor: ``(17, V)`` COCO-17 regressor of the full body (for the pelvis).
+        settings: step counts and weights.
+    """
+
+    def __init__(
+        self,
+        up: SparseOperator,
+        cloth_up: SparseOperator,
+        smoothing: SparseOperator,
+        joint_regressor: torch.Tensor,
+        settings: FitSettings | None = None,
+    ):
+        self.up, self.cloth_up, self.smoothing = up, cloth_up, smoothing
+        self.joint_regressor = joint_regressor
+        self.settings = settings or FitSettings()
+
+    @classmethod
+    def for_model(cls, model: MuNet, settings: FitSettings | None = None) -> SilhouetteFitter:
+        """A fitter that uses ``model``'s graph operators (on its device)."""
+        smoothing = SparseOperator(model.templates.coarse.adjacency("row")).to(model.joint_regressor.device)
+        return cls(model.up, model.cloth_up, smoothing, model.joint_regressor, settings)
+
+    def _costs(self, body: torch.Tensor, cloth: torch.Tensor, K: torch.Tensor, targets: MaskTargets, coverage_weight: float) -> torch.Tensor:
+        """``(B,)`` silhouette costs of coarse body and clothed vertices ``(B, V_c, 3)``."""
+        cloth_pixels = project(cloth, K)
+        outside = outside_cost(project(body, K), targets) + outside_cost(cloth_pixels, targets)
+        coverage = coverage_cost(cloth_pixels, targets, self.settings.tolerance * targets.size)
+        return self.settings.outside_weight * outside + coverage_weight * coverage
+
+    def _moved(self, meshes: FittedMeshes, rotvec: torch.Tensor, shift: torch.Tensor, offsets: torch.Tensor) -> FittedMeshes:
+        """The full meshes after the motion."""
+        body = _move(meshes.body, meshes.root, rotvec, shift, self.up(offsets))
+        return FittedMeshes(
+            body=body,
+            coarse=_move(meshes.coarse, meshes.root, rotvec, shift, offsets),
+            cloth=_move(meshes.cloth, meshes.root, rotvec, shift, self.cloth_up(offsets)),
+            root=pelvis(torch.einsum("jv,bvc->bjc", self.joint_regressor, body)),
+        )
+
+    def __call__(
+        self, meshes: FittedMeshes, K: torch.Tensor, masks: list[np.ndarray]
+    ) -> tuple[FittedMeshes, list[FitReport]]:
+        """Fit ``meshes`` to ``masks``.
+
+        Args:
+            meshes: the network's meshes (no gradient needed; they are not modified).
+            K: ``(B, 3, 3)`` intrinsics in pixels of the masks.
+            masks: ``B`` square boolean masks ``(S, S)``, all of one size.
+
+        Returns:
+            The fitted meshes and one report per image.
+
+        Raises:
+            ValueError: an empty mask, masks of different sizes, or a batch size mismatch.
+        """
+        start = time.perf_counter()
+        batch = meshes.body.shape[0]
+        if len(masks) != batch or K.shape != (batch, 3, 3):
+            raise ValueError(f"need one mask and one K per mesh: {batch} meshes, {len(masks)} masks, K {tuple(K.shape)}")
+        s = self.settings
+        rigid_steps = s.rigid_steps
+        meshes = FittedMeshes(*(t.detach() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)))
+        targets = mask_targets(masks, s.outline_points, K.device)
+        rotvec = torch.zeros(batch, 3, device=K.device, requires_grad=True)
+        shift = torch.zeros(batch, 3, device=K.device, requires_grad=True)
+        offsets = torch.zeros_like(meshes.coarse, requires_grad=True)
+        optimizer = torch.optim.Adam(
+            [{"params": [shift]}, {"params": [rotvec], "lr": s.lr if s.rotate else 0.0}, {"params": [offsets], "lr": 0.0}],
+            lr=s.lr,
+        )
+        # The clothed graph is the coarse graph subdivided: its first V_c vertices sit on the coarse
+        # vertices and move with the same displacements, so the loop only needs coarse meshes.
+        cloth_coarse = meshes.cloth[:, : meshes.coarse.shape[1]]
+        with torch.enable_grad():
+            for step in range(s.steps):
+                rigid = step < rigid_steps
+                if step == rigid_steps:
+                    optimizer.param_groups[2]["lr"] = s.lr
+                body = _move(meshes.coarse, meshes.root, rotvec, shift, offsets)
+                cloth = _move(cloth_coarse, meshes.root, rotvec, shift, offsets)
+                roughness = (offsets - self.smoothing(offsets)).square().sum(dim=2).mean(dim=1)
+                size = offsets.square().sum(dim=2).mean(dim=1)
+                coverage_weight = s.coverage_weight if rigid else s.coverage_weight * s.deform_coverage
+                loss = (self._costs(body, cloth, K, targets, coverage_weight)
+                        + s.smoothness_weight * roughness + s.offset_weight * size)
+                optimizer.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                optimizer.step()
+        with torch.no_grad():
+            fitted = self._moved(meshes, rotvec, shift, offsets)
+        milliseconds = 1000.0 * (time.perf_counter() - start) / batch
+        reports = [
+            FitReport(
+                on_mask_before=_on_mask(meshes.body[i], K[i], masks[i]),
+                on_mask_after=_on_mask(fitted.body[i], K[i], masks[i]),
+                outline_gap_before=_outline_gap(meshes.cloth[i], K[i], targets.outline[i]),
+                outline_gap_after=_outline_gap(fitted.cloth[i], K[i], targets.outline[i]),
+                milliseconds=milliseconds,
+            )
+            for i in range(batch)
+        ]
+        return fitted, reports
+
+
+def _move(points: torch.Tensor, root: torch.Tensor, rotvec: torch.Tensor, shift: torch.Tensor,
+          displacement: torch.Tensor) -> torch.Tensor:
+    """``points`` ``(B, N, 3)`` rotated about ``root`` ``(B, 3)``, shifted, then displaced ``(B, N, 3)``."""
+    rotation = rotation_matrices(rotvec).transpose(1, 2)
+    return (points - root[:, None]) @ rotation + root[:, None] + shift[:, None] + displacement
+
+
+def fit_output(
+    fitter: SilhouetteFitter,
+    output: MuNetOutput,
+    K_input: torch.Tensor,
+    input_size: int,
+    K_masks: torch.Tensor,
+    masks: Sequence[np.ndarray | None],
+) -> tuple[MuNetOutput, list[FitReport | None]]:
+    """``output`` of :class:`~munet.model.MuNet` with the meshes of every sample that has a mask
+    fitted to it.
+
+    Body, joints, coarse graph, clothed mesh, translation and weak camera are replaced (the weak
+    camera is re-derived from the new pelvis with ``K_input``); the rest is kept. Samples whose
+    mask is ``None`` keep the network's prediction.
+
+    Args:
+        K_input: ``(B, 3, 3)`` intrinsics of the network's input crops.
+        input_size: side of those crops, pixels.
+        K_masks: ``(B, 3, 3)`` intrinsics in pixels of the masks.
+        masks: per sample, a square boolean person mask (all of one size) or ``None``.
+
+    Returns:
+        The output and, per sample, its :class:`FitReport` (``None`` where nothing was fitted).
+    """
+    chosen = [i for i, mask in enumerate(masks) if mask is not None]
+    reports: list[FitReport | None] = [None] * len(masks)
+    if not chosen:
+        return output, reports
+    index = torch.as_tensor(chosen, device=output.body_vertices.device)
+    meshes = FittedMeshes(*(t[index] for t in (output.body_vertices, output.body_coarse, output.cloth_vertices, output.translation)))
+    fitted, fit_reports = fitter(meshes, K_masks[index], [masks[i] for i in chosen])
+    for i, report in zip(chosen, fit_reports, strict=True):
+        reports[i] = report
+
+    def put(full: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        merged = full.detach().clone()
+        merged[index] = part
+        return merged
+
+    shift = fitted.root - meshes.root
+    fields = {
+        "body_vertices": put(output.body_vertices, fitted.body),
+        "body_joints": put(output.body_joints, torch.einsum("jv,bvc->bjc", fitter.joint_regressor, fitted.body)),
+        "body_coarse": put(output.body_coarse, fitted.coarse),
+        "cloth_vertices": put(output.cloth_vertices, fitted.cloth),
+        "cloth_root": put(output.cloth_root, output.cloth_root[index] + shift),
+        "translation": put(output.translation, fitted.root),
+        "weak_camera": put(output.weak_camera, perspective_to_weak(fitted.root, K_input[index], input_size)),
+    }
+    return dataclasses.replace(output, **fields), reports
+
+
+def _on_mask(vertices: torch.Tensor, K: torch.Tensor, mask: np.ndarray) -> float:
+    return fraction_on_mask(vertices.cpu().numpy(), K.cpu().numpy(), mask)
+
+
+def _outline_gap(vertices: torch.Tensor, K: torch.Tensor, outline: torch.Tensor) -> float:
+    pixels = project(vertices[None], K[None])[0]
+    return float(torch.cdist(outline, pixels).min(dim=1).values.mean())

@@ -1,0 +1,111 @@
+"""Test-time fitting to a person mask (munet.fit): costs, rotations, and fits of the real Anny body
+through a real MuNet's graph operators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from munet.body import pelvis
+from munet.config import load_config
+from munet.fit import FitSettings, FittedMeshes, SilhouetteFitter, coverage_cost, fit_output, mask_targets, outside_cost
+from munet.fit.refine import rotation_matrices
+from munet.metrics import fraction_on_mask
+from munet.model import MuNet, weak_to_perspective
+from munet.train.step import batch_to_tensors
+from tests.samples import make_samples, stack
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def model_and_batch(anny_body):
+    config = load_config("cpu", ["model.image_size=64", "data.image_size=64", "model.body_channels=32",
+                                 "model.cloth_channels=32", "model.body_blocks=1", "model.cloth_blocks=1"])
+    torch.manual_seed(0)
+    model = MuNet(config, anny_body).eval()
+    batch = batch_to_tensors(stack(make_samples(anny_body, count=2, image_size=SIZE, cloth_points=256)), torch.device("cpu"))
+    return model, batch
+
+
+def test_rotation_matrices_match_scipy():
+    rotvec = torch.tensor([[0.0, 0.0, 0.0], [1e-6, -2e-6, 0.0], [0.3, -1.2, 0.5], [2.0, 0.1, -0.4]], dtype=torch.float64)
+    expected = Rotation.from_rotvec(rotvec.numpy()).as_matrix()
+    np.testing.assert_allclose(rotation_matrices(rotvec).numpy(), expected, atol=1e-12)
+    # Differentiable at zero, with the derivative of a rotation there (the cross-product matrix).
+    zero = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    (rotation_matrices(zero)[0, 1, 0]).backward()
+    np.testing.assert_allclose(zero.grad.numpy(), [[0.0, 0.0, 1.0]])
+
+
+def test_costs_vanish_on_target_and_grow_away_from_it():
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:20] = True
+    targets = mask_targets([mask], outline_count=60)
+    assert targets.outline.shape == (1, 60, 2)
+    assert mask[targets.outline[0, :, 1].long(), targets.outline[0, :, 0].long()].all()  # on the mask's edge
+    inside = torch.tensor([[[12.0, 12.0], [15.0, 25.0], [19.0, 29.0]]])
+    assert outside_cost(inside, targets).item() == 0.0
+    right = torch.tensor([[[29.0, 20.0]]])  # 10 px right of the last mask column
+    assert outside_cost(right, targets).item() == pytest.approx((10 / 40) ** 2, rel=0.02)
+    # Every outline point has a projected vertex on it: no coverage cost; one lone vertex: some.
+    assert coverage_cost(targets.outline, targets, tolerance=0.5).item() == 0.0
+    assert coverage_cost(inside[:, :1], targets, tolerance=0.5).item() > (5 / 40) ** 2
+    with pytest.raises(ValueError, match="empty"):
+        mask_targets([np.zeros((8, 8), bool)], 10)
+
+
+def _ground_truth(model: MuNet, batch) -> FittedMeshes:
+    body = batch["body_vertices"]
+    coarse = model.down(body)
+    return FittedMeshes(body, coarse, model.cloth_up(coarse), pelvis(model.regress_joints(body)))
+
+
+def test_fit_brings_a_shifted_body_back_onto_its_mask(model_and_batch):
+    model, batch = model_and_batch
+    truth = _ground_truth(model, batch)
+    masks = [m[0].numpy() > 0.5 for m in batch["mask"]]
+    shift = torch.tensor([0.12, -0.06, 0.0])
+    moved = FittedMeshes(truth.body + shift, truth.coarse + shift, truth.cloth + shift, truth.root + shift)
+    fitter = SilhouetteFitter.for_model(model, FitSettings())
+    fitted, reports = fitter(moved, batch["K"], masks)
+    for i, report in enumerate(reports):
+        assert report.on_mask_before < 0.75 and report.on_mask_after > 0.95, report
+        assert report.on_mask_after == pytest.approx(fraction_on_mask(fitted.body[i].numpy(), batch["K"][i].numpy(), masks[i]))
+        assert report.outline_gap_after < 0.5 * report.outline_gap_before
+    # The shift is undone (the silhouette fixes x and y; depth is weakly observed), and the body's
+    # shape is kept: vertex error after the fit is a fraction of the shift.
+    root_error = (fitted.root - truth.root).norm(dim=1)
+    assert (root_error < 0.05).all(), root_error
+    vertex_error = (fitted.body - truth.body).norm(dim=2).mean(dim=1)
+    assert (vertex_error < 0.3 * shift.norm()).all(), vertex_error
+    assert torch.allclose(fitted.root, pelvis(model.regress_joints(fitted.body)), atol=1e-6)
+
+
+def test_fit_output_fits_only_samples_with_a_mask(model_and_batch):
+    model, batch = model_and_batch
+    with torch.no_grad():
+        output = model(batch["image"][:, :, ::2, ::2], batch["K"] * torch.tensor([[0.5], [0.5], [1.0]]))
+    K_input = batch["K"] * torch.tensor([[0.5], [0.5], [1.0]])
+    masks = [batch["mask"][0, 0].numpy() > 0.5, None]
+    fitter = SilhouetteFitter.for_model(model, FitSettings(steps=30))
+    fitted, reports = fit_output(fitter, output, K_input, 64, batch["K"], masks)
+    assert reports[1] is None and reports[0].on_mask_after > reports[0].on_mask_before
+    for name in ("body_vertices", "body_joints", "cloth_vertices", "translation", "weak_camera"):
+        before, after = getattr(output, name), getattr(fitted, name)
+        assert torch.equal(before[1], after[1]), name
+        assert not torch.equal(before[0], after[0]), name
+    # The fitted sample is self-consistent: joints from its body, pelvis = translation = weak camera.
+    assert torch.allclose(fitted.body_joints, model.regress_joints(fitted.body_vertices), atol=1e-6)
+    assert torch.allclose(fitted.translation, pelvis(fitted.body_joints), atol=1e-5)
+    assert torch.allclose(weak_to_perspective(fitted.weak_camera, K_input, 64), fitted.translation, atol=1e-5)
+
+
+def test_fit_settings_are_checked():
+    assert FitSettings(steps=10).rigid_steps == 3
+    with pytest.raises(ValueError, match="rigid_fraction"):
+        FitSettings(rigid_fraction=1.5)
+    with pytest.raises(ValueError, match="steps"):
+        FitSettings(steps=0)
