@@ -47,8 +47,10 @@ PANEL = 384
 JSON_KEYS = {
     "input", "image_size", "crop_box", "crop_source", "input_size", "K", "K_image", "focal_source",
     "weak_camera", "translation", "joint_names", "joints_3d", "joints_2d", "joints_2d_image", "frame",
-    "checkpoint", "step", "timings_ms",
+    "checkpoint", "step", "timings_ms", "fit",
 }
+ON_PERSON = 0.85
+"""Least fraction of the predicted body that must land on the person's mask after fitting."""
 
 
 def _write_rgb(path: Path, rgb: np.ndarray) -> Path:
@@ -98,6 +100,7 @@ def fitted(tmp_path_factory) -> Fitted:
     renders.mkdir()
     for i, record in enumerate(records):
         _write_rgb(renders / f"render_{i}.png", record.image)
+    cv2.imwrite(str(renders / "render_2_mask.png"), records[2].mask.astype(np.uint8) * 255)
     return Fitted(root / "checkpoint", config, records, renders)
 
 
@@ -166,6 +169,46 @@ def _check_outputs(folder: Path) -> tuple[trimesh.Trimesh, trimesh.Trimesh, dict
     overlay = cv2.imread(str(folder / "overlay.png"))
     assert overlay.shape == (PANEL, 5 * PANEL, 3)
     return body, clothed, record
+
+
+def _overlay_on_mask(folder: Path, display_mask: np.ndarray) -> float:
+    """Fraction of the pixels the body panel of ``overlay.png`` changed that lie on the mask."""
+    overlay = cv2.imread(str(folder / "overlay.png")).astype(np.int16)
+    changed = np.abs(overlay[:, PANEL : 2 * PANEL] - overlay[:, :PANEL]).max(axis=2) > 40
+    changed[:24] = False  # the panel's label
+    assert changed.sum() > 500
+    return float(display_mask[changed].mean())
+
+
+@pytest.mark.parametrize(("name", "index", "source"), [("cutout", 1, "alpha channel"), ("render_2", 2, "render_2_mask.png")])
+def test_predicted_body_lies_on_the_person(fitted, cli_run, name, index, source):
+    """With a mask (RGBA cut-out or mask file) the body is fitted to it: its vertices, drawn through
+    the original image's camera, and the overlay's body pixels land on the person."""
+    folder = cli_run.out / name
+    body, _, prediction = _check_outputs(folder)
+    fit = prediction["fit"]
+    assert fit["mask"] == source and prediction["crop_source"] == source
+    assert fit["on_mask_after"] >= ON_PERSON and fit["on_mask_after"] >= fit["on_mask_before"]
+    assert fit["outline_gap_after"] <= fit["outline_gap_before"]
+    mask = fitted.records[index].mask
+    assert inside_fraction(project(body.vertices, np.array(prediction["K_image"])), mask) >= ON_PERSON
+    path = cli_run.inputs["cutout"] if name == "cutout" else fitted.renders / f"{name}.png"
+    display_mask = person_crop(path, fitted.config.data.image_size, PANEL).mask
+    assert _overlay_on_mask(folder, display_mask) >= ON_PERSON
+
+
+def test_without_a_mask_or_with_no_fit_the_network_meshes_are_kept(fitted, cli_run, tmp_path):
+    for name in ("render_0", "render_1", "astronaut"):
+        assert _prediction(cli_run.out / name)["fit"] is None
+    out = tmp_path / "out"
+    assert cli.main([str(cli_run.inputs["cutout"]), "--checkpoint", str(fitted.checkpoint), "--out", str(out),
+                     "--no-fit", "--no-progress"]) == 0
+    plain, fitted_run = _prediction(out / "cutout"), _prediction(cli_run.out / "cutout")
+    assert plain["fit"] is None
+    body = trimesh.load(out / "cutout" / "body.obj", force="mesh")
+    on_mask = inside_fraction(project(body.vertices, np.array(plain["K_image"])), fitted.records[1].mask)
+    # The unfitted body is the network's: what the fit started from.
+    assert on_mask == pytest.approx(fitted_run["fit"]["on_mask_before"], abs=0.03)
 
 
 def test_photo_from_scikit_image(cli_run):

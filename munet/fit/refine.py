@@ -42,7 +42,7 @@ class FitSettings:
     """Optimisation steps in all."""
     rigid_fraction: float = 1 / 3
     """This fraction of the steps, the first ones, moves both meshes rigidly only."""
-    lr: float = 0.01
+    lr: float = 0.02
     """Adam step size (radians for the rotation, metres for translation and displacements)."""
     rotate: bool = False
     """Let the rigid motion rotate too. Off by default: a silhouette cannot tell a turned body from
@@ -56,7 +56,7 @@ class FitSettings:
     deform_coverage: float = 0.0
     """Coverage weight while deforming, relative to ``coverage_weight``. Zero by default: when the
     predicted pose is wrong, stretching the body into uncovered parts of the mask inflates it."""
-    offset_weight: float = 0.02
+    offset_weight: float = 0.01
     """Weight of the mean squared displacement (metres²)."""
     smoothness_weight: float = 2.0
     """Weight of the mean squared Laplacian of the displacement field (metres²)."""
