@@ -162,7 +162,7 @@ def _check_outputs(folder: Path) -> tuple[trimesh.Trimesh, trimesh.Trimesh, dict
     np.testing.assert_allclose(record["joints_2d"], project(joints, np.array(record["K"])), atol=2e-3)
     np.testing.assert_allclose(record["joints_2d_image"], project(joints, np.array(record["K_image"])), atol=2e-3)
     np.testing.assert_allclose(joints[[11, 12]].mean(axis=0), record["translation"], atol=1e-4)
-    assert set(record["timings_ms"]) == {"crop", "inference", "batch_size", "export"}
+    assert set(record["timings_ms"]) == {"crop", "inference", "fit", "batch_size", "export"}
     scene = trimesh.load(folder / "scene.glb")
     assert isinstance(scene, trimesh.Scene) and set(scene.geometry) == {"body", "clothed"}
     np.testing.assert_allclose(scene.geometry["body"].vertices, body.vertices * [1, -1, -1], atol=1e-5)

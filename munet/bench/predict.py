@@ -1,6 +1,6 @@
 """Benchmark: prediction on image files, milliseconds per image on this machine.
 
-``python -m munet.bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu]``
+``python -m munet.bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu] [--fit-steps 150]``
 
 Writes a checkpoint of an untrained model of the configuration (the speed does not depend on the
 weights) and ``--images`` copies of scikit-image's astronaut photograph (512², bundled with the
@@ -8,7 +8,10 @@ package) to a temporary folder. For each batch size it prints:
 
 - *forward*: the network alone on a batch of crops (best of ``--repeats`` after a warm-up), per image;
 - *end to end*: :func:`munet.predict.run.predict_files` over all the images (read + crop, batched
-  inference, meshes, GLB, overlay, JSON), per image, split into those stages.
+  inference, meshes, GLB, overlay, JSON), per image, split into those stages;
+- *with a mask*: the same with a ``<stem>_mask.png`` beside every photo (an ellipse around the
+  astronaut: the fitting cost depends on the step count and mesh sizes, not on the mask's shape),
+  so that each prediction is also fitted to its mask (``--fit-steps``, :mod:`munet.fit`).
 """
 
 from __future__ import annotations
@@ -24,20 +27,31 @@ import torch
 
 from munet.body import build_body_model
 from munet.config import load_config
+from munet.fit import FitSettings
 from munet.model import MuNet
 from munet.predict.crop import person_crop
-from munet.predict.run import DISPLAY_SIZE, Predictor, predict_files, resolve_device
+from munet.predict.run import DISPLAY_SIZE, Predictor, RunSummary, predict_files, resolve_device
 from munet.train.checkpoint import save_checkpoint
 
 
-def _write_photos(folder: Path, count: int) -> list[Path]:
+def _write_photos(folder: Path, count: int, with_masks: bool) -> list[Path]:
     from skimage import data
 
+    folder.mkdir()
     bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    mask = np.zeros(bgr.shape[:2], np.uint8)
+    cv2.ellipse(mask, (200, 300), (130, 230), 0, 0, 360, 255, -1)
     paths = [folder / f"astronaut_{i:03d}.jpg" for i in range(count)]
     for path in paths:
         cv2.imwrite(str(path), bgr)
+        if with_masks:
+            cv2.imwrite(str(path.with_name(f"{path.stem}_mask.png")), mask)
     return paths
+
+
+def _line(summary: RunSummary) -> str:
+    stages = ", ".join(f"{name} {ms:.0f}" for name, ms in summary.timings_ms.items())
+    return f"{sum(summary.timings_ms.values()):.0f} ms/image ({stages})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--fit-steps", type=int, default=FitSettings.steps)
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -55,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="munet-bench-predict-") as tmp:
         tmp = Path(tmp)
         save_checkpoint(tmp / "checkpoint", step=0, model=MuNet(config, build_body_model(config.body)), config=config)
-        predictor = Predictor.from_checkpoint(tmp / "checkpoint", device)
-        photos = _write_photos(tmp, args.images)
+        predictor = Predictor.from_checkpoint(tmp / "checkpoint", device, FitSettings(steps=args.fit_steps))
+        photos = _write_photos(tmp / "plain", args.images, with_masks=False)
+        masked = _write_photos(tmp / "masked", args.images, with_masks=True)
         crop = person_crop(photos[0], predictor.input_size, DISPLAY_SIZE)
         print(f"[{args.config}] {config.model.encoder}, {predictor.input_size} px crops, device {device}, "
               f"torch threads {torch.get_num_threads()}, {args.images} images of 512² px")
@@ -66,9 +82,9 @@ def main(argv: list[str] | None = None) -> None:
             predictor(images, K)
             forward = 1000.0 * min(timeit.repeat(lambda: predictor(images, K), number=1, repeat=args.repeats))
             summary = predict_files(photos, predictor, tmp / f"out_{batch_size}", batch_size=batch_size, progress=False)
-            stages = ", ".join(f"{name} {ms:.0f}" for name, ms in summary.timings_ms.items())
+            fitted = predict_files(masked, predictor, tmp / f"fit_{batch_size}", batch_size=batch_size, progress=False)
             print(f"  batch {batch_size:>3}: forward {forward / batch_size:.0f} ms/image; "
-                  f"end to end {sum(summary.timings_ms.values()):.0f} ms/image ({stages})")
+                  f"end to end {_line(summary)}; with a mask ({args.fit_steps} fit steps) {_line(fitted)}")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,13 @@ def outside_cost(pixels: torch.Tensor, targets: MaskTargets) -> torch.Tensor:
 
 def coverage_cost(pixels: torch.Tensor, targets: MaskTargets, tolerance: float) -> torch.Tensor:
     """``(B,)`` mean over outline points of the squared distance (in mask sides) to the nearest
-    projected point ``(B, N, 2)``, less ``tolerance`` pixels."""
-    nearest = torch.cdist(targets.outline, pixels).min(dim=2).values
-    return ((nearest - tolerance).clamp_min(0.0) / targets.size).square().mean(dim=1)
+    projected point ``(B, N, 2)``, less ``tolerance`` pixels.
+
+    The nearest point is found without gradient and the distance to it is then differentiated:
+    the same gradient as that of the minimum, without back-propagating through all distances.
+    """
+    with torch.no_grad():
+        nearest = torch.cdist(targets.outline, pixels).argmin(dim=2)
+    chosen = torch.gather(pixels, 1, nearest[..., None].expand(-1, -1, 2))
+    distance = ((chosen - targets.outline).square().sum(dim=2) + 1e-12).sqrt()
+    return ((distance - tolerance).clamp_min(0.0) / targets.size).square().mean(dim=1)

@@ -165,7 +165,8 @@ class RunSummary:
         written: output folder of every image that succeeded, in input order.
         failed: ``(input, one-line reason)`` of every image that did not.
         timings_ms: per image, mean milliseconds of ``crop`` (read + crop), ``inference`` (the
-            image's share of its batch) and ``export`` (meshes, overlay, JSON), over the successes.
+            image's share of its batch's forward pass), ``fit`` (fitting to its mask; 0 without one)
+            and ``export`` (meshes, overlay, JSON), over the successes.
     """
 
     written: list[Path] = field(default_factory=list)
@@ -254,7 +255,7 @@ def predict_files(
     out = Path(out)
     folders = output_folders(paths, out)
     summary = RunSummary()
-    totals = {"crop": 0.0, "inference": 0.0, "export": 0.0}
+    totals = {"crop": 0.0, "inference": 0.0, "fit": 0.0, "export": 0.0}
     info = {"checkpoint": None if checkpoint is None else str(checkpoint), "step": predictor.step}
     options = {"box": box, "focal": focal, "max_side": max_side}
     with Renderer(DISPLAY_SIZE) as renderer, tqdm(
@@ -266,9 +267,10 @@ def predict_files(
             predictions = predictor(
                 np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]), [p.crop.mask for p in batch]
             )
-            inference_ms = _ms_since(start) / len(batch)
-            for pending, prediction in zip(batch, predictions, strict=True):
-                timings = {"crop": pending.crop_ms, "inference": inference_ms, "batch_size": len(batch)}
+            fit_ms = [0.0 if p.fit is None else p.fit.milliseconds for p in predictions]
+            inference_ms = (_ms_since(start) - sum(fit_ms)) / len(batch)
+            for pending, prediction, fit in zip(batch, predictions, fit_ms, strict=True):
+                timings = {"crop": pending.crop_ms, "inference": inference_ms, "fit": fit, "batch_size": len(batch)}
                 start = time.perf_counter()
                 try:
                     write_outputs(pending.folder, pending.path, pending.crop, prediction, renderer,
@@ -278,6 +280,7 @@ def predict_files(
                     continue
                 totals["crop"] += pending.crop_ms
                 totals["inference"] += inference_ms
+                totals["fit"] += fit
                 totals["export"] += _ms_since(start)
                 summary.written.append(pending.folder)
                 bar.update()
