@@ -31,7 +31,8 @@ from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import SampleRecord, encode_sample
 from munet.eval.loading import load_trained_model
 from munet.predict import cli
-from munet.predict.crop import PERSON_FILL, image_intrinsics, person_crop, read_image
+from munet.predict.crop import PERSON_FILL, image_intrinsics, mask_box, person_crop, read_image
+from munet.predict.segment import grabcut_mask, whole_image_box
 from munet.train.checkpoint import save_checkpoint
 from munet.train.local import train_local
 
@@ -209,6 +210,35 @@ def test_without_a_mask_or_with_no_fit_the_network_meshes_are_kept(fitted, cli_r
     on_mask = inside_fraction(project(body.vertices, np.array(plain["K_image"])), fitted.records[1].mask)
     # The unfitted body is the network's: what the fit started from.
     assert on_mask == pytest.approx(fitted_run["fit"]["on_mask_before"], abs=0.03)
+
+
+def test_grabcut_segments_renders(fitted):
+    """GrabCut finds the person in renders whose background differs from the clothes in colour
+    (the fourth render's dark green checkerboard matches its sweater, and GrabCut leaks into it:
+    why segmentation is opt-in)."""
+    for record in fitted.records[:3]:
+        height, width = record.mask.shape
+        for box in (whole_image_box(width, height), mask_box(record.mask)):
+            mask = grabcut_mask(record.image, box)
+            iou = (mask & record.mask).sum() / (mask | record.mask).sum()
+            assert iou >= 0.85, (record.key, box, iou)
+    record = fitted.records[0]
+    height, width = record.mask.shape
+    with pytest.raises(ValueError, match="no background"):
+        grabcut_mask(record.image, (0, 0, width, height))
+    with pytest.raises(ValueError, match="too small"):
+        grabcut_mask(record.image, (10, 10, 12, 30))
+
+
+def test_segment_option_fits_photos_without_a_mask(fitted, tmp_path):
+    """``--segment``: GrabCut gives the mask, the crop frames it, the body is fitted to it."""
+    out = tmp_path / "out"
+    image = _write_rgb(tmp_path / "render_2.png", fitted.records[2].image)  # without its mask file
+    assert cli.main([str(image), "--checkpoint", str(fitted.checkpoint), "--out", str(out), "--segment", "--no-progress"]) == 0
+    body, _, prediction = _check_outputs(out / "render_2")
+    assert prediction["crop_source"] == "GrabCut" and prediction["fit"]["mask"] == "GrabCut"
+    on_mask = inside_fraction(project(body.vertices, np.array(prediction["K_image"])), fitted.records[2].mask)
+    assert on_mask >= ON_PERSON and on_mask > prediction["fit"]["on_mask_before"]
 
 
 def test_photo_from_scikit_image(cli_run):

@@ -4,7 +4,8 @@
 
 Each image gets a folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`). Where the person's
 mask is known (an RGBA cut-out, or a ``<stem>_mask.<ext>`` file), the predicted meshes are fitted
-to it (:mod:`munet.fit`; ``--no-fit`` keeps the network's own). An image that cannot
+to it (:mod:`munet.fit`; ``--no-fit`` keeps the network's own); ``--segment`` makes a mask with
+GrabCut for images that have none. An image that cannot
 be used is reported on stderr and skipped; the exit code is 0 when every input was predicted, 1
 when some failed, 2 when nothing could run (no images, no usable checkpoint, no renderer).
 """
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: a {DEFAULT_FOV_DEGREES:g}° field of view across its longer side)")
     parser.add_argument("--max-side", type=int, default=MAX_SIDE,
                         help=f"downscale images whose longer side exceeds this many pixels first (default {MAX_SIDE})")
+    parser.add_argument("--segment", action="store_true",
+                        help="for images without a mask, segment the person with OpenCV GrabCut inside --box (else the "
+                        "whole image) and fit to that mask; reliable on plain backgrounds, not on cluttered ones")
     parser.add_argument("--no-fit", action="store_true",
                         help="keep the network's meshes even where a person mask is known (default: fit them to it)")
     parser.add_argument("--fit-steps", type=int, default=FitSettings.steps,
@@ -119,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device), fit)
         summary = predict_files(
             files, predictor, args.out, box=args.box, focal=args.focal_px, batch_size=args.batch_size,
-            max_side=args.max_side, checkpoint=args.checkpoint, progress=not args.no_progress,
+            max_side=args.max_side, segment=args.segment, checkpoint=args.checkpoint, progress=not args.no_progress,
         )
     except (FileNotFoundError, ValueError, EGLUnavailableError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)

@@ -9,7 +9,8 @@ Where the person is (:func:`person_crop`), in order of precedence:
 
 1. ``box``: the person's bounding box given by the user;
 2. a mask: the image's alpha channel, or a companion file ``<stem>_mask.<ext>`` next to the image
-   (non-zero = person); the box is the mask's bounding box;
+   (non-zero = person), or, on request (``segment``), GrabCut's segmentation of the person
+   (:mod:`munet.predict.segment`); the box is the mask's bounding box;
 3. otherwise the whole image: a square as wide as the image's longer side, centred on it (the short
    side is padded with the image's mean colour).
 
@@ -30,6 +31,7 @@ most detectors); ``K`` follows the OpenCV pixel-centre convention of :mod:`munet
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ import cv2
 import numpy as np
 
 from munet.data.camera import CameraSettings, resize_intrinsics
+from munet.predict.segment import grabcut_mask, whole_image_box
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 """File suffixes taken from a folder (files given by name are tried whatever their suffix)."""
@@ -322,6 +325,7 @@ def person_crop(
     box: tuple[float, float, float, float] | None = None,
     focal: float | None = None,
     max_side: int = MAX_SIDE,
+    segment: bool = False,
 ) -> PersonCrop:
     """Read ``path`` and crop the person (see the module docstring for how the box is chosen).
 
@@ -331,16 +335,26 @@ def person_crop(
         box: the person's box ``(left, top, right, bottom)`` in pixels of the original image.
         focal: focal length in pixels of the original image (default: from the field of view).
         max_side: larger images are downscaled to this before cropping.
+        segment: when the image has no mask, make one with GrabCut inside ``box`` (or the whole
+            image less a margin; :mod:`munet.predict.segment`); the crop then frames that mask
+            unless ``box`` is given.
 
     Raises:
-        ImageError: unreadable image, or a box that misses the image.
+        ImageError: unreadable image, a box that misses the image, or a failed segmentation.
     """
     path = Path(path)
     loaded = read_image(path, max_side)
     width, height = loaded.original_size
+    if box is not None and (box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0):
+        raise ImageError(path, f"the box {tuple(box)} lies outside the {width}×{height} image")
+    if segment and loaded.mask is None:
+        around = whole_image_box(width, height) if box is None else box
+        try:
+            mask = grabcut_mask(loaded.rgb, tuple(v * loaded.scale for v in around))
+        except ValueError as exc:
+            raise ImageError(path, str(exc)) from None
+        loaded = dataclasses.replace(loaded, mask=mask, mask_source="GrabCut")
     if box is not None:
-        if box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0:
-            raise ImageError(path, f"the box {tuple(box)} lies outside the {width}×{height} image")
         left, top, side = square_around(box)
         source = "box"
     elif loaded.mask is not None:

@@ -228,6 +228,7 @@ def predict_files(
     focal: float | None = None,
     batch_size: int = 16,
     max_side: int = MAX_SIDE,
+    segment: bool = False,
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> RunSummary:
@@ -242,6 +243,8 @@ def predict_files(
         focal: focal length in pixels of the original images (default: from a 55° field of view).
         batch_size: images per forward pass.
         max_side: larger images are downscaled to this longer side (pixels) first.
+        segment: segment the person with GrabCut in images that have no mask (see
+            :func:`munet.predict.crop.person_crop`).
         checkpoint: recorded in each ``prediction.json``.
         progress: show a tqdm progress bar (on stderr).
 
@@ -257,7 +260,7 @@ def predict_files(
     summary = RunSummary()
     totals = {"crop": 0.0, "inference": 0.0, "fit": 0.0, "export": 0.0}
     info = {"checkpoint": None if checkpoint is None else str(checkpoint), "step": predictor.step}
-    options = {"box": box, "focal": focal, "max_side": max_side}
+    options = {"box": box, "focal": focal, "max_side": max_side, "segment": segment}
     with Renderer(DISPLAY_SIZE) as renderer, tqdm(
         total=len(paths), desc="predict", unit="image", disable=not progress
     ) as bar:
