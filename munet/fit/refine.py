@@ -4,7 +4,8 @@ When a person mask is known (an RGBA cut-out, a ``_mask`` file, a segmentation),
 meshes can be pulled onto it, as optimisation-based methods (SMPLify-style silhouette terms, ICON's
 body refinement) do after regression. What moves, per image:
 
-- a rigid motion of both meshes about the body's pelvis (rotation vector and translation);
+- a rigid motion of both meshes: a translation, and optionally a rotation about the body's pelvis
+  (:attr:`FitSettings.rotate`);
 - then, after :attr:`FitSettings.rigid_steps`, also a smooth displacement field on the coarse body
   graph, carried to the full body and to the clothed mesh by the network's own up-sampling
   operators. So the clothed surface keeps its offsets from the body: both meshes stay 2-manifold
@@ -147,6 +148,13 @@ class SilhouetteFitter:
         joint_regressor: torch.Tensor,
         settings: FitSettings | None = None,
     ):
+        coarse = smoothing.shape[0]
+        ramp = torch.arange(coarse, dtype=torch.float32, device=joint_regressor.device)[None, :, None]
+        if up.shape[1] != coarse or cloth_up.shape[1] != coarse or not torch.equal(cloth_up(ramp)[:, :coarse], ramp):
+            raise ValueError(
+                "the clothed graph must be the coarse graph subdivided (its first vertices the coarse ones) and "
+                f"both up-sampling operators must read the {coarse}-vertex coarse graph"
+            )
         self.up, self.cloth_up, self.smoothing = up, cloth_up, smoothing
         self.joint_regressor = joint_regressor
         self.settings = settings or FitSettings()
