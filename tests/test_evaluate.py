@@ -122,3 +122,14 @@ def test_export_keeps_the_model_and_drops_the_training_state(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         munet_main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2 and not (tmp_path / "x").exists()
+
+
+def test_evaluate_with_fit_pulls_bodies_onto_the_masks(heldout, run_dir, tmp_path):
+    from munet.eval import evaluate
+    from munet.fit import FitSettings
+
+    plain = evaluate(run_dir, heldout, tmp_path / "plain", num_surface_samples=500)
+    fitted = evaluate(run_dir, heldout, tmp_path / "fitted", num_surface_samples=500, fit=FitSettings(steps=60))
+    assert plain["fit"] is None and fitted["fit"]["steps"] == 60
+    assert fitted["body_on_mask"] > max(0.9, plain["body_on_mask"])
+    assert "fitted to each sample's person mask (60 steps" in (tmp_path / "fitted" / "metrics.md").read_text()

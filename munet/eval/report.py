@@ -22,9 +22,11 @@ UNITS = {
 
 def markdown_table(summary: dict[str, Any]) -> str:
     """The summary as a Markdown table (metric, mean, median, unit) with the sample counts."""
+    fit = summary.get("fit")
+    fitted = "" if fit is None else f" Predictions fitted to each sample's person mask ({fit['steps']} steps, munet.fit)."
     lines = [
         f"Evaluated {summary['num_samples']} samples of `{summary['data']}` with the checkpoint of "
-        f"step {summary['step']}; surfaces sampled with {summary['num_surface_samples']} points each.",
+        f"step {summary['step']}; surfaces sampled with {summary['num_surface_samples']} points each.{fitted}",
         "",
         "| metric | mean | median | unit |",
         "|---|---:|---:|---|",
