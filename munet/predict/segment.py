@@ -14,7 +14,7 @@ import numpy as np
 
 GRABCUT_ITERATIONS = 5
 """GrabCut's colour-model / graph-cut rounds."""
-GRABCUT_SIDE = 512
+GRABCUT_SIDE = 320
 """Images are segmented at this longer side at most (GrabCut's cost grows with the pixel count)."""
 WHOLE_IMAGE_MARGIN = 0.04
 """Without a box, the rectangle leaves this fraction of each side as sure background."""
