@@ -11,9 +11,11 @@ from scipy.spatial.transform import Rotation
 from munet.body import pelvis
 from munet.config import load_config
 from munet.fit import FitSettings, FittedMeshes, SilhouetteFitter, coverage_cost, fit_output, mask_targets, outside_cost
+from munet.fit.articulation import LIMBS, PIVOTS, articulate
 from munet.fit.refine import rotation_matrices
 from munet.metrics import fraction_on_mask
 from munet.model import MuNet, weak_to_perspective
+from munet.model.templates import PART_NAMES
 from munet.train.step import batch_to_tensors
 from tests.samples import make_samples, stack
 
@@ -103,9 +105,37 @@ def test_fit_output_fits_only_samples_with_a_mask(model_and_batch):
     assert torch.allclose(weak_to_perspective(fitted.weak_camera, K_input, 64), fitted.translation, atol=1e-5)
 
 
+def test_limbs_turn_about_their_joints_and_the_trunk_stays(model_and_batch):
+    model, batch = model_and_batch
+    fitter = SilhouetteFitter.for_model(model, FitSettings())
+    membership = fitter.memberships["coarse"]
+    parts = model.templates.coarse_parts
+    trunk = (parts == PART_NAMES.index("torso")) | (parts == PART_NAMES.index("head"))
+    hand = parts == PART_NAMES.index("left_hand")
+    elbow, shoulder = ([joint for _, joint in LIMBS].index(name) for name in ("left_elbow", "left_shoulder"))
+    # Trunk vertices far from the limbs belong to no limb; hand vertices to both left-arm angles.
+    assert (membership[trunk].amax(dim=1) < 1.0).all() and (membership[trunk].amax(dim=1) == 0).float().mean() > 0.6
+    assert torch.allclose(membership[hand][:, [elbow, shoulder]], torch.ones(int(hand.sum()), 2))
+    body = model.down(batch["body_vertices"][:1])
+    joints = model.regress_joints(batch["body_vertices"][:1])
+    pivots = joints[:, list(PIVOTS)]
+    angles = torch.zeros(1, len(LIMBS))
+    angles[0, shoulder] = 0.5
+    turned = articulate(body, membership, pivots, angles)
+    still = membership[:, shoulder] == 0
+    torch.testing.assert_close(turned[0, still], body[0, still], atol=1e-6, rtol=0)
+    assert torch.equal(turned[..., 2], body[..., 2])
+    # A vertex fully in the arm keeps its distance to the shoulder and turns by exactly 0.5 rad.
+    pivot = pivots[0, shoulder, :2]
+    before, after = body[0, hand, :2] - pivot, turned[0, hand, :2] - pivot
+    torch.testing.assert_close(after.norm(dim=1), before.norm(dim=1))
+    turn = torch.atan2(after[:, 1], after[:, 0]) - torch.atan2(before[:, 1], before[:, 0])
+    torch.testing.assert_close(torch.remainder(turn, 2 * torch.pi), torch.full_like(turn, 0.5), atol=1e-4, rtol=0)
+
+
 def test_fit_settings_are_checked():
-    assert FitSettings(steps=10).rigid_steps == 3
-    with pytest.raises(ValueError, match="rigid_fraction"):
-        FitSettings(rigid_fraction=1.5)
+    assert FitSettings(steps=10).first_step(FitSettings().deform_from) == 5
+    with pytest.raises(ValueError, match="articulate_from"):
+        FitSettings(articulate_from=1.5)
     with pytest.raises(ValueError, match="steps"):
         FitSettings(steps=0)

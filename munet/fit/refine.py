@@ -4,17 +4,22 @@ When a person mask is known (an RGBA cut-out, a ``_mask`` file, a segmentation),
 meshes can be pulled onto it, as optimisation-based methods (SMPLify-style silhouette terms, ICON's
 body refinement) do after regression. What moves, per image:
 
-- a rigid motion of both meshes: a translation, and optionally a rotation about the body's pelvis
-  (:attr:`FitSettings.rotate`);
-- then, after :attr:`FitSettings.rigid_steps`, also a smooth displacement field on the coarse body
-  graph, carried to the full body and to the clothed mesh by the network's own up-sampling
-  operators. So the clothed surface keeps its offsets from the body: both meshes stay 2-manifold
-  and in register.
+1. a rigid motion of both meshes: a translation, and optionally a rotation about the body's pelvis
+   (:attr:`FitSettings.rotate`);
+2. from :attr:`FitSettings.articulate_from` on, also one image-plane angle per limb segment
+   (:mod:`munet.fit.articulation`);
+3. from :attr:`FitSettings.deform_from` on, also a smooth displacement field on the coarse body
+   graph.
+
+Limb memberships and displacements live on the coarse graph and reach the full body and the clothed
+mesh through the network's own up-sampling operators, so the clothed surface keeps its offsets from
+the body: both meshes stay 2-manifold and in register.
 
 The costs are those of :mod:`munet.fit.silhouette`: body and clothed vertices must project onto
-the mask, and the clothed mesh must reach the mask's outline; the displacement field pays for its
-size and its roughness (uniform Laplacian of the coarse graph). Adam, a fixed number of steps,
-batched over images.
+the mask, and the clothed mesh must reach the mask's outline (while the meshes move rigidly or
+articulate; see :attr:`FitSettings.deform_coverage`); angles pay for their size, the displacement
+field for its size and its roughness (uniform Laplacian of the coarse graph). Adam, a fixed number
+of steps, batched over images.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 
 from munet.body import pelvis
+from munet.fit.articulation import LIMBS, PIVOTS, articulate, limb_memberships
 from munet.fit.silhouette import MaskTargets, coverage_cost, mask_targets, outside_cost
 from munet.graph import SparseOperator
 from munet.metrics.image import fraction_on_mask
@@ -41,8 +47,10 @@ class FitSettings:
 
     steps: int = 150
     """Optimisation steps in all."""
-    rigid_fraction: float = 1 / 3
-    """This fraction of the steps, the first ones, moves both meshes rigidly only."""
+    articulate_from: float = 0.2
+    """Fraction of the steps after which limbs turn too (1 turns them never)."""
+    deform_from: float = 0.5
+    """Fraction of the steps after which the displacement field moves too (1: never)."""
     lr: float = 0.02
     """Adam step size (radians for the rotation, metres for translation and displacements)."""
     rotate: bool = False
@@ -57,21 +65,25 @@ class FitSettings:
     deform_coverage: float = 0.0
     """Coverage weight while deforming, relative to ``coverage_weight``. Zero by default: when the
     predicted pose is wrong, stretching the body into uncovered parts of the mask inflates it."""
-    offset_weight: float = 0.01
+    offset_weight: float = 0.03
     """Weight of the mean squared displacement (metres²)."""
-    smoothness_weight: float = 2.0
+    smoothness_weight: float = 5.0
     """Weight of the mean squared Laplacian of the displacement field (metres²)."""
+    angle_weight: float = 0.001
+    """Weight of the mean squared limb angle (radians²)."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or not 0 <= self.rigid_fraction <= 1:
-            raise ValueError(f"need steps >= 1 and 0 <= rigid_fraction <= 1, got {self.steps} and {self.rigid_fraction}")
+        if self.steps < 1 or not (0 <= self.articulate_from <= 1 and 0 <= self.deform_from <= 1):
+            raise ValueError(
+                f"need steps >= 1 and articulate_from, deform_from in [0, 1], got {self.steps}, "
+                f"{self.articulate_from} and {self.deform_from}"
+            )
         if self.outline_points < 1 or self.lr <= 0:
             raise ValueError(f"need outline_points >= 1 and lr > 0, got {self.outline_points} and {self.lr}")
 
-    @property
-    def rigid_steps(self) -> int:
-        """How many of the first steps are rigid."""
-        return round(self.steps * self.rigid_fraction)
+    def first_step(self, fraction: float) -> int:
+        """The step at which a stage that starts after ``fraction`` of the steps begins."""
+        return round(self.steps * fraction)
 
 
 @dataclass(frozen=True)
@@ -129,14 +141,28 @@ def rotation_matrices(rotvec: torch.Tensor) -> torch.Tensor:
     return eye + a * cross + b * (cross @ cross)
 
 
+@dataclass(frozen=True)
+class _Motion:
+    """The fitted motion of a batch: limb angles, rotation, shift (``None``: that part is off)."""
+
+    root: torch.Tensor
+    pivots: torch.Tensor
+    angles: torch.Tensor | None
+    rotvec: torch.Tensor | None
+    shift: torch.Tensor
+
+
 class SilhouetteFitter:
     """Fits batches of predicted meshes to person masks (see the module documentation).
 
     Args:
         up: coarse graph → full body, sparse ``(V, V_c)``.
-        cloth_up: coarse graph → clothed mesh, sparse ``(V_cloth, V_c)``.
+        cloth_up: coarse graph → clothed mesh, sparse ``(V_cloth, V_c)``; the clothed graph must be
+            the coarse graph subdivided (its first ``V_c`` vertices are the coarse ones).
         smoothing: row-normalised adjacency (with self loops) of the coarse graph, sparse ``(V_c, V_c)``.
-        joint_regressor: ``(17, V)`` COCO-17 regressor of the full body (for the pelvis).
+        coarse_parts: ``(V_c,)`` part index (:data:`~munet.model.templates.PART_NAMES`) of each
+            coarse vertex.
+        joint_regressor: ``(17, V)`` COCO-17 regressor of the full body (pelvis and limb joints).
         settings: step counts and weights.
     """
 
@@ -145,6 +171,7 @@ class SilhouetteFitter:
         up: SparseOperator,
         cloth_up: SparseOperator,
         smoothing: SparseOperator,
+        coarse_parts: torch.Tensor,
         joint_regressor: torch.Tensor,
         settings: FitSettings | None = None,
     ):
@@ -158,29 +185,45 @@ class SilhouetteFitter:
         self.up, self.cloth_up, self.smoothing = up, cloth_up, smoothing
         self.joint_regressor = joint_regressor
         self.settings = settings or FitSettings()
+        membership = limb_memberships(coarse_parts.to(joint_regressor.device), smoothing)
+        self.memberships = {
+            "coarse": membership,
+            "body": up(membership[None])[0],
+            "cloth": cloth_up(membership[None])[0],
+        }
 
     @classmethod
     def for_model(cls, model: MuNet, settings: FitSettings | None = None) -> SilhouetteFitter:
         """A fitter that uses ``model``'s graph operators (on its device)."""
         smoothing = SparseOperator(model.templates.coarse.adjacency("row")).to(model.joint_regressor.device)
-        return cls(model.up, model.cloth_up, smoothing, model.joint_regressor, settings)
+        return cls(model.up, model.cloth_up, smoothing, model.templates.coarse_parts, model.joint_regressor, settings)
 
-    def _costs(self, body: torch.Tensor, cloth: torch.Tensor, K: torch.Tensor, targets: MaskTargets, coverage_weight: float) -> torch.Tensor:
+    def _costs(
+        self, body: torch.Tensor, cloth: torch.Tensor, K: torch.Tensor, targets: MaskTargets, coverage_weight: float
+    ) -> torch.Tensor:
         """``(B,)`` silhouette costs of coarse body and clothed vertices ``(B, V_c, 3)``."""
         cloth_pixels = project(cloth, K)
         outside = outside_cost(project(body, K), targets) + outside_cost(cloth_pixels, targets)
         coverage = coverage_cost(cloth_pixels, targets, self.settings.tolerance * targets.size)
         return self.settings.outside_weight * outside + coverage_weight * coverage
 
-    def _moved(
-        self, meshes: FittedMeshes, rotvec: torch.Tensor | None, shift: torch.Tensor, offsets: torch.Tensor
-    ) -> FittedMeshes:
+    def _move(self, points: torch.Tensor, mesh: str, motion: _Motion, displacement: torch.Tensor) -> torch.Tensor:
+        """``points`` of ``mesh`` (``coarse``, ``body`` or ``cloth``) under ``motion``, then displaced."""
+        if motion.angles is not None:
+            points = articulate(points, self.memberships[mesh], motion.pivots, motion.angles)
+        if motion.rotvec is not None:
+            # Broadcast products: faster than a batched 3×3 matmul on CPU.
+            rotation, root = rotation_matrices(motion.rotvec), motion.root[:, None]
+            points = ((points - root)[:, :, None, :] * rotation[:, None]).sum(dim=3) + root
+        return points + motion.shift[:, None] + displacement
+
+    def _moved(self, meshes: FittedMeshes, motion: _Motion, offsets: torch.Tensor) -> FittedMeshes:
         """The full meshes after the motion."""
-        body = _move(meshes.body, meshes.root, rotvec, shift, self.up(offsets))
+        body = self._move(meshes.body, "body", motion, self.up(offsets))
         return FittedMeshes(
             body=body,
-            coarse=_move(meshes.coarse, meshes.root, rotvec, shift, offsets),
-            cloth=_move(meshes.cloth, meshes.root, rotvec, shift, self.cloth_up(offsets)),
+            coarse=self._move(meshes.coarse, "coarse", motion, offsets),
+            cloth=self._move(meshes.cloth, "cloth", motion, self.cloth_up(offsets)),
             root=pelvis(torch.einsum("jv,bvc->bjc", self.joint_regressor, body)),
         )
 
@@ -205,36 +248,45 @@ class SilhouetteFitter:
         if len(masks) != batch or K.shape != (batch, 3, 3):
             raise ValueError(f"need one mask and one K per mesh: {batch} meshes, {len(masks)} masks, K {tuple(K.shape)}")
         s = self.settings
-        rigid_steps = s.rigid_steps
         meshes = FittedMeshes(*(t.detach() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)))
         targets = mask_targets(masks, s.outline_points, K.device)
+        joints = torch.einsum("jv,bvc->bjc", self.joint_regressor, meshes.body)
+        angles = torch.zeros(batch, len(LIMBS), device=K.device, requires_grad=True)
         rotvec = torch.zeros(batch, 3, device=K.device, requires_grad=True)
         shift = torch.zeros(batch, 3, device=K.device, requires_grad=True)
         offsets = torch.zeros_like(meshes.coarse, requires_grad=True)
-        turn = rotvec if s.rotate else None
+        motion = _Motion(meshes.root, joints[:, list(PIVOTS)], angles, rotvec if s.rotate else None, shift)
         optimizer = torch.optim.Adam(
-            [{"params": [shift, rotvec] if s.rotate else [shift]}, {"params": [offsets], "lr": 0.0}], lr=s.lr
+            [{"params": [shift, rotvec] if s.rotate else [shift]}, {"params": [angles], "lr": 0.0},
+             {"params": [offsets], "lr": 0.0}],
+            lr=s.lr,
         )
+        articulate_from, deform_from = s.first_step(s.articulate_from), s.first_step(s.deform_from)
         # The clothed graph is the coarse graph subdivided: its first V_c vertices sit on the coarse
-        # vertices and move with the same displacements, so the loop only needs coarse meshes.
+        # vertices and move with them, so the loop only needs coarse meshes.
         cloth_coarse = meshes.cloth[:, : meshes.coarse.shape[1]]
         with torch.enable_grad():
             for step in range(s.steps):
-                rigid = step < rigid_steps
-                if step == rigid_steps:
+                if step == articulate_from:
                     optimizer.param_groups[1]["lr"] = s.lr
-                body = _move(meshes.coarse, meshes.root, turn, shift, offsets)
-                cloth = _move(cloth_coarse, meshes.root, turn, shift, offsets)
+                if step == deform_from:
+                    optimizer.param_groups[2]["lr"] = s.lr
+                body = self._move(meshes.coarse, "coarse", motion, offsets)
+                cloth = self._move(cloth_coarse, "coarse", motion, offsets)
                 roughness = (offsets - self.smoothing(offsets)).square().sum(dim=2).mean(dim=1)
                 size = offsets.square().sum(dim=2).mean(dim=1)
-                coverage_weight = s.coverage_weight if rigid else s.coverage_weight * s.deform_coverage
-                loss = (self._costs(body, cloth, K, targets, coverage_weight)
-                        + s.smoothness_weight * roughness + s.offset_weight * size)
+                coverage_weight = s.coverage_weight * (1.0 if step < deform_from else s.deform_coverage)
+                loss = (
+                    self._costs(body, cloth, K, targets, coverage_weight)
+                    + s.smoothness_weight * roughness
+                    + s.offset_weight * size
+                    + s.angle_weight * angles.square().mean(dim=1)
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 optimizer.step()
         with torch.no_grad():
-            fitted = self._moved(meshes, turn, shift, offsets)
+            fitted = self._moved(meshes, motion, offsets)
         milliseconds = 1000.0 * (time.perf_counter() - start) / batch
         reports = [
             FitReport(
@@ -247,17 +299,6 @@ class SilhouetteFitter:
             for i in range(batch)
         ]
         return fitted, reports
-
-
-def _move(points: torch.Tensor, root: torch.Tensor, rotvec: torch.Tensor | None, shift: torch.Tensor,
-          displacement: torch.Tensor) -> torch.Tensor:
-    """``points`` ``(B, N, 3)`` rotated about ``root`` ``(B, 3)`` (unless ``rotvec`` is ``None``),
-    shifted, then displaced ``(B, N, 3)``."""
-    if rotvec is not None:
-        # Broadcast products: faster than a batched 3×3 matmul on CPU.
-        rotation = rotation_matrices(rotvec)
-        points = ((points - root[:, None])[:, :, None, :] * rotation[:, None]).sum(dim=3) + root[:, None]
-    return points + shift[:, None] + displacement
 
 
 def fit_output(
