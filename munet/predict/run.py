@@ -1,7 +1,8 @@
 """Batched inference of a trained MuNet on image files: crop, predict, write the outputs.
 
-:class:`Predictor` runs the network on person crops; :func:`predict_files` drives a whole run over
-many files (crops prepared one by one, inference in batches, outputs written per image). A file
+:class:`Predictor` runs the network on person crops, and fits its meshes to the person's mask
+where one is known (:mod:`munet.fit`); :func:`predict_files` drives a whole run over many files
+(crops prepared one by one, inference and fitting in batches, outputs written per image). A file
 that cannot be used is reported and skipped: it never stops the others.
 """
 
