@@ -92,6 +92,9 @@ def test_fit_output_fits_only_samples_with_a_mask(model_and_batch):
         output = model(batch["image"][:, :, ::2, ::2], batch["K"] * torch.tensor([[0.5], [0.5], [1.0]]))
     K_input = batch["K"] * torch.tensor([[0.5], [0.5], [1.0]])
     masks = [batch["mask"][0, 0].numpy() > 0.5, None]
+    unfitted, none = fit_output(SilhouetteFitter.for_model(model), output, K_input, 64, batch["K"],
+                                [np.zeros((SIZE, SIZE), bool), None])
+    assert none == [None, None] and unfitted is output  # an empty mask is no mask
     fitter = SilhouetteFitter.for_model(model, FitSettings(steps=30))
     fitted, reports = fit_output(fitter, output, K_input, 64, batch["K"], masks)
     assert reports[1] is None and reports[0].on_mask_after > reports[0].on_mask_before

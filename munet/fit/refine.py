@@ -314,7 +314,7 @@ def fit_output(
 
     Body, joints, coarse graph, clothed mesh, translation and weak camera are replaced (the weak
     camera is re-derived from the new pelvis with ``K_input``); the rest is kept. Samples whose
-    mask is ``None`` keep the network's prediction.
+    mask is ``None`` or empty (e.g. a box that misses the person) keep the network's prediction.
 
     Args:
         K_input: ``(B, 3, 3)`` intrinsics of the network's input crops.
@@ -325,7 +325,7 @@ def fit_output(
     Returns:
         The output and, per sample, its :class:`FitReport` (``None`` where nothing was fitted).
     """
-    chosen = [i for i, mask in enumerate(masks) if mask is not None]
+    chosen = [i for i, mask in enumerate(masks) if mask is not None and mask.any()]
     reports: list[FitReport | None] = [None] * len(masks)
     if not chosen:
         return output, reports
