@@ -131,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = problems + summary.failed
     timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in summary.timings_ms.items())
     print(f"predicted {len(summary.written)} of {len(files)} images into {args.out} (per image: {timings})")
+    if summary.fits:
+        before = sum(f.on_mask_before for f in summary.fits) / len(summary.fits)
+        after = sum(f.on_mask_after for f in summary.fits) / len(summary.fits)
+        print(f"fitted {len(summary.fits)} image(s) to their person masks: body on the mask {before:.2f} -> {after:.2f} (mean)")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)
         for path, reason in failed:

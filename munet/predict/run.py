@@ -168,11 +168,13 @@ class RunSummary:
         timings_ms: per image, mean milliseconds of ``crop`` (read + crop), ``inference`` (the
             image's share of its batch's forward pass), ``fit`` (fitting to its mask; 0 without one)
             and ``export`` (meshes, overlay, JSON), over the successes.
+        fits: the fit report of every written image that was fitted to a mask.
     """
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    fits: list[FitReport] = field(default_factory=list)
 
 
 def output_folders(paths: Sequence[Path], out: Path) -> list[Path]:
@@ -287,6 +289,8 @@ def predict_files(
                 totals["fit"] += fit
                 totals["export"] += _ms_since(start)
                 summary.written.append(pending.folder)
+                if prediction.fit is not None:
+                    summary.fits.append(prediction.fit)
                 bar.update()
     done = max(1, len(summary.written))
     summary.timings_ms = {key: value / done for key, value in totals.items()}
