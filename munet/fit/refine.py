@@ -188,6 +188,7 @@ class SilhouetteFitter:
         membership = limb_memberships(coarse_parts.to(joint_regressor.device), smoothing)
         self.memberships = {
             "coarse": membership,
+            "both": torch.cat([membership, membership]),
             "body": up(membership[None])[0],
             "cloth": cloth_up(membership[None])[0],
         }
@@ -208,7 +209,8 @@ class SilhouetteFitter:
         return self.settings.outside_weight * outside + coverage_weight * coverage
 
     def _move(self, points: torch.Tensor, mesh: str, motion: _Motion, displacement: torch.Tensor) -> torch.Tensor:
-        """``points`` of ``mesh`` (``coarse``, ``body`` or ``cloth``) under ``motion``, then displaced."""
+        """``points`` of ``mesh`` (``coarse``, ``body``, ``cloth``, or ``both``: coarse body then coarse
+        clothed vertices) under ``motion``, then displaced."""
         if motion.angles is not None:
             points = articulate(points, self.memberships[mesh], motion.pivots, motion.angles)
         if motion.rotvec is not None:
@@ -263,16 +265,16 @@ class SilhouetteFitter:
         )
         articulate_from, deform_from = s.first_step(s.articulate_from), s.first_step(s.deform_from)
         # The clothed graph is the coarse graph subdivided: its first V_c vertices sit on the coarse
-        # vertices and move with them, so the loop only needs coarse meshes.
-        cloth_coarse = meshes.cloth[:, : meshes.coarse.shape[1]]
+        # vertices and move with them, so the loop only needs coarse meshes (moved as one batch).
+        coarse = meshes.coarse.shape[1]
+        both = torch.cat([meshes.coarse, meshes.cloth[:, :coarse]], dim=1)
         with torch.enable_grad():
             for step in range(s.steps):
                 if step == articulate_from:
                     optimizer.param_groups[1]["lr"] = s.lr
                 if step == deform_from:
                     optimizer.param_groups[2]["lr"] = s.lr
-                body = self._move(meshes.coarse, "coarse", motion, offsets)
-                cloth = self._move(cloth_coarse, "coarse", motion, offsets)
+                body, cloth = self._move(both, "both", motion, offsets.repeat(1, 2, 1)).split(coarse, dim=1)
                 roughness = (offsets - self.smoothing(offsets)).square().sum(dim=2).mean(dim=1)
                 size = offsets.square().sum(dim=2).mean(dim=1)
                 coverage_weight = s.coverage_weight * (1.0 if step < deform_from else s.deform_coverage)
