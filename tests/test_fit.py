@@ -3,6 +3,7 @@ through a real MuNet's graph operators."""
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -95,6 +96,13 @@ def test_fit_output_fits_only_samples_with_a_mask(model_and_batch):
     unfitted, none = fit_output(SilhouetteFitter.for_model(model), output, K_input, 64, batch["K"],
                                 [np.zeros((SIZE, SIZE), bool), None])
     assert none == [None, None] and unfitted is output  # an empty mask is no mask
+    broken = dataclasses.replace(output, body_vertices=output.body_vertices.clone())
+    broken.body_vertices[0, 0, 0] = float("nan")
+    same, none = fit_output(SilhouetteFitter.for_model(model), broken, K_input, 64, batch["K"], [masks[0], None])
+    assert none == [None, None] and same is broken  # a non-finite prediction is not fitted ...
+    with pytest.raises(ValueError, match="NaN or infinite"):  # ... and the fitter refuses it
+        SilhouetteFitter.for_model(model)(FittedMeshes(broken.body_vertices, broken.body_coarse, broken.cloth_vertices,
+                                                       broken.translation), batch["K"], masks[:1] * 2)
     fitter = SilhouetteFitter.for_model(model, FitSettings(steps=30))
     fitted, reports = fit_output(fitter, output, K_input, 64, batch["K"], masks)
     assert reports[1] is None and reports[0].on_mask_after > reports[0].on_mask_before

@@ -309,6 +309,23 @@ def test_unusable_checkpoints_are_clear_errors(fitted, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_checkpoint_that_predicts_nan_fails_each_image_clearly(fitted, tmp_path, capsys):
+    model, config, _ = load_trained_model(fitted.checkpoint)
+    with torch.no_grad():
+        model.body_gcn.camera.bias.fill_(float("nan"))
+    save_checkpoint(tmp_path / "nan", step=1, model=model, config=config)
+    cutout = tmp_path / "cutout.png"  # with a mask, so that the fit meets the NaN too
+    bgra = cv2.cvtColor(fitted.records[1].image, cv2.COLOR_RGB2BGRA)
+    bgra[..., 3] = np.where(fitted.records[1].mask, 255, 0)
+    cv2.imwrite(str(cutout), bgra)
+    inputs = [str(fitted.renders / "render_0.png"), str(cutout)]
+    code = cli.main([*inputs, "--checkpoint", str(tmp_path / "nan"), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 1
+    failures = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert len(failures) == 2 and all("NaN or infinite values" in line for line in failures)
+    assert not (tmp_path / "out" / "render_0").exists() and not (tmp_path / "out" / "cutout").exists()
+
+
 def test_read_image_formats(tmp_path):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)

@@ -243,12 +243,15 @@ class SilhouetteFitter:
             The fitted meshes and one report per image.
 
         Raises:
-            ValueError: an empty mask, masks of different sizes, or a batch size mismatch.
+            ValueError: an empty mask, masks of different sizes, a batch size mismatch, or meshes
+                with NaN or infinite values.
         """
         start = time.perf_counter()
         batch = meshes.body.shape[0]
         if len(masks) != batch or K.shape != (batch, 3, 3):
             raise ValueError(f"need one mask and one K per mesh: {batch} meshes, {len(masks)} masks, K {tuple(K.shape)}")
+        if not all(t.isfinite().all() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)):
+            raise ValueError("the meshes to fit hold NaN or infinite values; fit only finite predictions")
         s = self.settings
         meshes = FittedMeshes(*(t.detach() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)))
         targets = mask_targets(masks, s.outline_points, K.device)
@@ -316,7 +319,8 @@ def fit_output(
 
     Body, joints, coarse graph, clothed mesh, translation and weak camera are replaced (the weak
     camera is re-derived from the new pelvis with ``K_input``); the rest is kept. Samples whose
-    mask is ``None`` or empty (e.g. a box that misses the person) keep the network's prediction.
+    mask is ``None`` or empty (e.g. a box that misses the person), or whose prediction is not
+    finite, keep the network's prediction.
 
     Args:
         K_input: ``(B, 3, 3)`` intrinsics of the network's input crops.
@@ -327,7 +331,8 @@ def fit_output(
     Returns:
         The output and, per sample, its :class:`FitReport` (``None`` where nothing was fitted).
     """
-    chosen = [i for i, mask in enumerate(masks) if mask is not None and mask.any()]
+    finite = (output.body_vertices.flatten(1).isfinite().all(1) & output.cloth_vertices.flatten(1).isfinite().all(1)).tolist()
+    chosen = [i for i, mask in enumerate(masks) if mask is not None and mask.any() and finite[i]]
     reports: list[FitReport | None] = [None] * len(masks)
     if not chosen:
         return output, reports

@@ -165,7 +165,16 @@ def write_outputs(
 
     ``info`` holds ``checkpoint``, ``step``, ``focal_given`` and ``timings_ms`` (to which the
     export time is added).
+
+    Raises:
+        ValueError: a prediction with NaN or infinite values (nothing is written).
     """
+    arrays = (prediction.body_vertices, prediction.cloth_vertices, prediction.joints, prediction.translation)
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError(
+            "the prediction holds NaN or infinite values: the checkpoint is probably corrupt or its training "
+            "diverged; check it with jobs/evaluate.py, or use an earlier checkpoint"
+        )
     start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     write_obj(folder / "body.obj", prediction.body_vertices, prediction.body_faces)
