@@ -30,8 +30,8 @@ from munet.data.decode import Decoder, usable_shards
 from munet.data.schema import SampleRecord, decode_record
 from munet.data.shards import ShardStore
 from munet.eval.loading import load_trained_model
-from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.eval.report import write_report
+from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
 from munet.metrics import chamfer_p2s, fraction_on_mask, mpjpe, pa_mpjpe, pve
 from munet.model import MuNet

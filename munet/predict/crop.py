@@ -118,10 +118,11 @@ class PersonCrop:
         K_image: ``(3, 3)`` intrinsics in pixels of the original image.
         box: ``(left, top, right, bottom)`` of the crop in pixel-edge coordinates of the original
             image (may extend past the image: the outside is padding).
-        source: how the box was chosen (``"box"``, ``"alpha channel"``, a mask file, ``"whole image"``).
+        source: how the box was chosen (``"box"``, ``"alpha channel"``, a mask file, ``"GrabCut"``,
+            ``"whole image"``).
         original_size: ``(width, height)`` of the original image.
         mask: ``(D, D)`` bool person mask over :attr:`display`, when the image has one (alpha
-            channel or mask file), else ``None``.
+            channel, mask file, or GrabCut on request), else ``None``.
         mask_source: where that mask came from, or ``None``.
     """
 
