@@ -254,6 +254,7 @@ def test_broken_file_is_reported_and_the_batch_goes_on(fitted, cli_run):
     good = NUM_RENDERS + len(cli_run.inputs) - 1
     assert f"predicted {good} of {good + 1} images" in result.stdout
     assert "fitted 2 image(s) to their person masks: body on the mask" in result.stdout  # cut-out, mask file
+    assert f"{good - 2} image(s) had no person mask" in result.stdout
     failures = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
     assert failures == [f"FAILED {cli_run.inputs['broken']}: not an image file (or a corrupt one): "
                         "use JPEG, PNG, BMP, TIFF or WebP"]

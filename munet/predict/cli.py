@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         before = sum(f.on_mask_before for f in summary.fits) / len(summary.fits)
         after = sum(f.on_mask_after for f in summary.fits) / len(summary.fits)
         print(f"fitted {len(summary.fits)} image(s) to their person masks: body on the mask {before:.2f} -> {after:.2f} (mean)")
+    unfitted = len(summary.written) - len(summary.fits)
+    if unfitted and not args.no_fit:
+        print(f"{unfitted} image(s) had no person mask, so their meshes are the network's alone; an RGBA cut-out, "
+              "a <stem>_mask.png file or --segment lets them be fitted")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)
         for path, reason in failed:
