@@ -143,11 +143,11 @@ def rotation_matrices(rotvec: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class _Motion:
-    """The fitted motion of a batch: limb angles, rotation, shift (``None``: that part is off)."""
+    """The fitted motion of a batch: limb angles, rotation (``None``: off), shift."""
 
     root: torch.Tensor
     pivots: torch.Tensor
-    angles: torch.Tensor | None
+    angles: torch.Tensor
     rotvec: torch.Tensor | None
     shift: torch.Tensor
 
@@ -211,13 +211,16 @@ class SilhouetteFitter:
     def _move(self, points: torch.Tensor, mesh: str, motion: _Motion, displacement: torch.Tensor) -> torch.Tensor:
         """``points`` of ``mesh`` (``coarse``, ``body``, ``cloth``, or ``both``: coarse body then coarse
         clothed vertices) under ``motion``, then displaced."""
-        if motion.angles is not None:
-            points = articulate(points, self.memberships[mesh], motion.pivots, motion.angles)
+        points = articulate(points, self.memberships[mesh], motion.pivots, motion.angles)
         if motion.rotvec is not None:
             # Broadcast products: faster than a batched 3×3 matmul on CPU.
             rotation, root = rotation_matrices(motion.rotvec), motion.root[:, None]
             points = ((points - root)[:, :, None, :] * rotation[:, None]).sum(dim=3) + root
         return points + motion.shift[:, None] + displacement
+
+    def joints(self, body: torch.Tensor) -> torch.Tensor:
+        """COCO-17 joints ``(B, 17, 3)`` of full-body vertices ``(B, V, 3)``."""
+        return torch.einsum("jv,bvc->bjc", self.joint_regressor, body)
 
     def _moved(self, meshes: FittedMeshes, motion: _Motion, offsets: torch.Tensor) -> FittedMeshes:
         """The full meshes after the motion."""
@@ -226,7 +229,7 @@ class SilhouetteFitter:
             body=body,
             coarse=self._move(meshes.coarse, "coarse", motion, offsets),
             cloth=self._move(meshes.cloth, "cloth", motion, self.cloth_up(offsets)),
-            root=pelvis(torch.einsum("jv,bvc->bjc", self.joint_regressor, body)),
+            root=pelvis(self.joints(body)),
         )
 
     def __call__(
@@ -255,14 +258,14 @@ class SilhouetteFitter:
         s = self.settings
         meshes = FittedMeshes(*(t.detach() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)))
         targets = mask_targets(masks, s.outline_points, K.device)
-        joints = torch.einsum("jv,bvc->bjc", self.joint_regressor, meshes.body)
+        joints = self.joints(meshes.body)
         angles = torch.zeros(batch, len(LIMBS), device=K.device, requires_grad=True)
-        rotvec = torch.zeros(batch, 3, device=K.device, requires_grad=True)
+        rotvec = torch.zeros(batch, 3, device=K.device, requires_grad=True) if s.rotate else None
         shift = torch.zeros(batch, 3, device=K.device, requires_grad=True)
         offsets = torch.zeros_like(meshes.coarse, requires_grad=True)
-        motion = _Motion(meshes.root, joints[:, list(PIVOTS)], angles, rotvec if s.rotate else None, shift)
+        motion = _Motion(meshes.root, joints[:, list(PIVOTS)], angles, rotvec, shift)
         optimizer = torch.optim.Adam(
-            [{"params": [shift, rotvec] if s.rotate else [shift]}, {"params": [angles], "lr": 0.0},
+            [{"params": [shift] if rotvec is None else [shift, rotvec]}, {"params": [angles], "lr": 0.0},
              {"params": [offsets], "lr": 0.0}],
             lr=s.lr,
         )
@@ -350,7 +353,7 @@ def fit_output(
     shift = fitted.root - meshes.root
     fields = {
         "body_vertices": put(output.body_vertices, fitted.body),
-        "body_joints": put(output.body_joints, torch.einsum("jv,bvc->bjc", fitter.joint_regressor, fitted.body)),
+        "body_joints": put(output.body_joints, fitter.joints(fitted.body)),
         "body_coarse": put(output.body_coarse, fitted.coarse),
         "cloth_vertices": put(output.cloth_vertices, fitted.cloth),
         "cloth_root": put(output.cloth_root, output.cloth_root[index] + shift),

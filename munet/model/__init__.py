@@ -16,8 +16,8 @@ __all__ = [
     "MutualState",
     "Templates",
     "build_templates",
+    "perspective_to_weak",
     "project",
     "scale_gradient",
-    "perspective_to_weak",
     "weak_to_perspective",
 ]
