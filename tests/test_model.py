@@ -76,7 +76,8 @@ def test_output_meshes_are_watertight_manifolds_with_documented_sizes(model_and_
         out = model(batch["image"], batch["K"])
         head.weight.zero_()
     assert out.cloth_offsets.norm(dim=-1).max() > 0.05
-    assert out.cloth_offsets.norm(dim=-1).max() <= model.config.model.max_offset
+    # The bound is exact in real numbers; tanh saturates to 1 in float32, so allow one rounding step.
+    assert out.cloth_offsets.norm(dim=-1).max() <= model.config.model.max_offset * (1 + 1e-6)
     for vertices, faces in ((out.body_vertices[0], out.body_faces), (out.cloth_vertices[0], out.cloth_faces)):
         mesh = trimesh.Trimesh(vertices.numpy(), faces.numpy(), process=False)
         assert mesh.is_watertight and mesh.is_winding_consistent
