@@ -64,9 +64,15 @@ class ModelConfig:
     ``mobilenet_v3_large`` (see :data:`munet.model.encoder.ENCODERS`)."""
     encoder_weights: str | None = None
     """Local file with encoder weights; random init when empty (never downloaded)."""
+    encoder_norm: str = "auto"
+    """Encoder normalisation: ``group`` (from scratch), ``frozen_batch`` (pretrained weights),
+    ``batch`` (large per-device batches only), ``auto`` (``frozen_batch`` with encoder weights,
+    else ``group``); see :mod:`munet.model.encoder`."""
     image_size: int = 128
     body_channels: int = 64
     body_blocks: int = 3
+    body_iterations: int = 2
+    """Refinements of the body with pixel-aligned features sampled where it projects."""
     cloth_channels: int = 64
     cloth_blocks: int = 3
     regress_params: bool = False
@@ -115,6 +121,9 @@ class LossConfig:
 
     body_vertex: Schedule = field(default_factory=lambda: Schedule(1.0))
     body_joint: Schedule = field(default_factory=lambda: Schedule(1.0))
+    body_orientation: Schedule = field(default_factory=lambda: Schedule(0.5))
+    """The predicted global orientation against the rotation aligning the template's skeleton
+    with the ground truth."""
     body_reproj: Schedule = field(default_factory=lambda: Schedule(0.1))
     body_params: Schedule = field(default_factory=lambda: Schedule(0.0))
     cloth_chamfer: Schedule = field(default_factory=lambda: Schedule(1.0))
@@ -124,6 +133,22 @@ class LossConfig:
     cloth_laplacian: Schedule = field(default_factory=lambda: Schedule(0.5))
     consistency_inside: Schedule = field(default_factory=lambda: Schedule(0.5))
     consistency_tight: Schedule = field(default_factory=lambda: Schedule(0.05))
+
+
+@dataclass
+class AugmentConfig:
+    """Random training augmentation (applied only when ``data.augment`` is on; evaluation never
+    augments). Colour jitter runs in the decoder (:mod:`munet.data.decode`); the geometric
+    augmentation runs on the batch in the training step (:mod:`munet.train.augment`)."""
+
+    flip: float = 0.5
+    """Probability of a horizontal flip (image mirrored, left and right swapped)."""
+    scale: float = 0.15
+    """Crop zoom factor drawn log-uniformly in ``[1 / (1 + scale), 1 + scale]``; 0: no zoom."""
+    shift: float = 0.05
+    """Crop shift per axis drawn uniformly in ``[-shift, shift]``, a fraction of the crop side."""
+    colour: float = 0.25
+    """Brightness, contrast and saturation factors drawn uniformly in ``[1 - colour, 1 + colour]``."""
 
 
 @dataclass
@@ -139,6 +164,8 @@ class DataConfig:
     samples_per_shard: int = 16
     seed: int = 0
     augment: bool = True
+    """Augment training samples (the master switch of ``augmentation``)."""
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     shuffle_buffer: int = 256
     """Samples in each training worker's local shuffle buffer; with a positive value the shard files
     are also read in a new random order every epoch. The views of one subject are stored next to

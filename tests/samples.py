@@ -63,12 +63,18 @@ def _surface_points(
 
 
 def make_samples(
-    body: BodyModel, count: int = 8, image_size: int = 64, cloth_points: int = 512, seed: int = 0
+    body: BodyModel,
+    count: int = 8,
+    image_size: int = 64,
+    cloth_points: int = 512,
+    seed: int = 0,
+    max_yaw: float = 0.0,
 ) -> list[dict[str, np.ndarray]]:
     """``count`` decoded samples (dicts of float32 arrays) of random Anny people.
 
     Poses are Gaussian per-bone rotations (0.12 rad), shapes uniform in [0.2, 0.8]; the person
-    stands 3–3.5 m in front of the camera; the clothed surface is the body pushed out along its
+    stands 3–3.5 m in front of the camera, turned about the vertical by a yaw uniform in
+    ``[-max_yaw, max_yaw]`` degrees (0: facing the camera); the clothed surface is the body pushed out along its
     vertex normals by 1–5 cm (smoothly varying with height). Besides the contract's entries, each
     sample holds ``cloth_vertices`` (13,348, 3): that clothed mesh (the body's faces), for
     evaluation.
@@ -82,12 +88,16 @@ def make_samples(
     faces = body.faces.numpy()
     focal = 1.4 * image_size
     K = np.array([[focal, 0, (image_size - 1) / 2], [0, focal, (image_size - 1) / 2], [0, 0, 1]], np.float32)
+    # Drawn only when asked, so the samples of max_yaw = 0 stay those of earlier versions.
+    yaws = np.radians(rng.uniform(-max_yaw, max_yaw, count)) if max_yaw > 0 else np.zeros(count)
     samples = []
     for i in range(count):
         root = out.joints[i, [11, 12]].mean(dim=0).numpy()
         place = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), rng.uniform(3.0, 3.5)])
-        vertices = (out.vertices[i].numpy() - root) @ rotation.T + place
-        joints = (out.joints[i].numpy() - root) @ rotation.T + place
+        c, s = np.cos(yaws[i]), np.sin(yaws[i])
+        turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]) @ rotation  # about the camera's y
+        vertices = (out.vertices[i].numpy() - root) @ turn.T + place
+        joints = (out.joints[i].numpy() - root) @ turn.T + place
         image, mask = _render(vertices, faces, K, image_size)
         height = (vertices[:, 1] - place[1]) / 0.9  # about -1 (head) .. 1 (feet)
         thickness = rng.uniform(0.01, 0.03) + rng.uniform(0.0, 0.02) * (0.5 + 0.5 * np.sin(3.0 * height + i))

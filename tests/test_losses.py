@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 import trimesh
+from scipy.spatial.transform import Rotation
 
+from munet.body import pelvis
 from munet.config import LossConfig, Schedule
 from munet.graph import MeshGraph
 from munet.losses import TERMS, compute_losses, find_nonfinite, loss_weights
-from munet.losses.body import joint_loss, param_loss, reprojection_loss, vertex_loss
+from munet.losses.body import (
+    joint_loss,
+    orientation_loss,
+    orientation_target,
+    param_loss,
+    reprojection_loss,
+    vertex_loss,
+)
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
 from munet.losses.consistency import inside_loss, tight_loss
 from munet.losses.nearest import nearest_indices
@@ -43,6 +52,16 @@ def test_reprojection_loss_in_normalised_coordinates():
     joints = t([[[0, 0, 2]]])  # projects to the centre (1.5, 1.5) → normalised (0, 0)
     target = t([[[2.5, 1.5]]])  # one pixel right → normalised x = 0.5
     assert float(reprojection_loss(joints, K, target, size)) == pytest.approx(0.25)
+
+
+def test_orientation_target_recovers_a_known_turn_and_the_loss_measures_it():
+    skeleton = torch.randn(17, 3, generator=torch.Generator().manual_seed(1))
+    turn = torch.from_numpy(Rotation.from_euler("yx", [130, -20], degrees=True).as_matrix()).float()
+    gt = (1.3 * skeleton @ turn.T + t([0.2, -0.1, 4.0]))[None]  # scaled and moved: only the turn counts
+    assert torch.allclose(orientation_target(skeleton, gt)[0], turn, atol=1e-5)
+    assert float(orientation_loss(turn[None], skeleton, gt)) == pytest.approx(0.0, abs=1e-5)
+    expected = float((torch.eye(3) - turn).abs().mean())
+    assert float(orientation_loss(torch.eye(3)[None], skeleton, gt)) == pytest.approx(expected, rel=1e-4)
 
 
 def test_param_loss_is_mse_of_pose_plus_shape():
@@ -109,17 +128,24 @@ def test_nearest_indices_match_brute_force():
     assert torch.equal(nearest_indices(query, points), expected)
 
 
+SKELETON = torch.randn(17, 3, generator=torch.Generator().manual_seed(0))
+SKELETON = SKELETON - pelvis(SKELETON[None])[0]
+"""A pelvis-centred template skeleton for the orientation term; the hand-made bodies below are
+not rotated."""
+
+
 def _sphere_output(batch: int = 2) -> tuple[MuNetOutput, dict[str, torch.Tensor], MeshGraph]:
     """A hand-made prediction: a 1.1 m sphere as clothes over a 1 m sphere 'body' (V = 42)."""
     sphere = trimesh.creation.icosphere(subdivisions=1)
     graph = MeshGraph.from_arrays(sphere.vertices, sphere.faces)
     body = graph.vertices.expand(batch, -1, -1).clone()
-    joints = torch.zeros(batch, 17, 3)
+    joints = SKELETON.expand(batch, -1, -1).clone()
     translation = t([0.0, 0.0, 3.0]).expand(batch, 3)
     output = MuNetOutput(
         body_vertices=body + translation[:, None],
         body_joints=joints + translation[:, None],
         body_coarse=body + translation[:, None],
+        body_rotation=torch.eye(3).expand(batch, 3, 3),
         weak_camera=t([1.0, 0.0, 0.0]).expand(batch, 3),
         translation=translation,
         body_faces=graph.faces,
@@ -147,7 +173,7 @@ def _sphere_output(batch: int = 2) -> tuple[MuNetOutput, dict[str, torch.Tensor]
 def test_total_is_the_weighted_sum_and_zero_weights_are_skipped():
     output, batch, graph = _sphere_output()
     config = LossConfig(cloth_p2s=Schedule(0.0), consistency_tight=Schedule(start=0.0, end=2.0, kind="step", warmup=10))
-    terms = compute_losses(output, batch, config, 3, graph)
+    terms = compute_losses(output, batch, config, 3, graph, SKELETON)
     assert "cloth_p2s" not in terms and "consistency_tight" not in terms and "body_params" not in terms
     weights = loss_weights(config, 3)
     expected = sum(weights[name] * value for name, value in terms.items() if name != "total")
@@ -157,8 +183,9 @@ def test_total_is_the_weighted_sum_and_zero_weights_are_skipped():
     assert float(terms["cloth_chamfer"]) == pytest.approx(0.1, rel=1e-3)  # spheres of radius 1.1 and 1.2
     assert float(terms["cloth_edge"]) == pytest.approx(0.01, rel=1e-4)  # every edge 10% longer
     assert float(terms["consistency_inside"]) == 0.0
+    assert float(terms["body_orientation"]) == pytest.approx(0.0, abs=1e-5)  # same turn as the template
     assert set(terms) <= set(TERMS) | {"total"}
-    later = compute_losses(output, batch, config, 10, graph)
+    later = compute_losses(output, batch, config, 10, graph, SKELETON)
     assert float(later["consistency_tight"]) == pytest.approx(0.01, rel=1e-4)  # offsets 10 cm
 
 
@@ -166,11 +193,11 @@ def test_nonfinite_terms_are_named_and_missing_keys_are_errors():
     output, batch, graph = _sphere_output()
     batch["body_vertices"] = batch["body_vertices"].clone()
     batch["body_vertices"][0, 0, 0] = float("nan")
-    terms = compute_losses(output, batch, LossConfig(), 0, graph)
+    terms = compute_losses(output, batch, LossConfig(), 0, graph, SKELETON)
     assert find_nonfinite(terms) == ["body_vertex", "total"]
     del batch["cloth_points"]
     with pytest.raises(KeyError, match="cloth_points"):
-        compute_losses(output, batch, LossConfig(), 0, graph)
+        compute_losses(output, batch, LossConfig(), 0, graph, SKELETON)
 
 
 def test_surface_terms_report_nan_instead_of_raising():

@@ -23,7 +23,9 @@ from munet.train.step import batch_to_tensors
 from tests.samples import make_samples, stack
 
 CLOTH_ONLY = LossConfig(
-    **{name: Schedule(0.0) for name in ("body_vertex", "body_joint", "body_reproj", "consistency_inside", "consistency_tight")},
+    **{name: Schedule(0.0) for name in (
+        "body_vertex", "body_joint", "body_orientation", "body_reproj", "consistency_inside", "consistency_tight"
+    )},
     cloth_p2s=Schedule(0.0),
 )
 """Clothed terms only (Chamfer, normals, edges, Laplacian): no direct body supervision."""
@@ -57,7 +59,7 @@ def body_branch_grads(model: MuNet, batch, step: int = 1) -> list[torch.Tensor]:
     model.zero_grad(set_to_none=True)
     out = model(batch["image"], batch["K"], step=step, gt_body_vertices=batch["body_vertices"],
                 generator=torch.Generator().manual_seed(0))
-    compute_losses(out, batch, CLOTH_ONLY, step, model.templates.cloth)["total"].backward()
+    compute_losses(out, batch, CLOTH_ONLY, step, model.templates.cloth, model.template_joints)["total"].backward()
     return [p.grad for p in model.body_gcn.parameters()]
 
 

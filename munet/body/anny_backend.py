@@ -20,6 +20,7 @@ import torch
 
 from munet.body.base import BodyModel
 from munet.body.joints import COCO17_NAMES
+from munet.graph.symmetry import mirror_indices
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +143,34 @@ class AnnyBody(BodyModel):
     def bone_labels(self) -> list[str]:
         """Names of the bones, in the order of the pose vector (3 values each)."""
         return list(self.model.bone_labels)
+
+    def vertex_mirror(self) -> torch.Tensor:
+        """``(V,)`` long: the index of each vertex's left/right mirror vertex, from Anny's template
+        mesh, which is exactly symmetric through its YZ plane (bodies are symmetric only to about
+        0.4 mm: see :mod:`munet.graph.symmetry`).
+
+        Raises:
+            ValueError: the template is not symmetric within 10 µm (a topology that is not).
+        """
+        return mirror_indices(self.model.template_vertices.detach().cpu(), axis=0, tolerance=1e-5)
+
+    def bone_mirror(self) -> torch.Tensor:
+        """``(J,)`` long: the index of each bone's left/right mirror bone (``upperarm01.L`` ↔
+        ``upperarm01.R``; a centre bone is its own mirror), in pose-vector order.
+
+        With it, :func:`munet.train.augment.mirror_pose` mirrors a pose: Anny's rig and rest mesh
+        are symmetric through its YZ plane, so the mirror pose poses the mirror image of the body.
+
+        Raises:
+            ValueError: a ``.L``/``.R`` bone without its partner (a rig Anny does not ship).
+        """
+        labels = self.bone_labels()
+        index = {label: i for i, label in enumerate(labels)}
+        swap = {".L": ".R", ".R": ".L"}
+        mirror = []
+        for label in labels:
+            partner = label[:-2] + swap[label[-2:]] if label[-2:] in swap else label
+            if partner not in index:
+                raise ValueError(f"the Anny bone {label!r} has no mirror bone {partner!r} in this rig")
+            mirror.append(index[partner])
+        return torch.tensor(mirror, dtype=torch.long)

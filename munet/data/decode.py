@@ -15,8 +15,12 @@ The decoded-sample contract (S = ``data.image_size``, N = ``data.cloth_points``)
 ``cloth_normals`` (N, 3)       their outward unit normals
 ================= ============ ==================================================================
 
-Augmentation is photometric only (brightness, contrast, saturation): geometric augmentation would
-have to move ``K``, the 2D joints and mirror the body-model pose consistently, which is not done.
+Augmentation (``augment``) here is photometric only: brightness, contrast and saturation
+(:func:`colour_jitter`, strength ``data.augmentation.colour``) and a random choice of the cloth
+points. The geometric augmentation (crop zoom and shift, horizontal flip with the left/right swap)
+changes ``K``, the 2D joints, the 3D targets and the body-model pose together, and needs the body
+mesh's left/right vertex correspondence, which lives with the model: it runs on the batch in the
+training step (:mod:`munet.train.augment`).
 
 Error policy (``on_error``): ``"raise"`` (default) stops at the first bad sample or shard with an
 error naming the shard and the key; ``"skip"`` drops it, logs a warning naming it, and counts it
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from munet.config import DataConfig, MuNetConfig
+from munet.config import AugmentConfig, DataConfig, MuNetConfig
 from munet.data.camera import resize_intrinsics, resize_pixels
 from munet.data.schema import (
     SchemaError,
@@ -59,8 +63,11 @@ ON_ERROR = ("raise", "skip")
 """Valid values of the ``on_error`` policy."""
 
 
-def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float = 0.25) -> np.ndarray:
-    """Random brightness, contrast and saturation change of an (H, W, 3) float image in [0, 1]."""
+def colour_jitter(
+    image: np.ndarray, rng: np.random.Generator, strength: float = AugmentConfig.colour
+) -> np.ndarray:
+    """Random brightness, contrast and saturation change of an (H, W, 3) float image in [0, 1]:
+    each factor uniform in ``[1 - strength, 1 + strength]``."""
     brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
     image = image * brightness
     image = (image - image.mean()) * contrast + image.mean()
@@ -82,6 +89,7 @@ def decode_sample(
     cloth_points: int = DataConfig.cloth_points,
     augment: bool = False,
     rng: np.random.Generator | None = None,
+    colour: float = AugmentConfig.colour,
 ) -> dict[str, np.ndarray]:
     """Decode one raw sample into the decoded-sample contract (see the module docstring).
 
@@ -93,6 +101,7 @@ def decode_sample(
         cloth_points: N; the stored points are subsampled (randomly when ``augment``).
         augment: apply :func:`colour_jitter`.
         rng: random generator for augmentation (a fresh one when ``None``).
+        colour: the strength of :func:`colour_jitter`.
 
     Raises:
         SchemaError: a missing or unreadable member, a wrong schema version, or fewer stored
@@ -125,7 +134,7 @@ def decode_sample(
     scale = image_size / camera.image_size
     image = _resize(image.astype(np.float32) / 255.0, image_size)
     if augment:
-        image = colour_jitter(image, rng)
+        image = colour_jitter(image, rng, colour)
     mask = _resize(mask.astype(np.float32), image_size) >= 0.5
     return {
         "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32),
@@ -151,7 +160,7 @@ class Decoder:
     """:func:`decode_sample` with fixed settings and an error policy; picklable for Ray.
 
     Attributes:
-        image_size, cloth_points, augment: as in :func:`decode_sample`.
+        image_size, cloth_points, augment, colour: as in :func:`decode_sample`.
         on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
         skipped: number of samples skipped by this instance (local iteration).
     """
@@ -159,6 +168,7 @@ class Decoder:
     image_size: int = DataConfig.image_size
     cloth_points: int = DataConfig.cloth_points
     augment: bool = False
+    colour: float = AugmentConfig.colour
     on_error: str = "raise"
     skipped: int = 0
 
@@ -170,18 +180,20 @@ class Decoder:
     def from_config(
         cls, config: DataConfig | MuNetConfig, augment: bool | None = None, on_error: str = "raise"
     ) -> Decoder:
-        """Settings from ``config.data`` (``augment`` defaults to ``data.augment``)."""
+        """Settings from ``config.data`` (``augment`` defaults to ``data.augment``; ``colour`` is
+        ``data.augmentation.colour``)."""
         data = _data_section(config)
         return cls(
             image_size=data.image_size,
             cloth_points=data.cloth_points,
             augment=data.augment if augment is None else augment,
+            colour=data.augmentation.colour,
             on_error=on_error,
         )
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
         """Decode one sample; always raises on bad data (see :meth:`decode_or_skip`)."""
-        return decode_sample(raw, self.image_size, self.cloth_points, self.augment)
+        return decode_sample(raw, self.image_size, self.cloth_points, self.augment, colour=self.colour)
 
     def decode_or_skip(self, raw: dict[str, Any]) -> list[dict[str, np.ndarray]]:
         """``[decoded]``, or ``[]`` for a bad sample under ``on_error="skip"`` (for ``flat_map``)."""
@@ -257,7 +269,8 @@ def ray_dataset(
 
     Args:
         location: shard folder or object-store URI.
-        config: ``data.image_size``, ``data.cloth_points``, ``data.augment`` and ``data.seed`` are used.
+        config: ``data.image_size``, ``data.cloth_points``, ``data.augment``,
+            ``data.augmentation.colour`` and ``data.seed`` are used.
         augment: override ``data.augment``.
         on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
         shuffle_files: read the shards in a random order, a new one for every pass (seeded by

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import torch
 
-from munet.body import build_body_model
 from munet.config import MuNetConfig
 from munet.model import MuNet
-from munet.train.checkpoint import load_checkpoint
+from munet.train.checkpoint import load_checkpoint, model_from_checkpoint
 from munet.train.storage import latest_checkpoint
 
 
@@ -37,18 +36,17 @@ def load_trained_model(
 ) -> tuple[MuNet, MuNetConfig, int]:
     """The model of a checkpoint, in eval mode on ``device``, with its config and step.
 
+    The network is built from the templates the checkpoint stores (no body model is loaded), so
+    the result does not depend on the machine or thread count that loads it.
+
     Raises:
         FileNotFoundError: no checkpoint at ``path``.
-        ValueError: the checkpoint's weights do not fit the model its config describes.
+        ValueError: not a checkpoint of this MuNet version, or its weights do not fit the model
+            its config describes.
     """
-    state = load_checkpoint(find_checkpoint(path), map_location=device)
-    config = state.config
-    model = MuNet(config, build_body_model(config.body))
+    state = load_checkpoint(find_checkpoint(path), map_location="cpu")
     try:
-        model.load_state_dict(state.model)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"The checkpoint at {path} does not fit the model its configuration describes "
-            f"(was it written by another version of MuNet?): {exc}"
-        ) from exc
-    return model.to(device).eval(), config, state.step
+        model = model_from_checkpoint(state)
+    except ValueError as exc:
+        raise ValueError(f"The checkpoint at {path}: {exc}") from exc
+    return model.to(device).eval(), state.config, state.step

@@ -5,6 +5,7 @@
 - :func:`load_or_build_hierarchy`: cached geometric up/down-sampling matrices between a fine mesh
   and a coarse graph of the same body (:class:`SamplingMatrices`).
 - :func:`subdivide`: midpoint subdivision with its explicit up-sampling matrix.
+- :func:`mirror_indices`: the left/right mirror partner of every vertex of a symmetric mesh.
 - :class:`GraphConv`, :class:`GraphResBlock`, :class:`SparseOperator`: layers on ``(B, V, C)``
   per-vertex features; :func:`sparse_bmm` applies any sparse matrix to such a batch.
 """
@@ -19,6 +20,7 @@ from munet.graph.hierarchy import (
 )
 from munet.graph.mesh_graph import MeshGraph, normalized_adjacency, sparse_bmm
 from munet.graph.subdivide import subdivide, subdivide_face_labels
+from munet.graph.symmetry import mirror_indices
 
 __all__ = [
     "GraphConv",
@@ -31,6 +33,7 @@ __all__ = [
     "closest_point_weights",
     "hierarchy_cache_path",
     "load_or_build_hierarchy",
+    "mirror_indices",
     "normalized_adjacency",
     "sparse_bmm",
     "subdivide",

@@ -27,8 +27,14 @@ import trimesh
 
 from munet.graph.mesh_graph import MeshGraph
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Bumped whenever the way the matrices are computed or stored changes."""
+
+MIN_WEIGHT = 1e-6
+"""Barycentric weights below this are dropped (and the row renormalised). A query point on an edge
+or a corner of the closest triangle has weights that are zero up to rounding; whether such a weight
+comes out as ``+1e-17`` or ``-1e-17`` depends on the CPU's floating-point kernels, and it must not
+decide how many non-zeros a matrix has."""
 
 
 def closest_point_weights(points: torch.Tensor, mesh: MeshGraph) -> torch.Tensor:
@@ -60,7 +66,7 @@ def closest_point_weights(points: torch.Tensor, mesh: MeshGraph) -> torch.Tensor
             axis=1
         )
         weights[unstable] = np.eye(3)[nearest]
-    weights = np.clip(weights, 0.0, None)
+    weights = np.where(weights < MIN_WEIGHT, 0.0, weights)
     weights /= weights.sum(axis=1, keepdims=True)
 
     rows = np.repeat(np.arange(len(queries)), 3)

@@ -1,6 +1,6 @@
 """MuNet's losses: body, clothed and body/cloth consistency terms, weighted by scheduled weights.
 
->>> terms = compute_losses(output, batch, config.loss, step, cloth_graph)
+>>> terms = compute_losses(output, batch, config.loss, step, model.templates.cloth, model.template_joints)
 >>> terms["total"].backward()                   # terms also holds every unweighted term by name
 
 Term names are the fields of :class:`~munet.config.LossConfig`; each weight is a
@@ -22,7 +22,7 @@ import torch
 from munet.body import pelvis
 from munet.config import LossConfig
 from munet.graph import MeshGraph
-from munet.losses.body import joint_loss, param_loss, reprojection_loss, vertex_loss
+from munet.losses.body import joint_loss, orientation_loss, param_loss, reprojection_loss, vertex_loss
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
 from munet.losses.consistency import inside_loss, tight_loss
 from munet.train.schedules import schedule_value
@@ -53,6 +53,7 @@ def compute_losses(
     config: LossConfig,
     step: int,
     cloth_graph: MeshGraph,
+    template_joints: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """All loss terms of one batch and their weighted sum.
 
@@ -66,6 +67,8 @@ def compute_losses(
         config: the loss weights.
         step: the training step (evaluates the weight schedules).
         cloth_graph: the clothed mesh graph (normals and edges of ``output.cloth_vertices``).
+        template_joints: ``(17, 3)`` the template body's root-relative joints in its own frame
+            (``MuNet.template_joints``), the reference of the orientation target.
 
     Returns:
         ``{name: scalar}`` for every computed term (unweighted) and ``"total"``, the weighted sum.
@@ -95,6 +98,7 @@ def compute_losses(
     compute: dict[str, Callable[[], torch.Tensor]] = {
         "body_vertex": lambda: vertex_loss(output.body_vertices, batch["body_vertices"], pred_root, gt_root),
         "body_joint": lambda: joint_loss(output.body_joints, batch["body_joints"]),
+        "body_orientation": lambda: orientation_loss(output.body_rotation, template_joints, batch["body_joints"]),
         "body_reproj": lambda: reprojection_loss(
             output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]
         ),

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from munet.body import pelvis
+from munet.metrics.joints import similarity_procrustes
 from munet.model.camera import pixels_to_normalized, project
 
 
@@ -63,3 +64,20 @@ def param_loss(
     _same_shape("param_loss (pose)", pred_pose, gt_pose)
     _same_shape("param_loss (shape)", pred_shape, gt_shape)
     return F.mse_loss(pred_pose, gt_pose) + F.mse_loss(pred_shape, gt_shape)
+
+
+def orientation_target(template_joints: torch.Tensor, gt_joints: torch.Tensor) -> torch.Tensor:
+    """The global orientation of ground-truth bodies: the rotation ``(B, 3, 3)`` that best aligns
+    the template's skeleton ``(J, 3)`` (its own frame) with each ``gt_joints`` ``(B, J, 3)``
+    (similarity Procrustes over all joints; no gradient)."""
+    with torch.no_grad():
+        source = template_joints.to(gt_joints.dtype).expand(gt_joints.shape[0], -1, -1)
+        return similarity_procrustes(source, gt_joints)[1]
+
+
+def orientation_loss(
+    pred_rotation: torch.Tensor, template_joints: torch.Tensor, gt_joints: torch.Tensor
+) -> torch.Tensor:
+    """Mean absolute difference of the entries of the predicted global orientation ``(B, 3, 3)``
+    and :func:`orientation_target` (dimensionless; 0.1 is about 8° about one axis)."""
+    return F.l1_loss(pred_rotation, orientation_target(template_joints, gt_joints))

@@ -2,18 +2,36 @@
 
 Weights are never downloaded: they come from a local file (``model.encoder_weights``) or the
 network starts from a random initialisation.
+
+Normalisation (``model.encoder_norm``) must behave the same in training and at inference:
+
+- ``group``: GroupNorm (per sample, no running statistics), the choice when training from scratch.
+  BatchNorm trained from scratch at a few samples per worker keeps running statistics that never
+  match the weights, and the model then predicts something else in eval mode than in training.
+- ``frozen_batch``: BatchNorm with the statistics and affine terms of the pretrained file frozen
+  (torchvision's ``FrozenBatchNorm2d``), the choice when fine-tuning pretrained weights.
+- ``batch``: plain BatchNorm, only for large per-device batches.
+- ``auto`` (default): ``frozen_batch`` with ``model.encoder_weights``, ``group`` without.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
+NORMS = ("auto", "group", "frozen_batch", "batch")
+
+MAX_GROUPS = 32
+"""GroupNorm groups of a ``C``-channel layer: ``gcd(C, MAX_GROUPS)`` (8 to 32 for these trunks)."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,8 +61,11 @@ def load_encoder_weights(network: nn.Module, path: str | Path, name: str) -> Non
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, expected a state dict of {name}")
     head = _head_prefix(name)
-    backbone = {k: v for k, v in state.items() if not k.startswith(head)}
-    expected = {k: v for k, v in network.state_dict().items() if not k.startswith(head)}
+    # Frozen BatchNorm has no step counter: the file's num_batches_tracked entries are not weights.
+    backbone = {k: v for k, v in state.items() if not k.startswith(head) and not k.endswith("num_batches_tracked")}
+    expected = {
+        k: v for k, v in network.state_dict().items() if not k.startswith(head) and not k.endswith("num_batches_tracked")
+    }
     missing = sorted(set(expected) - set(backbone))
     unexpected = sorted(set(backbone) - set(expected))
     wrong = sorted(k for k in set(expected) & set(backbone) if expected[k].shape != backbone[k].shape)
@@ -55,6 +76,31 @@ def load_encoder_weights(network: nn.Module, path: str | Path, name: str) -> Non
             f"{unexpected[:3]}, {len(wrong)} keys with other shapes {wrong[:3]}"
         )
     network.load_state_dict(backbone, strict=False)
+
+
+def resolve_norm(norm: str, weights: str | Path | None) -> str:
+    """The normalisation ``auto`` stands for (see the module documentation); others unchanged."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown model.encoder_norm {norm!r}; choose one of {list(NORMS)}")
+    if norm == "auto":
+        return "frozen_batch" if weights else "group"
+    return norm
+
+
+def norm_layer(norm: str, name: str) -> Callable[[int], nn.Module]:
+    """The ``norm_layer`` factory torchvision's constructors take, for a resolved ``norm``.
+
+    MobileNetV3's BatchNorm uses ``eps = 1e-3`` (ResNets ``1e-5``); the frozen and plain variants
+    keep it, so that pretrained statistics mean the same.
+    """
+    eps = 1e-3 if name.startswith("mobilenet") else 1e-5
+    if norm == "group":
+        return lambda channels: nn.GroupNorm(math.gcd(channels, MAX_GROUPS), channels)
+    if norm == "frozen_batch":
+        return functools.partial(FrozenBatchNorm2d, eps=eps)
+    if norm == "batch":
+        return functools.partial(nn.BatchNorm2d, eps=eps, momentum=0.01 if eps == 1e-3 else 0.1)
+    raise ValueError(f"norm must be resolved first (resolve_norm), got {norm!r}")
 
 
 def _stages(network: nn.Module, name: str) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
@@ -85,17 +131,24 @@ class ImageEncoder(nn.Module):
     Args:
         name: one of :data:`ENCODERS` (torchvision ResNets; MobileNetV3 for small models).
         weights: local state-dict file, or ``None`` for a random initialisation.
+        norm: one of :data:`NORMS` (see the module documentation).
 
     Attributes:
         global_channels: ``C`` (512 for ResNet-18/34, 2048 for ResNet-50, 576 for MobileNetV3-small).
         map_channels: ``C'`` (384 for ResNet-18/34, 1536 for ResNet-50, 72 for MobileNetV3-small).
     """
 
-    def __init__(self, name: str = "resnet18", weights: str | Path | None = None):
+    def __init__(self, name: str = "resnet18", weights: str | Path | None = None, norm: str = "auto"):
         super().__init__()
         if name not in ENCODERS:
             raise ValueError(f"unknown encoder {name!r}; choose one of {list(ENCODERS)}")
-        network = getattr(torchvision.models, name)(weights=None)
+        self.norm = resolve_norm(norm, weights)
+        if self.norm == "group" and weights:
+            raise ValueError(
+                "model.encoder_norm 'group' cannot use the BatchNorm statistics of model.encoder_weights; "
+                "use 'frozen_batch' (or 'auto') with pretrained weights"
+            )
+        network = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer(self.norm, name))
         if weights:
             load_encoder_weights(network, weights, name)
         self.stem, self.layer2, self.layer3, self.layer4 = _stages(network, name)

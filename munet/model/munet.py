@@ -26,6 +26,8 @@ class MuNetOutput:
         body_vertices: ``(B, V, 3)`` body mesh (the body model's topology, ``V`` = 13,348 for Anny).
         body_joints: ``(B, 17, 3)`` COCO-17 joints regressed from ``body_vertices``.
         body_coarse: ``(B, V_c, 3)`` the coarse body graph (1,229 vertices by default).
+        body_rotation: ``(B, 3, 3)`` the body's global orientation: its own frame (the template's,
+            upright and facing the camera) → the camera frame.
         weak_camera: ``(B, 3)`` predicted weak-perspective camera ``(s, t_x, t_y)``.
         translation: ``(B, 3)`` camera-frame pelvis of the body (from ``weak_camera`` and ``K``).
         body_faces: ``(F, 3)`` faces of ``body_vertices``.
@@ -46,6 +48,7 @@ class MuNetOutput:
     body_vertices: torch.Tensor
     body_joints: torch.Tensor
     body_coarse: torch.Tensor
+    body_rotation: torch.Tensor
     weak_camera: torch.Tensor
     translation: torch.Tensor
     body_faces: torch.Tensor
@@ -65,18 +68,32 @@ class MuNet(nn.Module):
 
     Args:
         config: the run configuration (``model``, ``graph`` and ``mutual`` sections are used).
-        body: the body model whose mesh the body branch outputs (its joint regressor is copied;
-            the model itself is not kept).
-        templates: the graph hierarchy, built from ``config`` and ``body`` when not given.
+        body: the body model whose mesh the body branch outputs; only read to build the
+            templates (its joint regressor is copied; the model itself is not kept).
+        templates: the graph hierarchy and regressors; built from ``config`` and ``body`` when not
+            given (a trained model is rebuilt from the templates its checkpoint stores).
     """
 
-    def __init__(self, config: MuNetConfig, body: BodyModel, templates: Templates | None = None):
+    def __init__(
+        self, config: MuNetConfig, body: BodyModel | None = None, templates: Templates | None = None
+    ):
         super().__init__()
+        if templates is None:
+            if body is None:
+                raise ValueError("MuNet needs a body model or the templates of a trained model")
+            templates = build_templates(config, body)
         self.config = config
-        self.templates = build_templates(config, body) if templates is None else templates
+        self.templates = templates
         t, m = self.templates, config.model
-        self.encoder = ImageEncoder(m.encoder, m.encoder_weights)
-        self.body_gcn = BodyGCN(t.coarse, self.encoder.global_channels, m.body_channels, m.body_blocks)
+        self.encoder = ImageEncoder(m.encoder, m.encoder_weights, m.encoder_norm)
+        self.body_gcn = BodyGCN(
+            t.coarse,
+            self.encoder.global_channels,
+            self.encoder.map_channels,
+            m.body_channels,
+            m.body_blocks,
+            m.body_iterations,
+        )
         self.cloth_gcn = ClothGCN(
             t.cloth,
             t.cloth_parts,
@@ -88,14 +105,17 @@ class MuNet(nn.Module):
             m.max_offset,
         )
         self.param_regressor = (
-            ParamRegressor(t.coarse.num_vertices, body.pose_dim, body.shape_dim) if m.regress_params else None
+            ParamRegressor(t.coarse.num_vertices, t.pose_dim, t.shape_dim) if m.regress_params else None
         )
         self.up = SparseOperator(t.sampling.up)
         self.down = SparseOperator(t.sampling.down)
         self.cloth_up = SparseOperator(t.cloth_up)
-        self.register_buffer("joint_regressor", body.joint_regressor.detach().clone(), persistent=False)
+        self.register_buffer("joint_regressor", t.joint_regressor.clone(), persistent=False)
         self.register_buffer("body_faces", t.fine_faces.clone(), persistent=False)
         self.register_buffer("cloth_faces", t.cloth.faces.clone(), persistent=False)
+        with torch.no_grad():
+            rest_joints = self.regress_joints(self.up(t.coarse.vertices[None]))
+        self.register_buffer("template_joints", (rest_joints - pelvis(rest_joints)[:, None])[0], persistent=False)
 
     def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """COCO-17 joints ``(B, 17, 3)`` of body-mesh vertices ``(B, V, 3)``."""
@@ -129,7 +149,8 @@ class MuNet(nn.Module):
         state = MutualState.at_step(self.config.mutual, step)
 
         global_feature, feature_maps = self.encoder(image)
-        coarse, weak = self.body_gcn(global_feature)
+        estimate = self.body_gcn(global_feature, feature_maps, K, size)
+        coarse, weak = estimate.posed, estimate.weak_camera
         fine = self.up(coarse)
         root = pelvis(self.regress_joints(fine))
         coarse, fine = coarse - root[:, None], fine - root[:, None]
@@ -161,6 +182,7 @@ class MuNet(nn.Module):
             body_vertices=body_vertices,
             body_joints=self.regress_joints(body_vertices),
             body_coarse=coarse + translation[:, None],
+            body_rotation=estimate.rotation,
             weak_camera=weak,
             translation=translation,
             body_faces=self.body_faces,

@@ -17,15 +17,25 @@ All three are closed, consistently oriented 2-manifolds. Sampling matrices conne
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from munet.body import BodyModel, pelvis
 from munet.body.anny_backend import load_anny, resolve_cache_dir
 from munet.config import MuNetConfig
-from munet.graph import MeshGraph, SamplingMatrices, load_or_build_hierarchy, sparse_bmm, subdivide
+from munet.graph import (
+    MeshGraph,
+    SamplingMatrices,
+    load_or_build_hierarchy,
+    sparse_bmm,
+    subdivide,
+)
 
 ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation taking Anny's frame (Z up, front −Y, left +X) to the camera orientation of a person
@@ -61,9 +71,21 @@ def bone_part(bone: str) -> int:
     return PART_NAMES.index(f"{'left' if side == 'L' else 'right'}_{base}")
 
 
+TEMPLATES_FORMAT = 1
+"""Version of :meth:`Templates.to_tensors`' layout; bumped whenever it changes."""
+
+GEOMETRY_RESOLUTION = 1e-6
+"""Template positions are rounded to this (metres) after a float64 build, so that the few-ulp
+differences between CPUs and thread counts never reach the stored geometry or its fingerprints."""
+
+
 @dataclass(frozen=True, eq=False)
 class Templates:
-    """The graph hierarchy of one configuration (CPU tensors; see the module documentation).
+    """Everything fixed the network runs on (CPU tensors; see the module documentation).
+
+    A trained model's checkpoint stores these tensors (:meth:`to_tensors`), and loading one never
+    rebuilds them (:meth:`from_tensors`): a model trained on one machine runs unchanged on any
+    other, whatever its thread count, CPU or body-model cache.
 
     Attributes:
         coarse: the coarse template graph; ``coarse.vertices`` ``(V_c, 3)`` is the mean-shape
@@ -75,6 +97,13 @@ class Templates:
         cloth_up: sparse ``(V_cloth, V_c)``, coarse per-vertex features → cloth graph.
         coarse_parts: ``(V_c,)`` long part index (:data:`PART_NAMES`) of each coarse vertex.
         cloth_parts: ``(V_cloth,)`` long part index of each cloth vertex.
+        joint_regressor: ``(17, V)`` float32 COCO-17 regressor of the body model's mesh.
+        pose_dim, shape_dim: lengths of the body model's pose and shape vectors (for the optional
+            parameter read-out).
+        fine_mirror: ``(V,)`` long, the left/right mirror partner of each body-mesh vertex
+            (horizontal-flip augmentation; ``AnnyBody.vertex_mirror``).
+        bone_mirror: ``(pose_dim / 3,)`` long, the mirror partner of each bone of the pose vector
+            (``.L`` ↔ ``.R``; central bones are their own; ``AnnyBody.bone_mirror``).
     """
 
     coarse: MeshGraph
@@ -85,20 +114,107 @@ class Templates:
     cloth_up: torch.Tensor
     coarse_parts: torch.Tensor
     cloth_parts: torch.Tensor
+    joint_regressor: torch.Tensor
+    pose_dim: int
+    shape_dim: int
+    fine_mirror: torch.Tensor
+    bone_mirror: torch.Tensor
 
     @property
     def num_parts(self) -> int:
         return len(PART_NAMES)
 
+    def to_tensors(self) -> dict[str, Any]:
+        """A plain mapping of tensors, ints and strings (``torch.load(weights_only=True)``-safe)
+        from which :meth:`from_tensors` rebuilds these templates exactly."""
+        out: dict[str, Any] = {
+            "format": TEMPLATES_FORMAT,
+            "coarse_vertices": self.coarse.vertices,
+            "coarse_faces": self.coarse.faces,
+            "fine_faces": self.fine_faces,
+            "num_fine_vertices": self.num_fine_vertices,
+            "cloth_vertices": self.cloth.vertices,
+            "cloth_faces": self.cloth.faces,
+            "coarse_parts": self.coarse_parts,
+            "cloth_parts": self.cloth_parts,
+            "joint_regressor": self.joint_regressor,
+            "pose_dim": self.pose_dim,
+            "shape_dim": self.shape_dim,
+            "fine_mirror": self.fine_mirror,
+            "bone_mirror": self.bone_mirror,
+            "fine_fingerprint": self.sampling.fine_fingerprint,
+            "coarse_fingerprint": self.sampling.coarse_fingerprint,
+        }
+        for name, matrix in (("down", self.sampling.down), ("up", self.sampling.up), ("cloth_up", self.cloth_up)):
+            matrix = matrix.coalesce()
+            out[f"{name}_indices"], out[f"{name}_values"] = matrix.indices(), matrix.values()
+            out[f"{name}_shape"] = list(matrix.shape)
+        return {k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+
+    @classmethod
+    def from_tensors(cls, values: Mapping[str, Any]) -> Templates:
+        """The templates saved by :meth:`to_tensors`.
+
+        Raises:
+            ValueError: the mapping is not a templates record of this format.
+        """
+        version = values.get("format")
+        if version != TEMPLATES_FORMAT:
+            raise ValueError(
+                f"the stored network templates have format {version!r}, this MuNet reads format "
+                f"{TEMPLATES_FORMAT}; re-export the model with the MuNet version that wrote it"
+            )
+
+        def sparse(name: str) -> torch.Tensor:
+            return torch.sparse_coo_tensor(
+                values[f"{name}_indices"], values[f"{name}_values"], tuple(values[f"{name}_shape"])
+            ).coalesce()
+
+        try:
+            return cls(
+                coarse=MeshGraph.from_arrays(values["coarse_vertices"], values["coarse_faces"]),
+                fine_faces=values["fine_faces"],
+                num_fine_vertices=int(values["num_fine_vertices"]),
+                sampling=SamplingMatrices(
+                    sparse("down"), sparse("up"), str(values["fine_fingerprint"]), str(values["coarse_fingerprint"])
+                ),
+                cloth=MeshGraph.from_arrays(values["cloth_vertices"], values["cloth_faces"]),
+                cloth_up=sparse("cloth_up"),
+                coarse_parts=values["coarse_parts"],
+                cloth_parts=values["cloth_parts"],
+                joint_regressor=values["joint_regressor"],
+                pose_dim=int(values["pose_dim"]),
+                shape_dim=int(values["shape_dim"]),
+                fine_mirror=values["fine_mirror"],
+                bone_mirror=values["bone_mirror"],
+            )
+        except KeyError as exc:
+            raise ValueError(f"the stored network templates lack {exc}; the file is incomplete") from exc
+
+
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Run torch on one intra-op thread (reductions then sum in one fixed order)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 def _to_camera(vertices: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
-    """Anny-frame ``(V, 3)`` → camera orientation, centred on ``root`` ``(3,)`` (Anny frame)."""
-    return (vertices - root) @ ANNY_TO_CAMERA.T
+    """Anny-frame ``(V, 3)`` float64 → camera orientation, centred on ``root`` ``(3,)`` (Anny
+    frame), rounded to :data:`GEOMETRY_RESOLUTION` and returned as float32."""
+    camera = (vertices - root) @ ANNY_TO_CAMERA.T.to(vertices.dtype)
+    return (torch.round(camera / GEOMETRY_RESOLUTION) * GEOMETRY_RESOLUTION).to(torch.float32)
 
 
 def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
     """Assemble the coarse / fine / cloth hierarchy for ``config`` and the fine ``body`` model.
 
+    Deterministic: the rest bodies are computed in float64 on one thread and rounded to
+    :data:`GEOMETRY_RESOLUTION`, so every process, thread count and CPU builds the same arrays.
     The sampling matrices are read from (or built once into) ``graph.cache_dir``, default
     ``<Anny cache>/munet_graph``. Building them takes a few seconds.
 
@@ -112,15 +228,13 @@ def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
             f"MuNet's graph hierarchy is built from Anny topologies; body.backend must be 'anny', "
             f"got {getattr(body, 'name', type(body).__name__)!r}"
         )
-    with torch.no_grad():
-        rest = body()
-    root = pelvis(rest.joints)[0]
-    fine = MeshGraph.from_arrays(_to_camera(rest.vertices[0], root), body.faces.cpu())
-
     coarse_model = load_anny(config.graph.coarse_topology, config.body.cache_dir)
-    with torch.no_grad():
-        coarse_rest = coarse_model()["vertices"][0]
-    coarse = MeshGraph.from_arrays(_to_camera(coarse_rest, root), coarse_model.get_triangular_faces())
+    with _single_threaded(), torch.no_grad():
+        rest = copy.deepcopy(body).to(torch.float64)()
+        root = pelvis(rest.joints)[0]
+        fine = MeshGraph.from_arrays(_to_camera(rest.vertices[0], root), body.faces.cpu())
+        coarse_rest = copy.deepcopy(coarse_model).to(torch.float64)()["vertices"][0]
+        coarse = MeshGraph.from_arrays(_to_camera(coarse_rest, root), coarse_model.get_triangular_faces())
     for name, graph in (("fine", fine), ("coarse", coarse)):
         defects = graph.manifold_defects()
         if defects:
@@ -144,4 +258,10 @@ def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
         cloth_up=cloth_up,
         coarse_parts=coarse_parts,
         cloth_parts=cloth_parts,
+        joint_regressor=body.joint_regressor.detach().cpu().to(torch.float32).clone(),
+        pose_dim=int(body.pose_dim),
+        shape_dim=int(body.shape_dim),
+        fine_mirror=body.vertex_mirror(),
+        bone_mirror=body.bone_mirror(),
     )
+

@@ -1,8 +1,12 @@
 """Training checkpoints: everything needed to continue a run at the exact next step.
 
 A checkpoint is a folder holding ``state.pt`` (model, optimizer and scheduler state, step, RNG
-states; only tensors and plain containers, so it loads with ``torch.load(weights_only=True)`` and
+states, and the network's templates: the graph hierarchy, sampling operators, joint regressor and
+faces; only tensors and plain containers, so it loads with ``torch.load(weights_only=True)`` and
 never runs code from the file) and ``config.yaml`` (the configuration that produced it).
+
+A checkpoint is self-contained: :func:`model_from_checkpoint` builds the network from the stored
+templates, never from the body model or a cache, so it runs the same on any machine.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ import numpy as np
 import torch
 
 from munet.config import MuNetConfig, config_from_dict, config_to_dict, save_config
+from munet.model import MuNet, Templates
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.yaml"
+FORMAT = 2
+"""Checkpoint layout version. 2: the network's templates are stored (format 1 rebuilt them from the
+body model, which was not reproducible across thread counts)."""
 
 
 @dataclass
@@ -31,6 +39,7 @@ class TrainingState:
     scheduler: dict[str, Any] | None
     rng: dict[str, Any] | None
     config: MuNetConfig
+    templates: dict[str, Any]
 
 
 def rng_state() -> dict[str, Any]:
@@ -70,6 +79,8 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     inner = getattr(model, "module", model)
     state = {
+        "format": FORMAT,
+        "templates": inner.templates.to_tensors(),
         "step": int(step),
         "model": inner.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -105,6 +116,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = {"step", "model", "config"} - set(raw)
     if missing:
         raise ValueError(f"{file} is not a MuNet checkpoint (missing {sorted(missing)})")
+    if raw.get("format", 1) != FORMAT or "templates" not in raw:
+        raise ValueError(
+            f"{file} is a MuNet checkpoint of format {raw.get('format', 1)}; this version reads format "
+            f"{FORMAT} (self-contained: it stores the network's graph templates, and its network differs "
+            "from earlier ones). Retrain with jobs/train.py (or rebuild the shipped model with `make model`)."
+        )
     return TrainingState(
         step=int(raw["step"]),
         model=raw["model"],
@@ -112,4 +129,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         scheduler=raw.get("scheduler"),
         rng=raw.get("rng"),
         config=config_from_dict(raw["config"]),
+        templates=raw["templates"],
     )
+
+
+def model_from_checkpoint(state: TrainingState, config: MuNetConfig | None = None) -> MuNet:
+    """The network of a checkpoint, built from its stored templates, with its weights loaded
+    (train mode, tensors where ``state`` was loaded).
+
+    Args:
+        state: a loaded checkpoint.
+        config: the configuration of the network to build (a resumed run's); default the
+            checkpoint's own.
+
+    Raises:
+        ValueError: the stored weights do not fit the network the configuration describes.
+    """
+    config = state.config if config is None else config
+    model = MuNet(config, templates=Templates.from_tensors(state.templates))
+    try:
+        model.load_state_dict(state.model)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"the checkpoint's weights do not fit the model the configuration describes (model "
+            f"section {config.model}): {exc}"
+        ) from exc
+    return model

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from munet.config import MuNetConfig, config_from_dict, config_to_dict
-from munet.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from munet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, set_rng_state
 from munet.train.optim import OptimizerStep, build_optimizer
 from munet.train.storage import (
     checkpoint_dir_name,
@@ -100,17 +100,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.manual_seed(config.train.seed)
     device = ray.train.torch.get_device()
 
-    body = build_body_model(config.body)
-    model = ray.train.torch.prepare_model(MuNet(config, body))
-    optimizer, scheduler = build_optimizer(model, config)
-    stepper = OptimizerStep(model, optimizer, scheduler, config)
-
-    start = 0
+    start, state = 0, None
     checkpoint = _newest(ray.train.get_checkpoint(), loop_config.get("resume_from"))
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = load_checkpoint(folder, map_location=device)
-        getattr(model, "module", model).load_state_dict(state.model)
+            state = load_checkpoint(folder)
+    network = MuNet(config, build_body_model(config.body)) if state is None else model_from_checkpoint(state, config)
+    model = ray.train.torch.prepare_model(network)
+    optimizer, scheduler = build_optimizer(model, config)
+    stepper = OptimizerStep(model, optimizer, scheduler, config)
+    if state is not None:
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         if state.rng is not None:

@@ -19,6 +19,7 @@ from munet.config import MuNetConfig
 from munet.losses import compute_losses, find_nonfinite
 from munet.metrics import mpjpe, pve
 from munet.model import MuNet, MutualState
+from munet.train.augment import augment_batch
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ def unwrap_model(model: torch.nn.Module) -> MuNet:
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
-    """The CPU random generator of one training step on one rank (teacher-forcing draws):
-    reproducible, and different across steps and ranks."""
+    """The CPU random generator of one training step on one rank (augmentation and
+    teacher-forcing draws): reproducible, and different across steps and ranks."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rank)
 
 
@@ -60,12 +61,18 @@ def training_step(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward one batch and compute its losses (no backward, no optimiser step).
 
+    With ``data.augment`` on, the batch is first zoomed, shifted and flipped at random
+    (:func:`munet.train.augment.augment_batch` with ``data.augmentation``; the flip uses the
+    templates' left/right maps of the body mesh and of the pose's bones).
+
     Args:
         model: a :class:`MuNet`, possibly DDP-wrapped.
         batch: stacked samples of the decoded-sample contract (numpy arrays or tensors).
         step: the training step (schedules of the loss weights and of the mutual mechanism).
-        config: the run configuration (its ``loss`` section weights the terms).
-        generator: draws the teacher-forced samples (see :func:`step_generator`).
+        config: the run configuration (its ``loss`` section weights the terms, its ``data``
+            section switches the augmentation).
+        generator: draws the augmentation and the teacher-forced samples (see
+            :func:`step_generator`).
 
     Returns:
         ``(total, logs)``: the scalar loss to minimise, and floats for logging: every computed
@@ -76,6 +83,11 @@ def training_step(
     """
     inner = unwrap_model(model)
     tensors = batch_to_tensors(batch, next(inner.parameters()).device)
+    if config.data.augment:
+        templates = inner.templates
+        tensors = augment_batch(
+            tensors, templates.fine_mirror, templates.bone_mirror, config.data.augmentation, generator
+        )
     output = model(
         tensors["image"],
         tensors["K"],
@@ -83,7 +95,7 @@ def training_step(
         gt_body_vertices=tensors.get("body_vertices"),
         generator=generator,
     )
-    terms = compute_losses(output, tensors, config.loss, step, inner.templates.cloth)
+    terms = compute_losses(output, tensors, config.loss, step, inner.templates.cloth, inner.template_joints)
     bad = find_nonfinite(terms)
     if bad:
         log.warning("step %d: non-finite loss terms %s", step, bad)
