@@ -11,6 +11,7 @@ and ``paper.yaml`` (ResNet-50, 224 px, the size of the published model).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -104,15 +105,18 @@ class MutualConfig:
     guidance: bool = True
     """Build the clothed branch on the predicted body (``False``: on the mean template)."""
     teacher_forcing: Schedule = field(
-        default_factory=lambda: Schedule(start=0.5, end=0.0, kind="linear", warmup=0, ramp=200)
+        default_factory=lambda: Schedule(start=0.5, end=0.0, kind="linear", warmup=0, ramp=1000)
     )
-    """Probability of building the clothed branch on the ground-truth body instead."""
+    """Probability of building the clothed branch on the ground-truth body instead (the clothed
+    branch learns on correct bodies while the predicted ones are still poor)."""
     feedback: bool = True
     """Let clothed and consistency losses send gradient into the body branch."""
     feedback_weight: Schedule = field(
-        default_factory=lambda: Schedule(start=0.0, end=1.0, kind="linear", warmup=50, ramp=100)
+        default_factory=lambda: Schedule(start=0.0, end=0.5, kind="linear", warmup=1000, ramp=1000)
     )
-    """Scale of the clothed-loss gradient that reaches the body branch."""
+    """Scale of the clothed-loss gradient that reaches the body branch. Off while the body
+    branch learns pose and orientation (a clothed loss on a body that is still wrong would drag
+    it), then ramped to half the weight of the body's own terms."""
 
 
 @dataclass
@@ -255,6 +259,12 @@ def _coerce(hint: Any, value: Any, where: str, current: Any = None) -> Any:
         return _coerce(inner[0], value, where, current)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float:
+        # YAML 1.1 reads "1e-3" (no dot) as a string: accept any number Python can parse.
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
     if hint in (int, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if hint is int and isinstance(value, bool):

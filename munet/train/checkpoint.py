@@ -155,3 +155,14 @@ def model_from_checkpoint(state: TrainingState, config: MuNetConfig | None = Non
             f"section {config.model}): {exc}"
         ) from exc
     return model
+
+
+def restore_training_state(state: TrainingState, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
+    """Restore a checkpoint's optimiser, learning-rate schedule and RNG states (the weights are
+    restored with the model: :func:`model_from_checkpoint`); returns the step it was taken at,
+    the last step done."""
+    optimizer.load_state_dict(state.optimizer)
+    scheduler.load_state_dict(state.scheduler)
+    if state.rng is not None:
+        set_rng_state(state.rng)
+    return state.step

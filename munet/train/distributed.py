@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from munet.config import MuNetConfig, config_from_dict, config_to_dict
-from munet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, set_rng_state
+from munet.train.checkpoint import load_checkpoint, model_from_checkpoint, restore_training_state, save_checkpoint
 from munet.train.optim import OptimizerStep, build_optimizer
 from munet.train.storage import (
     checkpoint_dir_name,
@@ -110,11 +110,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     optimizer, scheduler = build_optimizer(model, config)
     stepper = OptimizerStep(model, optimizer, scheduler, config)
     if state is not None:
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        if state.rng is not None:
-            set_rng_state(state.rng)
-        start = state.step
+        start = restore_training_state(state, optimizer, scheduler)
         if rank == 0:
             log.info("resumed from the checkpoint of step %d (%s)", start, checkpoint.path)
 

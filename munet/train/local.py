@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from munet.body import BodyModel, build_body_model
 from munet.config import MuNetConfig
 from munet.model import MuNet
-from munet.train.checkpoint import save_checkpoint
+from munet.train.checkpoint import TrainingState, model_from_checkpoint, restore_training_state, save_checkpoint
 from munet.train.optim import OptimizerStep, build_optimizer
 from munet.train.step import step_generator, training_step
 
@@ -45,6 +45,8 @@ def train_local(
     *,
     model: MuNet | None = None,
     body: BodyModel | None = None,
+    state: TrainingState | None = None,
+    on_step: Callable[[dict[str, float]], bool] | None = None,
 ) -> list[dict[str, float]]:
     """Train a MuNet in this process.
 
@@ -52,17 +54,23 @@ def train_local(
         config: the run configuration (``train`` section: lr, weight decay, warm-up, clipping,
             ``max_bad_steps``, ``log_every``, seed).
         batches: stacked decoded samples (dicts of arrays/tensors). A list is cycled; an
-            iterator (e.g. a data-set iterator) must yield at least ``steps`` batches.
+            iterator (e.g. a data-set iterator) must yield a batch for every step it trains.
         steps: number of optimisation steps (default ``config.train.steps``).
         out_dir: if given, the final checkpoint (:func:`munet.train.checkpoint.save_checkpoint`)
             and ``history.json`` are written there.
         model: train this model in place (default: a new ``MuNet(config, body)``); pass it to
             keep a handle on the trained network.
         body: the body model for a new MuNet (default: built from ``config.body``).
+        state: continue this checkpoint (:func:`munet.train.checkpoint.load_checkpoint`): its
+            weights (into ``model``, or into a network built from its templates), optimiser,
+            schedule and RNG states are restored and training runs steps ``state.step + 1``
+            to ``steps``; ``batches`` then starts with the batch of step ``state.step + 1``.
+        on_step: called with each step's history entry once the step is done; returning true
+            ends training after that step (the checkpoint then holds it).
 
     Returns:
-        The history: one dict per step with ``step``, ``loss``, ``lr``, ``applied`` (0 when the
-        step was skipped as non-finite) and the logs of :func:`training_step`.
+        The history: one dict per step trained with ``step``, ``loss``, ``lr``, ``applied`` (0
+        when the step was skipped as non-finite) and the logs of :func:`training_step`.
 
     Raises:
         munet.train.optim.NonFiniteLossError: too many consecutive non-finite steps.
@@ -72,14 +80,21 @@ def train_local(
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
     torch.manual_seed(config.train.seed)
     if model is None:
-        model = MuNet(config, body if body is not None else build_body_model(config.body))
+        if state is not None:
+            model = model_from_checkpoint(state, config)
+        else:
+            model = MuNet(config, body if body is not None else build_body_model(config.body))
+    elif state is not None:
+        model.load_state_dict(state.model)
     model.train()
     optimizer, scheduler = build_optimizer(model, config)
     optimizer_step = OptimizerStep(model, optimizer, scheduler, config)
+    start = 0 if state is None else restore_training_state(state, optimizer, scheduler)
 
     history: list[dict[str, float]] = []
     stream = _endless(batches)
-    for step in range(1, steps + 1):
+    last = start
+    for step in range(start + 1, steps + 1):
         batch = next(stream, None)
         if batch is None:
             raise ValueError(f"the batches ran out after {step - 1} of {steps} steps")
@@ -93,7 +108,10 @@ def train_local(
                 step, steps, history[-1]["loss"], logs["metric/pve_mm"],
                 "applied" if applied else "skipped (non-finite)",
             )
+        last = step
+        if on_step is not None and on_step(history[-1]):
+            break
     if out_dir is not None:
-        save_checkpoint(out_dir, step=steps, model=model, config=config, optimizer=optimizer, scheduler=scheduler)
+        save_checkpoint(out_dir, step=last, model=model, config=config, optimizer=optimizer, scheduler=scheduler)
         (Path(out_dir) / "history.json").write_text(json.dumps(history, indent=1))
     return history
