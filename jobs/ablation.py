@@ -1,9 +1,12 @@
-"""Ablation of the mutualistic mechanism with the same compute for every variant:
+"""Ablation of the mutualistic mechanism with the same compute for every variant, over seeds:
 
-    python jobs/ablation.py --data DIR --heldout DIR --out DIR [--steps 300] [--workers 2] [--config cpu]
+    python jobs/ablation.py --data DIR --heldout DIR --out DIR [--seeds 0 1] [--steps 300] [--workers 2] [--config cpu]
 
-Trains body-only, clothed-only (detached predicted body), guided-without-feedback and full mutual,
-evaluates each, and writes OUT/ablation.md and OUT/ablation.csv. Logic: munet.train.ablation.
+Trains body-only, clothed-only (detached predicted body), guided-without-feedback and full mutual
+once per seed (train.seed and data.seed) in OUT/<variant>/seed_<s> (an existing run folder is
+resumed), evaluates each run, and writes OUT/ablation.csv (one row per run) and OUT/ablation.md
+(mean ± sample standard deviation over seeds per variant, and the paired difference to full
+mutual). Exits 1 if a run failed. Logic: munet.train.ablation.
 """
 
 import argparse
@@ -11,7 +14,7 @@ import logging
 import os
 
 from munet.ray_utils import init_ray
-from munet.train.ablation import VARIANTS, run_ablation
+from munet.train.ablation import DEFAULT_SEEDS, VARIANTS, run_ablation
 
 
 def main() -> None:
@@ -23,14 +26,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
+                        help="train every variant once per seed (default: %(default)s; 2 or more give a spread)")
     parser.add_argument("--max-eval-samples", type=int)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds must be distinct, got {args.seeds}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     init_ray(num_cpus=None if os.environ.get("RAY_ADDRESS") else max(4, os.cpu_count() or 1))
     overrides = [f"train.steps={args.steps}", f"train.workers={args.workers}", *args.overrides]
     rows = run_ablation(args.data, args.heldout, args.out, args.config, overrides, args.variants,
-                        args.max_eval_samples)
+                        args.max_eval_samples, args.seeds)
     print((open(os.path.join(args.out, "ablation.md")).read()))
     if any(r["status"] != "ok" for r in rows):
         raise SystemExit(1)

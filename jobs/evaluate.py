@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python jobs/evaluate.py --checkpoint RUN_OR_CKPT --data DIR --out DIR``.
 
-Writes metrics.json (mpjpe_mm, pa_mpjpe_mm, pve_mm, chamfer_cm, p2s_cm, normal_consistency and
-counts), per_sample.csv, metrics.md, overlays.png and histograms.png. Logic: :mod:`munet.eval`.
+Writes metrics.json (mpjpe_mm, pa_mpjpe_mm, pve_mm, orientation_deg, chamfer_cm, p2s_cm,
+normal_consistency, body_on_mask: means, and medians under "median"; and counts), per_sample.csv,
+metrics.md, overlays.png and histograms.png. Logic: :mod:`munet.eval`.
 """
 
 import argparse

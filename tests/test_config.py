@@ -44,3 +44,9 @@ def test_unknown_keys_and_wrong_types_are_errors(tmp_path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(bad)
+
+
+def test_float_overrides_accept_exponents_and_refuse_non_numbers():
+    assert load_config("small", ["train.lr=1e-3"]).train.lr == 0.001  # YAML 1.1 reads "1e-3" as text
+    with pytest.raises(ConfigError, match="train.lr: expected a number, got 'fast'"):
+        load_config("small", ["train.lr=fast"])

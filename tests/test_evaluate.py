@@ -53,7 +53,8 @@ def test_evaluate_cli_writes_metrics_table_and_pictures(heldout, run_dir, tmp_pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "metrics.json").read_text())
-    keys = ["mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "chamfer_cm", "p2s_cm", "normal_consistency", "body_on_mask"]
+    keys = ["mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "orientation_deg", "chamfer_cm", "p2s_cm", "normal_consistency",
+            "body_on_mask"]
     assert summary["num_samples"] == 3 and summary["num_surface_samples"] == 2000
     with open(out / "per_sample.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -64,6 +65,7 @@ def test_evaluate_cli_writes_metrics_table_and_pictures(heldout, run_dir, tmp_pa
     assert summary["pa_mpjpe_mm"] <= summary["mpjpe_mm"] + 1e-6  # Procrustes can only help
     assert 0.0 <= summary["normal_consistency"] <= 1.0
     assert 0.0 <= summary["body_on_mask"] <= 1.0
+    assert 0.0 <= summary["median"]["orientation_deg"] <= 180.0
     assert "| chamfer_cm |" in (out / "metrics.md").read_text()
     overlays = cv2.imread(str(out / "overlays.png"))
     assert overlays.shape == (3 * 96, 4 * 96, 3)

@@ -13,7 +13,7 @@ import pytest
 
 from munet.data.camera import CameraSettings
 from munet.data.decode import Decoder, iter_samples
-from munet.data.generate import GenerationSettings, SampleGenerator
+from munet.data.generate import GenerationSettings, SampleGenerator, generate_shards_here
 from munet.data.schema import decode_record
 from munet.data.shards import ShardStore
 from tests.conftest import REPO
@@ -100,6 +100,9 @@ def test_same_seed_same_bytes_whatever_the_parallelism(shards, tmp_path):
         key, members = generator.members(0)  # after subject 1: no cached state leaks in
     finally:
         generator.close()
+    # Without Ray, in this process: the same shards and manifest.
+    generate_shards_here(str(tmp_path / "here"), SETTINGS)
+    assert ShardStore(tmp_path / "here").read_manifest() == manifest
     stored = next(ShardStore(shards).iter_shard(manifest.shards[0].name))
     assert stored["__key__"] == key
     assert {k: v for k, v in stored.items() if not k.startswith("__")} == members

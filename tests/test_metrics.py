@@ -1,5 +1,5 @@
-"""Metrics against independent computations: scipy (Procrustes, Kabsch), trimesh (closest point),
-closed forms (spheres, hand-made offsets)."""
+"""Metrics against independent computations: scipy (Procrustes, Kabsch, rotation angles), trimesh
+(closest point), closed forms (spheres, hand-made offsets)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from munet.metrics import (
     COCO_PELVIS,
     chamfer_p2s,
     mpjpe,
+    orientation_error,
     pa_mpjpe,
     point_to_surface_distance,
     pve,
     similarity_procrustes,
+    torso_frame,
 )
 
 
@@ -127,6 +129,62 @@ def test_pa_mpjpe_is_differentiable():
     gt = torch.randn(4, 17, 3)
     pa_mpjpe(pred, gt).sum().backward()
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- global orientation
+
+# A person standing in their own frame (metres): x to their left, y up, z out of their front.
+_STANDING = np.array([
+    [0.0, 1.62, 0.08],                                                   # nose
+    [0.03, 1.65, 0.06], [-0.03, 1.65, 0.06], [0.07, 1.63, 0.0], [-0.07, 1.63, 0.0],  # eyes, ears
+    [0.19, 1.42, 0.0], [-0.19, 1.42, 0.0], [0.22, 1.15, 0.0], [-0.22, 1.15, 0.0],   # shoulders, elbows
+    [0.24, 0.88, 0.05], [-0.24, 0.88, 0.05],                             # wrists
+    [0.1, 0.95, 0.0], [-0.1, 0.95, 0.0], [0.1, 0.5, 0.02], [-0.1, 0.5, 0.02],      # hips, knees
+    [0.1, 0.07, -0.02], [-0.1, 0.07, -0.02],                             # ankles
+])
+
+
+def _skeletons(rng: np.random.Generator, batch: int) -> np.ndarray:
+    """``batch`` standing COCO-17 skeletons, each joint moved by a few centimetres."""
+    return _STANDING + rng.normal(scale=0.03, size=(batch, 17, 3))
+
+
+def test_torso_frame_of_a_standing_person_is_left_up_front():
+    frame = torso_frame(torch.tensor(_STANDING[None]))
+    np.testing.assert_allclose(frame[0].numpy(), np.eye(3), atol=1e-12)
+
+
+def test_orientation_error_is_the_angle_of_the_rotation_applied():
+    rng = np.random.default_rng(4)
+    # Random axes; random angles plus the edge cases 0, a hundredth of a degree, 90 and 180.
+    angles = np.radians(np.concatenate([rng.uniform(0.0, 180.0, 27), [0.0, 0.01, 90.0, 179.99, 180.0]]))
+    axes = rng.normal(size=(len(angles), 3))
+    rotations = Rotation.from_rotvec(axes / np.linalg.norm(axes, axis=1, keepdims=True) * angles[:, None])
+    gt = _skeletons(rng, len(angles))
+    scales = rng.uniform(0.5, 2.0, size=len(angles))
+    translations = rng.normal(size=(len(angles), 3))
+    # The rotation turns the skeleton about an arbitrary point; scale and translation do not count.
+    pred = _apply(gt, rotations.as_matrix(), scales, translations)
+    expected = np.degrees(rotations.magnitude())
+    got = orientation_error(torch.tensor(pred), torch.tensor(gt))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-9)
+    got32 = orientation_error(torch.tensor(pred).float(), torch.tensor(gt).float())
+    np.testing.assert_allclose(got32.numpy(), expected, atol=2e-3)  # float32: still near 0° and 180°
+    # The error is symmetric: the angle of R^T is the angle of R.
+    np.testing.assert_allclose(orientation_error(torch.tensor(gt), torch.tensor(pred)).numpy(), expected, atol=1e-9)
+
+
+def test_orientation_error_ignores_limbs_and_head_and_sees_a_turned_back():
+    gt = torch.tensor(_skeletons(np.random.default_rng(5), 2))
+    moved = gt.clone()
+    torso = [5, 6, 11, 12]
+    moved[:, [i for i in range(17) if i not in torso]] += 0.2 * torch.randn(2, 13, 3, dtype=torch.float64)
+    np.testing.assert_allclose(orientation_error(moved, gt).numpy(), [0.0, 0.0], atol=1e-9)
+    # Turned round on the spot (180° about the vertical): facing away from where they faced.
+    turned = gt * torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64)
+    np.testing.assert_allclose(orientation_error(turned, gt).numpy(), [180.0, 180.0], atol=1e-9)
+    with pytest.raises(ValueError, match="COCO-17"):
+        orientation_error(gt[:, :16], gt[:, :16])
 
 
 # ---------------------------------------------------------------- surfaces

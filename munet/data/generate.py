@@ -8,7 +8,8 @@ shard size.
 
 :func:`generate_shards` runs as a Ray Data job: the list of shard indices mapped by a pool of
 actors, each of which builds the body model and an OpenGL renderer once and writes whole shards;
-the driver writes the manifest when every shard is done.
+the driver writes the manifest when every shard is done. :func:`generate_shards_here` writes the
+same shards in the calling process, for sets too small to be worth starting Ray.
 """
 
 from __future__ import annotations
@@ -291,11 +292,7 @@ def generate_shards(
         settings = GenerationSettings(**fields)
     elif fields:
         raise TypeError(f"give either settings or GenerationSettings fields, not both: {sorted(fields)}")
-    store = ShardStore(out)
-    if store.exists(MANIFEST_NAME) and not overwrite:
-        raise FileExistsError(
-            f"{out} already holds a {MANIFEST_NAME}; choose another output or pass overwrite"
-        )
+    store = _new_store(out, overwrite)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = min(workers, settings.num_shards)
@@ -323,6 +320,47 @@ def generate_shards(
             "shard %d/%d written (%d/%d samples, %.2f samples/s)",
             len(infos), settings.num_shards, done, settings.num_samples, done / elapsed,
         )
+    return _write_manifest(store, settings, infos)
+
+
+def generate_shards_here(out: str, settings: GenerationSettings, *, body_config: BodyConfig | None = None) -> Manifest:
+    """Generate a shard folder in this process, one shard after the other, without Ray.
+
+    For small sets (tests, benchmarks), where starting Ray costs more than generating: the
+    samples and shard bytes are those :func:`generate_shards` writes with the same settings.
+
+    Args:
+        out: output folder or object-store URI.
+        settings: what to generate.
+        body_config: body model (default Anny).
+
+    Returns:
+        The manifest, also written to ``out/manifest.json``.
+
+    Raises:
+        FileExistsError: ``out`` already holds a manifest.
+    """
+    store = _new_store(out, overwrite=False)
+    generator = SampleGenerator(settings, body_config)
+    try:
+        infos = [generator.write_shard(store, shard) for shard in range(settings.num_shards)]
+    finally:
+        generator.close()
+    return _write_manifest(store, settings, infos)
+
+
+def _new_store(out: str, overwrite: bool) -> ShardStore:
+    """The store at ``out``; an error if it already holds a manifest, unless ``overwrite``."""
+    store = ShardStore(out)
+    if store.exists(MANIFEST_NAME) and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a {MANIFEST_NAME}; choose another output or pass overwrite"
+        )
+    return store
+
+
+def _write_manifest(store: ShardStore, settings: GenerationSettings, infos: list[ShardInfo]) -> Manifest:
+    """Write and return the manifest of a finished generation."""
     manifest = Manifest(
         shards=sorted(infos, key=lambda info: info.name),
         generator=settings.to_dict(),

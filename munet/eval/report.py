@@ -13,6 +13,7 @@ UNITS = {
     "mpjpe_mm": "mm",
     "pa_mpjpe_mm": "mm",
     "pve_mm": "mm",
+    "orientation_deg": "degrees between the torso frames; the median is the summary to quote",
     "chamfer_cm": "cm",
     "p2s_cm": "cm",
     "normal_consistency": "(1 is best)",

@@ -1,8 +1,10 @@
-"""Evaluation metrics: body (MPJPE, PA-MPJPE, PVE; mm) and clothed surface (Chamfer, P2S, normal
-consistency; cm, ICON protocol). Inputs are in metres; every metric returns one value per sample.
+"""Evaluation metrics: body (MPJPE, PA-MPJPE, PVE in mm; global orientation in degrees) and
+clothed surface (Chamfer, P2S, normal consistency; cm, ICON protocol). Inputs are in metres;
+every metric returns one value per sample.
 
 >>> mpjpe(pred_joints, gt_joints)                      # (B,) mm, pelvis-aligned (COCO-17 hips)
 >>> pa_mpjpe(pred_joints, gt_joints)                   # (B,) mm, after similarity Procrustes
+>>> orientation_error(pred_joints, gt_joints)          # (B,) degrees between the torso frames
 >>> pve(pred_verts, gt_verts, pelvis(pred_j), pelvis(gt_j))
 >>> chamfer_p2s(pred_v, pred_f, gt_v, gt_f, seed=0)  # {chamfer_cm, p2s_cm, normal_consistency}
 >>> fraction_on_mask(pred_verts[0], K, person_mask)    # share of the projected mesh on the person
@@ -10,6 +12,7 @@ consistency; cm, ICON protocol). Inputs are in metres; every metric returns one 
 
 from munet.metrics.image import fraction_on_mask
 from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_procrustes
+from munet.metrics.orientation import orientation_error, torso_frame
 from munet.metrics.surface import chamfer_p2s, point_to_surface_distance
 
 __all__ = [
@@ -17,8 +20,10 @@ __all__ = [
     "chamfer_p2s",
     "fraction_on_mask",
     "mpjpe",
+    "orientation_error",
     "pa_mpjpe",
     "point_to_surface_distance",
     "pve",
     "similarity_procrustes",
+    "torso_frame",
 ]

@@ -1,24 +1,38 @@
-"""The paper's central claim, measured: the same compute for four variants of the joint model.
+"""The paper's central claim, measured: the same compute for four variants of the joint model,
+each trained with several seeds so that a difference can be set against seed noise.
 
 - ``body_only``: only body losses (the clothed branch is not trained);
 - ``cloth_only``: only clothed losses, on the predicted but detached body (no body supervision);
 - ``guided_no_feedback``: all losses, the clothed branch built on the detached predicted body;
 - ``full_mutual``: all losses with guidance and feedback (the MuNet mechanism).
 
-Each variant trains with :func:`munet.train.distributed.run_training` for the same steps, batch
-size and workers, is evaluated with :func:`munet.eval.evaluate` on the same held-out shards, and
-lands in one comparison table (``ablation.md`` and ``ablation.csv``).
+Each variant trains once per seed with :func:`munet.train.distributed.run_training` for the same
+steps, batch size and workers, in the run folder ``out/<variant>/seed_<s>`` (an existing one is
+resumed). The seed sets ``train.seed`` and ``data.seed``, so initialisation, teacher-forcing and
+augmentation draws and the shard order all change. Every run is evaluated with
+:func:`munet.eval.evaluate` on the same held-out shards (with the same evaluation seed).
+
+The results land in ``out/ablation.csv`` (one row per run, failed runs with their status) and
+``out/ablation.md``: per variant, mean ± sample standard deviation over the seeds whose run
+finished, then each variant's paired per-seed difference to ``full_mutual`` on the main metrics.
+Both files are rewritten after every run, so an interrupted ablation leaves a partial table.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
+import math
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 from munet.config import MuNetConfig, load_config
 from munet.eval import evaluate
 from munet.eval.evaluate import METRIC_KEYS
 from munet.train.distributed import run_training
+
+log = logging.getLogger(__name__)
 
 _BODY = ("body_vertex", "body_joint", "body_orientation", "body_reproj", "body_params")
 _CLOTH = ("cloth_chamfer", "cloth_p2s", "cloth_normal", "cloth_edge", "cloth_laplacian",
@@ -32,12 +46,27 @@ VARIANTS: dict[str, list[str]] = {
 }
 """Config overrides of each variant (on top of the base configuration)."""
 
+DEFAULT_SEEDS = (0, 1)
+REFERENCE = "full_mutual"
+"""The variant the others are compared with."""
+MAIN_METRICS = ("pa_mpjpe_mm", "mpjpe_mm", "chamfer_cm")
+"""The metrics of the difference table."""
+
 _MEDIAN_ORIENTATION = "median_orientation_deg"
+_STATISTICS = (*METRIC_KEYS, _MEDIAN_ORIENTATION)
+_CSV_COLUMNS = ("variant", "seed", "status", *_STATISTICS)
+
+AblationRow = dict[str, float | int | str]
+"""One run: ``variant``, ``seed``, ``status`` (``ok`` or ``failed: …``) and, when ``ok``, the
+held-out means of :data:`METRIC_KEYS` and ``median_orientation_deg``."""
 
 
-def variant_config(base: str | None, overrides: list[str], variant: str) -> MuNetConfig:
-    """The configuration of one variant: base preset/file ← user overrides ← the variant's own."""
-    return load_config(base or "cpu", list(overrides) + VARIANTS[variant])
+def variant_config(base: str | None, overrides: list[str], variant: str, seed: int | None = None) -> MuNetConfig:
+    """The configuration of one variant: base preset/file ← user overrides ← seed ← the variant's own.
+
+    ``seed`` (when given) sets both ``train.seed`` and ``data.seed``."""
+    seeded = [] if seed is None else [f"train.seed={seed}", f"data.seed={seed}"]
+    return load_config(base or "cpu", [*overrides, *seeded, *VARIANTS[variant]])
 
 
 def run_ablation(
@@ -48,34 +77,117 @@ def run_ablation(
     overrides: list[str] | None = None,
     variants: list[str] | None = None,
     max_eval_samples: int | None = None,
-) -> list[dict[str, float | str]]:
-    """Train and evaluate every variant; write ``out/ablation.{md,csv}``; return the rows."""
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+) -> list[AblationRow]:
+    """Train and evaluate every variant once per seed (all variants of a seed before the next
+    seed); write ``out/ablation.{md,csv}`` after each run; return the rows, by variant then seed."""
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
     out = Path(out).resolve()
-    rows: list[dict[str, float | str]] = []
-    for variant in variants or list(VARIANTS):
-        config = variant_config(base, overrides or [], variant)
-        result = run_training(config, data=data, out=str(out), name=variant,
-                              resume=(out / variant).exists())
-        if result.error is not None:
-            rows.append({"variant": variant, "status": f"failed: {result.error}"})
-            continue
-        summary = evaluate(out / variant, heldout, out / variant / "report", max_samples=max_eval_samples)
-        rows.append({"variant": variant, "status": "ok", **{k: summary[k] for k in METRIC_KEYS},
-                     _MEDIAN_ORIENTATION: summary["median"]["orientation_deg"]})
-    write_table(rows, out)
+    rows: list[AblationRow] = []
+    for seed in seeds:
+        for variant in variants or list(VARIANTS):
+            folder = out / variant / f"seed_{seed}"
+            log.info("ablation: %s, seed %d (%s)", variant, seed, folder)
+            config = variant_config(base, overrides or [], variant, seed)
+            result = run_training(config, data=data, out=str(folder.parent), name=folder.name,
+                                  resume=folder.exists())
+            row: AblationRow = {"variant": variant, "seed": seed}
+            if result.error is not None:
+                row["status"] = f"failed: {result.error}"
+            else:
+                summary = evaluate(folder, heldout, folder / "report", max_samples=max_eval_samples)
+                row |= {"status": "ok", **{k: summary[k] for k in METRIC_KEYS},
+                        _MEDIAN_ORIENTATION: summary["median"]["orientation_deg"]}
+            rows.append(row)
+            rows = write_table(rows, out)
     return rows
 
 
-def write_table(rows: list[dict[str, float | str]], out: Path) -> None:
-    """``ablation.csv`` and ``ablation.md`` with one row per variant: the means of the metrics,
-    and the median orientation error (its meaningful summary)."""
-    columns = ["variant", "status", *METRIC_KEYS, _MEDIAN_ORIENTATION]
+def write_table(rows: list[AblationRow], out: Path) -> list[AblationRow]:
+    """Write ``out/ablation.csv`` (every run) and ``out/ablation.md`` (:func:`markdown_table`);
+    return the rows ordered by variant (first appearance) then as given."""
+    order = {variant: i for i, variant in enumerate(dict.fromkeys(row["variant"] for row in rows))}
+    rows = sorted(rows, key=lambda row: order[row["variant"]])
     with open(out / "ablation.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer = csv.DictWriter(handle, fieldnames=_CSV_COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    (out / "ablation.md").write_text(markdown_table(rows))
+    return rows
+
+
+def markdown_table(rows: list[AblationRow]) -> str:
+    """Markdown: per variant, mean ± sample standard deviation over its finished seeds of every
+    metric (``n``: seeds that went in of those run; failed seeds named with their error), then the
+    difference of each variant to :data:`REFERENCE` on :data:`MAIN_METRICS`, paired by seed."""
+    variants = list(dict.fromkeys(str(row["variant"]) for row in rows))
+    seeds = sorted({int(row["seed"]) for row in rows})
+    ok = {v: {int(r["seed"]): r for r in rows if r["variant"] == v and r["status"] == "ok"} for v in variants}
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))} (`train.seed` and `data.seed`) per variant, the same held-out "
+        "shards for all. Each cell: mean ± sample standard deviation over the `n` seeds whose run finished "
+        "(failed runs are left out). Lower is better except normal_consistency and body_on_mask; "
+        f"`{_MEDIAN_ORIENTATION}` is each run's median over the samples (the orientation summary to quote).",
+        "",
+        "| variant | n | " + " | ".join(_STATISTICS) + " | failed |",
+        "|---|---:|" + "---:|" * len(_STATISTICS) + "---|",
+    ]
+    for variant in variants:
+        runs = [r for r in rows if r["variant"] == variant]
+        cells = [_spread([float(r[key]) for r in ok[variant].values()]) for key in _STATISTICS]
+        failed = "; ".join(f"seed {r['seed']}: {_one_line(str(r['status']))}" for r in runs if r["status"] != "ok")
+        lines.append(f"| {variant} | {len(ok[variant])}/{len(runs)} | " + " | ".join(cells) + f" | {failed} |")
+    if REFERENCE in ok and len(variants) > 1:
+        lines += [
+            "",
+            f"Difference to {REFERENCE} (variant − {REFERENCE}, negative: lower error than {REFERENCE}): "
+            "mean ± sample standard deviation of the per-seed differences over the `pairs` seeds both runs "
+            "finished; a difference is beyond seed noise only when clearly larger than its ±. Without a "
+            "common seed, the difference of the means (no ±).",
+            "",
+            "| variant | pairs | " + " | ".join(MAIN_METRICS) + " |",
+            "|---|---:|" + "---:|" * len(MAIN_METRICS),
+        ]
+        reference = ok[REFERENCE]
+        for variant in (v for v in variants if v != REFERENCE):
+            pairs = sorted(set(ok[variant]) & set(reference))
+            cells = []
+            for key in MAIN_METRICS:
+                if pairs:
+                    cells.append(_spread([float(ok[variant][s][key]) - float(reference[s][key]) for s in pairs], signed=True))
+                elif ok[variant] and reference:
+                    means = [statistics.fmean(float(r[key]) for r in side.values()) for side in (ok[variant], reference)]
+                    cells.append(_number(means[0] - means[1], signed=True))
+                else:
+                    cells.append("–")
+            lines.append(f"| {variant} | {len(pairs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _spread(values: list[float], signed: bool = False) -> str:
+    """``mean ± sample std`` (``± –`` for one value, ``–`` for none), both with the decimals that
+    give the larger of the two three significant digits."""
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else math.nan
+    decimals = _decimals(mean, std)
+    return f"{_number(mean, signed, decimals)} ± {'–' if math.isnan(std) else _number(std, False, decimals)}"
+
+
+def _decimals(*values: float) -> int:
+    """Decimals showing three significant digits of the largest finite magnitude (0 to 6)."""
+    largest = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    return 3 if largest == 0 else min(6, max(0, 2 - math.floor(math.log10(largest))))
+
+
+def _number(value: float, signed: bool = False, decimals: int | None = None) -> str:
+    decimals = _decimals(value) if decimals is None else decimals
+    return f"{value:{'+' if signed else ''}.{decimals}f}"
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    """The first line of ``text``, shortened, with ``|`` escaped (a Markdown table cell)."""
+    line = (text.strip().splitlines() or [""])[0]
+    return (line[: limit - 1] + "…" if len(line) > limit else line).replace("|", "\\|")
