@@ -84,7 +84,7 @@ def test_old_or_mismatched_checkpoints_are_refused_with_what_to_do(tmp_path, ann
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     # A checkpoint of another network size fails with the configuration named.
     wider = load_config("small", ["model.body_channels=32"])
-    with pytest.raises(ValueError, match="do not fit the model"):
+    with pytest.raises(ValueError, match="does not fit the model"):
         model_from_checkpoint(load_checkpoint(tmp_path), wider)
     # A format-1 checkpoint (no stored templates) is refused, saying to retrain.
     del state["templates"], state["format"]

@@ -3,6 +3,7 @@ and `ray job submit` end to end against a head node started here."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -97,17 +98,92 @@ def test_training_batches_mix_subjects_and_cover_every_sample_each_epoch(shards)
     assert any(len({subject for subject, _ in batch}) == 2 for epoch in mixed for batch in epoch)
 
 
-def test_ablation_trains_and_evaluates_every_variant_with_ddp(shards, tmp_path):
-    """Every variant trains with 2 DDP workers (body-only and clothed-only leave a branch without
-    gradient) and lands in one table."""
-    from munet.train.ablation import VARIANTS, run_ablation
+def test_ablation_over_seeds_trains_and_evaluates_with_ddp(shards, tmp_path):
+    """Two variants × two seeds with 2 DDP workers (clothed-only leaves the body branch without
+    gradient): one run folder per seed, the seed in its configuration, one table with the spread."""
+    from munet.train.ablation import run_ablation
+    from munet.train.storage import latest_checkpoint
 
     overrides = [*TINY, "train.workers=2", "train.steps=2"]
-    rows = run_ablation(shards, shards, tmp_path, base="cpu", overrides=overrides, max_eval_samples=2)
-    assert [row["variant"] for row in rows] == list(VARIANTS)
+    variants = ["cloth_only", "full_mutual"]
+    rows = run_ablation(shards, shards, tmp_path, base="cpu", overrides=overrides, variants=variants,
+                        seeds=[0, 1], max_eval_samples=2)
+    assert [(row["variant"], row["seed"]) for row in rows] == [(v, s) for v in variants for s in (0, 1)]
     assert all(row["status"] == "ok" for row in rows), rows
+    for variant in variants:
+        for seed in (0, 1):
+            checkpoint = latest_checkpoint(str(tmp_path / variant / f"seed_{seed}"))
+            config = load_config(Path(checkpoint) / "config.yaml")
+            assert config.train.seed == config.data.seed == seed
+    assert rows[2]["pve_mm"] != rows[3]["pve_mm"]  # another initialisation, another model
+    with open(tmp_path / "ablation.csv") as handle:
+        assert [(r["variant"], r["seed"], r["status"]) for r in csv.DictReader(handle)] == [
+            (v, str(s), "ok") for v in variants for s in (0, 1)]
     table = (tmp_path / "ablation.md").read_text()
-    assert all(f"| {variant} |" in table for variant in VARIANTS), table
+    assert "| cloth_only | 2/2 |" in table and "| full_mutual | 2/2 |" in table, table
+    assert "Difference to full_mutual" in table and "| cloth_only | 2 |" in table, table
+
+
+def _ablation_row(variant: str, seed: int, pa: float, mpjpe: float, chamfer: float) -> dict:
+    from munet.eval.evaluate import METRIC_KEYS
+
+    return {"variant": variant, "seed": seed, "status": "ok", **dict.fromkeys(METRIC_KEYS, 1.0),
+            "pa_mpjpe_mm": pa, "mpjpe_mm": mpjpe, "chamfer_cm": chamfer, "median_orientation_deg": 10.0}
+
+
+def test_ablation_table_means_spread_differences_and_failed_runs(tmp_path):
+    from munet.train.ablation import write_table
+
+    failure = {"status": "failed: RuntimeError: a | b\ntraceback"}
+    rows = write_table([
+        _ablation_row("body_only", 0, 80.0, 100.0, 3.0),
+        _ablation_row("full_mutual", 0, 70.0, 90.0, 2.0),
+        {"variant": "cloth_only", "seed": 0, **failure},
+        _ablation_row("body_only", 1, 84.0, 104.0, 3.4),
+        _ablation_row("full_mutual", 1, 76.0, 92.0, 2.2),
+        _ablation_row("body_only", 2, 90.0, 105.0, 3.2),
+        {"variant": "full_mutual", "seed": 2, **failure},
+        _ablation_row("guided_no_feedback", 2, 75.0, 90.0, 2.0),
+    ], tmp_path)
+    assert [(r["variant"], r["seed"]) for r in rows] == [
+        ("body_only", 0), ("body_only", 1), ("body_only", 2), ("full_mutual", 0), ("full_mutual", 1),
+        ("full_mutual", 2), ("cloth_only", 0), ("guided_no_feedback", 2)]
+    with open(tmp_path / "ablation.csv") as handle:
+        written = list(csv.DictReader(handle))
+    assert len(written) == 8 and written[5]["status"].startswith("failed") and written[5]["pa_mpjpe_mm"] == ""
+    assert float(written[0]["pa_mpjpe_mm"]) == 80.0
+
+    lines = (tmp_path / "ablation.md").read_text().splitlines()
+    main_line = next(line for line in lines if line.startswith("| variant | n |"))
+    diff_line = next(line for line in lines if line.startswith("| variant | pairs |"))
+    assert diff_line == "| variant | pairs | pa_mpjpe_mm | mpjpe_mm | chamfer_cm |"
+
+    def cells(variant: str, table: str = main_line) -> dict[str, str]:
+        """The cells of the variant's row in the table headed by ``table``, by column."""
+        line = next(line for line in lines[lines.index(table):] if line.startswith(f"| {variant} |"))
+        return dict(zip(*(map(str.strip, x.strip("|").split("|")) for x in (table, line)), strict=False))
+
+    body = cells("body_only")
+    assert body["n"] == "3/3"
+    assert body["pa_mpjpe_mm"] == "84.7 ± 5.0"  # mean 84.67, sample std 5.03
+    assert body["mpjpe_mm"] == "103.0 ± 2.6"  # three significant digits, at least one decimal
+    assert body["chamfer_cm"] == "3.20 ± 0.20"
+    assert body["median_orientation_deg"] == "10.0 ± 0.0"
+    mutual = cells("full_mutual")
+    assert mutual["n"] == "2/3" and mutual["pa_mpjpe_mm"] == "73.0 ± 4.2"  # the failed seed left out
+    failed_note = "| seed 2: failed: RuntimeError: a \\| b |"  # "|" escaped, the first line only
+    assert next(line for line in lines if line.startswith("| full_mutual |")).endswith(failed_note)
+    assert "traceback" not in "\n".join(lines)
+    assert cells("cloth_only")["n"] == "0/1" and cells("cloth_only")["pa_mpjpe_mm"] == "–"
+    assert cells("guided_no_feedback")["pa_mpjpe_mm"] == "75.0 ± –"  # one seed: no spread
+
+    # Paired seeds 0 and 1: pa_mpjpe differences 10 and 8, mpjpe 10 and 12, chamfer 1.0 and 1.2.
+    assert cells("body_only", diff_line) == {"variant": "body_only", "pairs": "2", "pa_mpjpe_mm": "+9.00 ± 1.41",
+                                             "mpjpe_mm": "+11.0 ± 1.4", "chamfer_cm": "+1.10 ± 0.14"}
+    assert cells("cloth_only", diff_line)["pa_mpjpe_mm"] == "–"
+    unpaired = cells("guided_no_feedback", diff_line)  # its seed 2 against the mean of seeds 0 and 1
+    assert unpaired["pairs"] == "0" and unpaired["pa_mpjpe_mm"] == "+2.00"
+    assert not any(line.startswith("| full_mutual |") for line in lines[lines.index(diff_line):])
 
 
 def _free_port() -> int:

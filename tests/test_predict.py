@@ -314,7 +314,7 @@ def test_unusable_checkpoints_are_clear_errors(fitted, tmp_path, capsys):
 def test_a_checkpoint_that_predicts_nan_fails_each_image_clearly(fitted, tmp_path, capsys):
     model, config, _ = load_trained_model(fitted.checkpoint)
     with torch.no_grad():
-        model.body_gcn.camera.bias.fill_(float("nan"))
+        model.body_gcn.global_head.bias.fill_(float("nan"))
     save_checkpoint(tmp_path / "nan", step=1, model=model, config=config)
     cutout = tmp_path / "cutout.png"  # with a mask, so that the fit meets the NaN too
     bgra = cv2.cvtColor(fitted.records[1].image, cv2.COLOR_RGB2BGRA)

@@ -149,25 +149,28 @@ def markdown_table(rows: list[AblationRow]) -> str:
             "| variant | pairs | " + " | ".join(MAIN_METRICS) + " |",
             "|---|---:|" + "---:|" * len(MAIN_METRICS),
         ]
-        reference = ok[REFERENCE]
         for variant in (v for v in variants if v != REFERENCE):
-            pairs = sorted(set(ok[variant]) & set(reference))
-            cells = []
-            for key in MAIN_METRICS:
-                if pairs:
-                    cells.append(_spread([float(ok[variant][s][key]) - float(reference[s][key]) for s in pairs], signed=True))
-                elif ok[variant] and reference:
-                    means = [statistics.fmean(float(r[key]) for r in side.values()) for side in (ok[variant], reference)]
-                    cells.append(_number(means[0] - means[1], signed=True))
-                else:
-                    cells.append("–")
+            pairs = set(ok[variant]) & set(ok[REFERENCE])
+            cells = [_difference(ok[variant], ok[REFERENCE], key) for key in MAIN_METRICS]
             lines.append(f"| {variant} | {len(pairs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _difference(runs: dict[int, AblationRow], reference: dict[int, AblationRow], key: str) -> str:
+    """``runs`` − ``reference`` (finished runs by seed) on ``key``: the spread of the per-seed
+    differences over their common seeds; without one, the difference of the means (no ±)."""
+    pairs = sorted(set(runs) & set(reference))
+    if pairs:
+        return _spread([float(runs[s][key]) - float(reference[s][key]) for s in pairs], signed=True)
+    if runs and reference:
+        mine, theirs = (statistics.fmean(float(r[key]) for r in side.values()) for side in (runs, reference))
+        return _number(mine - theirs, signed=True)
+    return "–"
+
+
 def _spread(values: list[float], signed: bool = False) -> str:
-    """``mean ± sample std`` (``± –`` for one value, ``–`` for none), both with the decimals that
-    give the larger of the two three significant digits."""
+    """``mean ± sample std`` (``± –`` for one value, ``–`` for none), both with the decimals of
+    :func:`_decimals` for the larger of the two."""
     if not values:
         return "–"
     mean = statistics.fmean(values)
@@ -177,9 +180,9 @@ def _spread(values: list[float], signed: bool = False) -> str:
 
 
 def _decimals(*values: float) -> int:
-    """Decimals showing three significant digits of the largest finite magnitude (0 to 6)."""
+    """Decimals showing three significant digits of the largest finite magnitude, 1 to 6."""
     largest = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
-    return 3 if largest == 0 else min(6, max(0, 2 - math.floor(math.log10(largest))))
+    return 3 if largest == 0 else min(6, max(1, 2 - math.floor(math.log10(largest))))
 
 
 def _number(value: float, signed: bool = False, decimals: int | None = None) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -147,13 +148,13 @@ def model_from_checkpoint(state: TrainingState, config: MuNetConfig | None = Non
     """
     config = state.config if config is None else config
     model = MuNet(config, templates=Templates.from_tensors(state.templates))
-    try:
-        model.load_state_dict(state.model)
-    except RuntimeError as exc:
+    problems = state_dict_mismatch(model.state_dict(), state.model)
+    if problems:
         raise ValueError(
-            f"the checkpoint's weights do not fit the model the configuration describes (model "
-            f"section {config.model}): {exc}"
-        ) from exc
+            "the checkpoint does not fit the model its configuration describes "
+            f"({problems}); the network was built from `model:` settings {config.model}"
+        )
+    model.load_state_dict(state.model)
     return model
 
 
@@ -166,3 +167,21 @@ def restore_training_state(state: TrainingState, optimizer: torch.optim.Optimize
     if state.rng is not None:
         set_rng_state(state.rng)
     return state.step
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], stored: Mapping[str, Any]) -> str:
+    """A short account of how ``stored`` weights differ from a model's ``expected`` state dict
+    (counts and the first few names), or ``""`` when they fit."""
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    shapes = [
+        f"{k}: stored {tuple(stored[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(stored))
+        if tuple(getattr(stored[k], "shape", ())) != tuple(expected[k].shape)
+    ]
+    parts = [
+        f"{len(items)} {what}, e.g. {'; '.join(items[:2])}"
+        for what, items in (("tensors of another shape", shapes), ("missing", missing), ("unexpected", unexpected))
+        if items
+    ]
+    return "; ".join(parts)
