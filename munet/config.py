@@ -124,6 +124,9 @@ class LossConfig:
     """Weights of every loss term; each may be scheduled."""
 
     body_vertex: Schedule = field(default_factory=lambda: Schedule(1.0))
+    body_canonical: Schedule = field(default_factory=lambda: Schedule(1.0))
+    """Vertices in the body's own frame (predicted and true bodies each turned back by their
+    orientation): supervises the articulation apart from the orientation."""
     body_joint: Schedule = field(default_factory=lambda: Schedule(1.0))
     body_orientation: Schedule = field(default_factory=lambda: Schedule(0.5))
     """The predicted global orientation against the rotation aligning the template's skeleton

@@ -12,6 +12,7 @@ from munet.config import LossConfig, Schedule
 from munet.graph import MeshGraph
 from munet.losses import TERMS, compute_losses, find_nonfinite, loss_weights
 from munet.losses.body import (
+    canonical_vertex_loss,
     joint_loss,
     orientation_loss,
     orientation_target,
@@ -62,6 +63,20 @@ def test_orientation_target_recovers_a_known_turn_and_the_loss_measures_it():
     assert float(orientation_loss(turn[None], skeleton, gt)) == pytest.approx(0.0, abs=1e-5)
     expected = float((torch.eye(3) - turn).abs().mean())
     assert float(orientation_loss(torch.eye(3)[None], skeleton, gt)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_canonical_vertex_loss_ignores_the_orientation_and_measures_the_shape():
+    generator = torch.Generator().manual_seed(2)
+    body = torch.randn(1, 30, 3, generator=generator)
+    turn = torch.from_numpy(Rotation.from_euler("y", 150, degrees=True).as_matrix()).float()[None]
+    other = torch.from_numpy(Rotation.from_euler("xz", [40, -70], degrees=True).as_matrix()).float()[None]
+    root = t([[0.1, 0.2, 3.0]])
+    # The same body under two orientations, each given with its own rotation: no error at all.
+    gt, pred = body @ turn.transpose(1, 2) + root[:, None], body @ other.transpose(1, 2) + 2 * root[:, None]
+    assert float(canonical_vertex_loss(pred, 2 * root, other, gt, root, turn)) == pytest.approx(0.0, abs=1e-6)
+    # A shape error is measured in the body frame, whatever the orientations.
+    moved = (body + t([0.0, 0.05, 0.0])) @ other.transpose(1, 2) + 2 * root[:, None]
+    assert float(canonical_vertex_loss(moved, 2 * root, other, gt, root, turn)) == pytest.approx(0.05 / 3, rel=1e-4)
 
 
 def test_param_loss_is_mse_of_pose_plus_shape():
@@ -184,6 +199,7 @@ def test_total_is_the_weighted_sum_and_zero_weights_are_skipped():
     assert float(terms["cloth_edge"]) == pytest.approx(0.01, rel=1e-4)  # every edge 10% longer
     assert float(terms["consistency_inside"]) == 0.0
     assert float(terms["body_orientation"]) == pytest.approx(0.0, abs=1e-5)  # same turn as the template
+    assert float(terms["body_canonical"]) == pytest.approx(0.01, rel=1e-3)  # unturned: the vertex error
     assert set(terms) <= set(TERMS) | {"total"}
     later = compute_losses(output, batch, config, 10, graph, SKELETON)
     assert float(later["consistency_tight"]) == pytest.approx(0.01, rel=1e-4)  # offsets 10 cm
@@ -194,7 +210,7 @@ def test_nonfinite_terms_are_named_and_missing_keys_are_errors():
     batch["body_vertices"] = batch["body_vertices"].clone()
     batch["body_vertices"][0, 0, 0] = float("nan")
     terms = compute_losses(output, batch, LossConfig(), 0, graph, SKELETON)
-    assert find_nonfinite(terms) == ["body_vertex", "total"]
+    assert find_nonfinite(terms) == ["body_vertex", "body_canonical", "total"]
     del batch["cloth_points"]
     with pytest.raises(KeyError, match="cloth_points"):
         compute_losses(output, batch, LossConfig(), 0, graph, SKELETON)

@@ -22,7 +22,15 @@ import torch
 from munet.body import pelvis
 from munet.config import LossConfig
 from munet.graph import MeshGraph
-from munet.losses.body import joint_loss, orientation_loss, param_loss, reprojection_loss, vertex_loss
+from munet.losses.body import (
+    canonical_vertex_loss,
+    joint_loss,
+    orientation_loss,
+    orientation_target,
+    param_loss,
+    reprojection_loss,
+    vertex_loss,
+)
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
 from munet.losses.consistency import inside_loss, tight_loss
 from munet.train.schedules import schedule_value
@@ -97,6 +105,10 @@ def compute_losses(
 
     compute: dict[str, Callable[[], torch.Tensor]] = {
         "body_vertex": lambda: vertex_loss(output.body_vertices, batch["body_vertices"], pred_root, gt_root),
+        "body_canonical": lambda: canonical_vertex_loss(
+            output.body_vertices, pred_root, output.body_rotation,
+            batch["body_vertices"], gt_root, orientation_target(template_joints, batch["body_joints"]),
+        ),
         "body_joint": lambda: joint_loss(output.body_joints, batch["body_joints"]),
         "body_orientation": lambda: orientation_loss(output.body_rotation, template_joints, batch["body_joints"]),
         "body_reproj": lambda: reprojection_loss(

@@ -81,3 +81,26 @@ def orientation_loss(
     """Mean absolute difference of the entries of the predicted global orientation ``(B, 3, 3)``
     and :func:`orientation_target` (dimensionless; 0.1 is about 8° about one axis)."""
     return F.l1_loss(pred_rotation, orientation_target(template_joints, gt_joints))
+
+
+def canonical_vertex_loss(
+    pred: torch.Tensor,
+    pred_root: torch.Tensor,
+    pred_rotation: torch.Tensor,
+    gt: torch.Tensor,
+    gt_root: torch.Tensor,
+    gt_rotation: torch.Tensor,
+) -> torch.Tensor:
+    """Mean absolute coordinate error (L1, metres) of root-aligned meshes, each turned back into
+    its own body frame: the articulated shape alone, whatever the error of the orientation.
+
+    Args:
+        pred, gt: ``(B, V, 3)`` camera-frame meshes of one topology.
+        pred_root, gt_root: ``(B, 3)`` their roots.
+        pred_rotation: ``(B, 3, 3)`` the predicted global orientation (body frame → camera).
+        gt_rotation: ``(B, 3, 3)`` the ground truth's (:func:`orientation_target`).
+    """
+    _same_shape("canonical_vertex_loss", pred, gt)
+    pred_canonical = (pred - pred_root[:, None]) @ pred_rotation
+    gt_canonical = (gt - gt_root[:, None]) @ gt_rotation
+    return F.l1_loss(pred_canonical, gt_canonical)

@@ -30,13 +30,14 @@ from pathlib import Path
 from munet.config import MuNetConfig, load_config
 from munet.eval import evaluate
 from munet.eval.evaluate import METRIC_KEYS
+from munet.losses import TERMS
 from munet.train.distributed import run_training
 
 log = logging.getLogger(__name__)
 
-_BODY = ("body_vertex", "body_joint", "body_orientation", "body_reproj", "body_params")
-_CLOTH = ("cloth_chamfer", "cloth_p2s", "cloth_normal", "cloth_edge", "cloth_laplacian",
-          "consistency_inside", "consistency_tight")
+_BODY = tuple(name for name in TERMS if name.startswith("body_"))
+_CLOTH = tuple(name for name in TERMS if not name.startswith("body_"))
+"""The loss terms of each branch (clothed and consistency terms count as clothed)."""
 
 VARIANTS: dict[str, list[str]] = {
     "body_only": [f"loss.{name}=0" for name in _CLOTH],
