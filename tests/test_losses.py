@@ -187,7 +187,8 @@ def _sphere_output(batch: int = 2) -> tuple[MuNetOutput, dict[str, torch.Tensor]
 
 def test_total_is_the_weighted_sum_and_zero_weights_are_skipped():
     output, batch, graph = _sphere_output()
-    config = LossConfig(cloth_p2s=Schedule(0.0), consistency_tight=Schedule(start=0.0, end=2.0, kind="step", warmup=10))
+    config = LossConfig(body_vertex=Schedule(1.0), cloth_p2s=Schedule(0.0),
+                        consistency_tight=Schedule(start=0.0, end=2.0, kind="step", warmup=10))
     terms = compute_losses(output, batch, config, 3, graph, SKELETON)
     assert "cloth_p2s" not in terms and "consistency_tight" not in terms and "body_params" not in terms
     weights = loss_weights(config, 3)
@@ -209,7 +210,7 @@ def test_nonfinite_terms_are_named_and_missing_keys_are_errors():
     output, batch, graph = _sphere_output()
     batch["body_vertices"] = batch["body_vertices"].clone()
     batch["body_vertices"][0, 0, 0] = float("nan")
-    terms = compute_losses(output, batch, LossConfig(), 0, graph, SKELETON)
+    terms = compute_losses(output, batch, LossConfig(body_vertex=Schedule(1.0)), 0, graph, SKELETON)
     assert find_nonfinite(terms) == ["body_vertex", "body_canonical", "total"]
     del batch["cloth_points"]
     with pytest.raises(KeyError, match="cloth_points"):
