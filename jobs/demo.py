@@ -1,6 +1,6 @@
 """The main demo: synthetic data → Ray Train (2 workers, DDP) → evaluation → report.
 
-    python jobs/demo.py [--out runs/demo] [--steps 150] [--samples 96]
+    python jobs/demo.py [--out runs/demo] [--steps 150] [--samples 96] [--config small]
 
 Everything runs on a local Ray started here (or the cluster at RAY_ADDRESS). On a 2-core CPU
 machine it takes about 10–15 minutes; the report path is printed at the end.
@@ -22,6 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--config", default="small", help="preset or YAML (default: small, the fast CPU preset)")
     parser.add_argument("--samples", type=int, default=96, help="synthetic training samples")
     parser.add_argument("--eval-samples", type=int, default=16, help="held-out samples")
     args = parser.parse_args()
@@ -31,6 +32,7 @@ def main() -> int:
 
     code = train_main([
         "--out", str(out), "--name", "train", "--steps", str(args.steps), "--workers", "2",
+        "--config", args.config,
         "--data", str(train_data), "--generate", str(args.samples),
         *(["--resume"] if (out / "train").exists() else []),
     ])
