@@ -60,9 +60,9 @@ def test_orientation_target_recovers_a_known_turn_and_the_loss_measures_it():
     turn = torch.from_numpy(Rotation.from_euler("yx", [130, -20], degrees=True).as_matrix()).float()
     gt = (1.3 * skeleton @ turn.T + t([0.2, -0.1, 4.0]))[None]  # scaled and moved: only the turn counts
     assert torch.allclose(orientation_target(skeleton, gt)[0], turn, atol=1e-5)
-    assert float(orientation_loss(turn[None], skeleton, gt)) == pytest.approx(0.0, abs=1e-5)
+    assert float(orientation_loss(turn[None], orientation_target(skeleton, gt))) == pytest.approx(0.0, abs=1e-5)
     expected = float((torch.eye(3) - turn).abs().mean())
-    assert float(orientation_loss(torch.eye(3)[None], skeleton, gt)) == pytest.approx(expected, rel=1e-4)
+    assert float(orientation_loss(torch.eye(3)[None], orientation_target(skeleton, gt))) == pytest.approx(expected, rel=1e-4)
 
 
 def test_canonical_vertex_loss_ignores_the_orientation_and_measures_the_shape():

@@ -100,6 +100,10 @@ def compute_losses(
     edges = cloth_graph.edges.to(cloth.device)
 
     @functools.cache
+    def gt_rotation() -> torch.Tensor:  # one Procrustes for the orientation and canonical terms
+        return orientation_target(template_joints, batch["body_joints"])
+
+    @functools.cache
     def chamfer_normal() -> tuple[torch.Tensor, torch.Tensor]:  # one neighbour search for both
         return chamfer_and_normal_loss(cloth, cloth_normals, gt_points, batch["cloth_normals"])
 
@@ -107,10 +111,10 @@ def compute_losses(
         "body_vertex": lambda: vertex_loss(output.body_vertices, batch["body_vertices"], pred_root, gt_root),
         "body_canonical": lambda: canonical_vertex_loss(
             output.body_vertices, pred_root, output.body_rotation,
-            batch["body_vertices"], gt_root, orientation_target(template_joints, batch["body_joints"]),
+            batch["body_vertices"], gt_root, gt_rotation(),
         ),
         "body_joint": lambda: joint_loss(output.body_joints, batch["body_joints"]),
-        "body_orientation": lambda: orientation_loss(output.body_rotation, template_joints, batch["body_joints"]),
+        "body_orientation": lambda: orientation_loss(output.body_rotation, gt_rotation()),
         "body_reproj": lambda: reprojection_loss(
             output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]
         ),

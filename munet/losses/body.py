@@ -75,12 +75,11 @@ def orientation_target(template_joints: torch.Tensor, gt_joints: torch.Tensor) -
         return similarity_procrustes(source, gt_joints)[1]
 
 
-def orientation_loss(
-    pred_rotation: torch.Tensor, template_joints: torch.Tensor, gt_joints: torch.Tensor
-) -> torch.Tensor:
+def orientation_loss(pred_rotation: torch.Tensor, gt_rotation: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of the entries of the predicted global orientation ``(B, 3, 3)``
-    and :func:`orientation_target` (dimensionless; 0.1 is about 8° about one axis)."""
-    return F.l1_loss(pred_rotation, orientation_target(template_joints, gt_joints))
+    and the ground truth's (:func:`orientation_target`); dimensionless, 0.1 is about 8° about one
+    axis."""
+    return F.l1_loss(pred_rotation, gt_rotation)
 
 
 def canonical_vertex_loss(
