@@ -123,15 +123,17 @@ class MutualConfig:
 class LossConfig:
     """Weights of every loss term; each may be scheduled."""
 
-    body_vertex: Schedule = field(default_factory=lambda: Schedule(0.0))
-    """Camera-frame vertices. Off by default: canonical vertices and orientation determine them,
-    and while the orientation is still wrong this term bends the shape to make up for it (measured:
-    held-out PA-MPJPE worse than the mean pose after 300 steps with it, not without)."""
+    body_vertex: Schedule = field(default_factory=lambda: Schedule(1.0))
+    """Camera-frame vertices (pelvis-aligned). This term trains the global orientation only:
+    the predicted articulated shape is held fixed in it (:func:`munet.losses.body.turned_only`),
+    so an orientation that is still wrong never bends the shape to make up for it (measured with
+    the shape free: held-out PA-MPJPE worse than the mean pose after 300 steps)."""
     body_canonical: Schedule = field(default_factory=lambda: Schedule(1.0))
     """Vertices in the body's own frame (predicted and true bodies each turned back by their
     orientation): supervises the articulation apart from the orientation."""
-    body_joint: Schedule = field(default_factory=lambda: Schedule(0.2))
-    """Camera-frame COCO-17 joints (pelvis-aligned), weak for the reason of ``body_vertex``."""
+    body_joint: Schedule = field(default_factory=lambda: Schedule(1.0))
+    """Camera-frame COCO-17 joints (pelvis-aligned); like ``body_vertex``, trains the orientation
+    only."""
     body_orientation: Schedule = field(default_factory=lambda: Schedule(1.0))
     """The predicted global orientation against the rotation aligning the template's skeleton
     with the ground truth."""

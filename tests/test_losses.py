@@ -18,6 +18,7 @@ from munet.losses.body import (
     orientation_target,
     param_loss,
     reprojection_loss,
+    turned_only,
     vertex_loss,
 )
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
@@ -77,6 +78,20 @@ def test_canonical_vertex_loss_ignores_the_orientation_and_measures_the_shape():
     # A shape error is measured in the body frame, whatever the orientations.
     moved = (body + t([0.0, 0.05, 0.0])) @ other.transpose(1, 2) + 2 * root[:, None]
     assert float(canonical_vertex_loss(moved, 2 * root, other, gt, root, turn)) == pytest.approx(0.05 / 3, rel=1e-4)
+
+
+def test_turned_only_keeps_the_values_and_sends_gradient_to_the_orientation_alone():
+    generator = torch.Generator().manual_seed(3)
+    shape = torch.randn(2, 20, 3, generator=generator, requires_grad=True)
+    turn = torch.from_numpy(Rotation.from_euler("yx", [[100, 10], [-60, 30]], degrees=True).as_matrix()).float()
+    turn.requires_grad_(True)
+    root = t([[0.1, 0.2, 3.0], [0.0, -0.3, 5.0]])
+    points = shape @ turn.transpose(1, 2) + root[:, None]
+    turned = turned_only(points, root, turn)
+    assert torch.allclose(turned, points - root[:, None], atol=1e-6)
+    vertex_loss(turned, torch.zeros_like(points), torch.zeros_like(root), torch.zeros_like(root)).backward()
+    assert shape.grad is None or float(shape.grad.abs().max()) == 0.0  # the shape is not bent
+    assert float(turn.grad.abs().max()) > 0.0  # the orientation learns
 
 
 def test_param_loss_is_mse_of_pose_plus_shape():

@@ -29,6 +29,7 @@ from munet.losses.body import (
     orientation_target,
     param_loss,
     reprojection_loss,
+    turned_only,
     vertex_loss,
 )
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
@@ -108,12 +109,17 @@ def compute_losses(
         return chamfer_and_normal_loss(cloth, cloth_normals, gt_points, batch["cloth_normals"])
 
     compute: dict[str, Callable[[], torch.Tensor]] = {
-        "body_vertex": lambda: vertex_loss(output.body_vertices, batch["body_vertices"], pred_root, gt_root),
+        "body_vertex": lambda: vertex_loss(
+            turned_only(output.body_vertices, pred_root, output.body_rotation),
+            batch["body_vertices"], torch.zeros_like(pred_root), gt_root,
+        ),
         "body_canonical": lambda: canonical_vertex_loss(
             output.body_vertices, pred_root, output.body_rotation,
             batch["body_vertices"], gt_root, gt_rotation(),
         ),
-        "body_joint": lambda: joint_loss(output.body_joints, batch["body_joints"]),
+        "body_joint": lambda: joint_loss(
+            turned_only(output.body_joints, pred_root, output.body_rotation), batch["body_joints"]
+        ),
         "body_orientation": lambda: orientation_loss(output.body_rotation, gt_rotation()),
         "body_reproj": lambda: reprojection_loss(
             output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]

@@ -82,6 +82,22 @@ def orientation_loss(pred_rotation: torch.Tensor, gt_rotation: torch.Tensor) -> 
     return F.l1_loss(pred_rotation, gt_rotation)
 
 
+def turned_only(points: torch.Tensor, root: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Root-relative camera-frame points whose only gradient path is the global orientation.
+
+    The points are turned back into the body's own frame, detached there, and turned again by
+    ``rotation``: the values are ``points - root``, but a loss on them moves the orientation and
+    never bends the articulated shape to make up for an orientation error.
+
+    Args:
+        points: ``(B, N, 3)`` camera-frame points (vertices or joints), metres.
+        root: ``(B, 3)`` their root (the pelvis).
+        rotation: ``(B, 3, 3)`` the predicted global orientation (body frame → camera).
+    """
+    local = (points - root[:, None]) @ rotation
+    return local.detach() @ rotation.transpose(1, 2)
+
+
 def canonical_vertex_loss(
     pred: torch.Tensor,
     pred_root: torch.Tensor,
