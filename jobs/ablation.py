@@ -6,7 +6,7 @@ Trains body-only, clothed-only (detached predicted body), guided-without-feedbac
 once per seed (train.seed and data.seed) in OUT/<variant>/seed_<s> (an existing run folder is
 resumed), evaluates each run, and writes OUT/ablation.csv (one row per run) and OUT/ablation.md
 (mean ± sample standard deviation over seeds per variant, and the paired difference to full
-mutual). Exits 1 if a run failed. Logic: munet.train.ablation.
+mutual). Exits 1 if a run failed. Logic: munet.tune.ablation.
 """
 
 import argparse
@@ -14,7 +14,7 @@ import logging
 import os
 
 from munet.ray_utils import init_ray
-from munet.train.ablation import DEFAULT_SEEDS, VARIANTS, run_ablation
+from munet.tune.ablation import DEFAULT_SEEDS, VARIANTS, run_ablation
 
 
 def main() -> None:

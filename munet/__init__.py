@@ -1,15 +1,23 @@
 """MuNet on Ray: joint 3D human mesh recovery and clothed human reconstruction from one image.
 
-Sub-packages, each with one job:
+Sub-packages, each with one job, from the foundations up (a package imports only those above it
+in this list; ``tests/test_layers.py`` enforces the order):
 
-- :mod:`munet.body` — parametric body models (Anny, SMPL/SMPL-X) behind one interface.
+- :mod:`munet.config` — typed configuration; then :mod:`munet.schedules` (scheduled scalars),
+  :mod:`munet.iterutils` and :mod:`munet.ray_utils` (small helpers).
 - :mod:`munet.graph` — mesh graphs, the coarse/fine hierarchy, subdivision and graph convolutions.
+- :mod:`munet.body` — parametric body models (Anny, SMPL/SMPL-X) behind one interface.
+- :mod:`munet.data` — the synthetic data engine, rendering and the WebDataset shard format.
+- :mod:`munet.metrics` — MPJPE, PA-MPJPE, PVE, orientation, Chamfer, P2S, normal consistency.
 - :mod:`munet.model` — the image encoder, body GCN, clothed GCN and the joint ``MuNet`` module.
 - :mod:`munet.losses` — body, clothed and consistency losses.
-- :mod:`munet.data` — the synthetic data engine and the WebDataset shard format.
-- :mod:`munet.train` — local and Ray Train (DDP) training, checkpoints, schedules.
-- :mod:`munet.metrics` — MPJPE, PA-MPJPE, PVE, Chamfer, P2S, normal consistency.
-- :mod:`munet.cluster` — offline validation of the Ray cluster-launcher YAMLs in ``cluster/``.
+- :mod:`munet.fit` — test-time fitting of predicted meshes to a person mask.
+- :mod:`munet.train` — the training step, local and Ray Train (DDP) training, checkpoints.
+- :mod:`munet.eval` — evaluation, reports, loading and exporting trained models.
+- :mod:`munet.predict` — ``munet predict``: photos in, meshes, overlays and JSON out.
+- :mod:`munet.tune` — experiments over configurations: Ray Tune + Optuna sweeps of the
+  mutualistic weights and schedules, and the ablation of the mechanism.
+- :mod:`munet.bench` — benchmarks; :mod:`munet.cluster` — checks of the cluster YAMLs.
 """
 
 __version__ = "0.1.0"

@@ -101,7 +101,7 @@ def test_training_batches_mix_subjects_and_cover_every_sample_each_epoch(shards)
 def test_ablation_over_seeds_trains_and_evaluates_with_ddp(shards, tmp_path):
     """Two variants × two seeds with 2 DDP workers (clothed-only leaves the body branch without
     gradient): one run folder per seed, the seed in its configuration, one table with the spread."""
-    from munet.train.ablation import run_ablation
+    from munet.tune.ablation import run_ablation
     from munet.train.storage import latest_checkpoint
 
     overrides = [*TINY, "train.workers=2", "train.steps=2"]
@@ -132,7 +132,7 @@ def _ablation_row(variant: str, seed: int, pa: float, mpjpe: float, chamfer: flo
 
 
 def test_ablation_table_means_spread_differences_and_failed_runs(tmp_path):
-    from munet.train.ablation import write_table
+    from munet.tune.ablation import write_table
 
     failure = {"status": "failed: RuntimeError: a | b\ntraceback"}
     rows = write_table([

@@ -8,7 +8,7 @@ import pytest
 
 from munet.config import MutualConfig, Schedule
 from munet.model import MutualState
-from munet.train.schedules import schedule_value
+from munet.schedules import schedule_value
 
 
 def test_constant_ignores_end_and_steps():

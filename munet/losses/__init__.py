@@ -34,7 +34,7 @@ from munet.losses.body import (
 )
 from munet.losses.cloth import chamfer_and_normal_loss, edge_loss, laplacian_loss, point_to_surface_loss
 from munet.losses.consistency import inside_loss, tight_loss
-from munet.train.schedules import schedule_value
+from munet.schedules import schedule_value
 
 if TYPE_CHECKING:
     from munet.model.munet import MuNetOutput

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from munet.config import MutualConfig
-from munet.train.schedules import schedule_value
+from munet.schedules import schedule_value
 
 
 class _ScaleGradient(torch.autograd.Function):

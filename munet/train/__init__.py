@@ -1,6 +1,5 @@
-"""Training: schedules, the training step shared by every trainer, a local trainer, and Ray Train.
+"""Training: the training step shared by every trainer, a local trainer, and Ray Train.
 
-- :func:`munet.train.schedules.schedule_value` — a :class:`~munet.config.Schedule` at a step.
 - :func:`munet.train.step.training_step` — one batch → losses (the one place where this happens).
 - :func:`munet.train.local.train_local` — single-process training for development and tests.
 - :mod:`munet.train.distributed` — Ray Data + Ray Train (DDP) training.
