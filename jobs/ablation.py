@@ -34,7 +34,7 @@ def main() -> None:
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    init_ray(num_cpus=None if os.environ.get("RAY_ADDRESS") else max(4, os.cpu_count() or 1))
+    init_ray()
     overrides = [f"train.steps={args.steps}", f"train.workers={args.workers}", *args.overrides]
     rows = run_ablation(args.data, args.heldout, args.out, args.config, overrides, args.variants,
                         args.max_eval_samples, args.seeds)

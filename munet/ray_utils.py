@@ -22,6 +22,18 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
+MIN_LOCAL_CPUS = 4
+"""Fewest logical CPUs a local Ray declares. Ray Train workers each hold one, and Ray Data's read
+tasks and each trial's driver need slots beside them: on a 2-core machine, declaring only the
+cores leaves the data pipeline or a Tune trial waiting for a CPU that never frees. Declaring more
+logical CPUs than cores is safe (they are scheduling slots, not threads)."""
+
+
+def default_local_cpus() -> int:
+    """Logical CPUs of a local Ray started without ``num_cpus``: the cores, at least
+    :data:`MIN_LOCAL_CPUS`."""
+    return max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
+
 
 def _free_port() -> int:
     """A TCP port on the loopback interface that is free right now."""
@@ -50,8 +62,8 @@ def init_ray(
     Args:
         address: cluster address (``ray://host:10001``, ``host:6379``, ``auto``); default
             ``$RAY_ADDRESS``; with neither, a new local Ray is started.
-        num_cpus: logical CPUs of the local Ray (more than the cores is fine and often needed:
-            see DESIGN §8); ignored, with a warning, when joining a cluster.
+        num_cpus: logical CPUs of the local Ray (default :func:`default_local_cpus`); ignored,
+            with a warning, when joining a cluster.
         include_dashboard: local Ray only; ``None`` lets Ray decide (on when ``ray[default]`` is
             installed). Ray Tune around a ``TorchTrainer`` needs it on.
         object_store_memory: local Ray only, bytes.
@@ -78,7 +90,7 @@ def init_ray(
     os.environ["RAY_API_SERVER_ADDRESS"] = f"http://{LOOPBACK}:{dashboard_port}"
     ray.init(
         address="local",
-        num_cpus=num_cpus,
+        num_cpus=default_local_cpus() if num_cpus is None else num_cpus,
         object_store_memory=object_store_memory,
         include_dashboard=include_dashboard,
         dashboard_port=dashboard_port,

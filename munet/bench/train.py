@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     from munet.ray_utils import init_ray
     from munet.train.distributed import run_training
 
-    init_ray(num_cpus=args.num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False)
+    init_ray(num_cpus=args.num_cpus, include_dashboard=False)
     print(f"training throughput, config {args.config} {' '.join(args.overrides)}, "
           f"{args.steps} steps (first {args.warmup} left out), {os.cpu_count()} cores:")
     rows = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from munet.config import MuNetConfig, load_config, save_config
@@ -57,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    # A local Ray declares more logical CPUs than cores: 2 one-CPU workers plus Ray Data's
-    # read tasks otherwise starve on a 2-core machine (DESIGN §8). Ignored on a cluster.
-    local_cpus = args.num_cpus or max(4, os.cpu_count() or 1)
-    init_ray(address=args.address, num_cpus=None if (args.address or os.environ.get("RAY_ADDRESS")) else local_cpus)
+    init_ray(address=args.address, num_cpus=args.num_cpus)
 
     data = args.data or str(Path(args.out) / "data")
     if args.data is None or args.generate:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 from munet.config import ConfigError, MuNetConfig, load_config
@@ -134,11 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     spec = resolve_spec(args)
-    on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))
-    # Tune around a TorchTrainer needs the dashboard (DESIGN §8); more logical CPUs than cores
-    # leaves room for each trial's driver next to its training workers.
-    init_ray(address=args.address, include_dashboard=True,
-             num_cpus=None if on_cluster else args.num_cpus or max(4, os.cpu_count() or 1))
+    # Tune around a TorchTrainer reaches the trials' training runs through the dashboard.
+    init_ray(address=args.address, include_dashboard=True, num_cpus=args.num_cpus)
     ensure_synthetic_data(spec)
     outcome = run_sweep(spec, resume=args.resume, max_concurrent=args.max_concurrent)
     results = outcome.results

@@ -238,7 +238,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, max_concurrent: int | None 
     """Run (or resume) the sweep of ``spec`` on the Ray cluster this process is connected to, then
     write ``results.csv``, ``results.md``, ``pareto.png`` and ``best_config.yaml`` in ``spec.out``.
 
-    Tune wrapping a ``TorchTrainer`` needs the Ray dashboard (DESIGN §8): start a local Ray with
+    Tune wrapping a ``TorchTrainer`` reaches its training runs through the Ray dashboard: start a local Ray with
     ``init_ray(include_dashboard=True)``.
 
     Args:
