@@ -39,3 +39,41 @@ def write_fake_smpl(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
         pickle.dump(data, handle, protocol=2)
     data["J_regressor"] = j_dense
     return data
+
+
+SMPLX_VERTICES = 10475  # SMPL-X's count: smplx's keypoint vertex ids index into it
+SMPLX_JOINTS = 55
+
+
+def write_fake_smplx(folder: Path, extra: dict[str, np.ndarray] | None = None, seed: int = 0) -> Path:
+    """Write ``folder/SMPLX_NEUTRAL.npz``: random SMPL-X arrays of the real shapes (plain arrays,
+    plus ``extra`` members such as the object arrays of the real files), and return its path."""
+    rng = np.random.default_rng(seed)
+    weights = rng.random((SMPLX_VERTICES, SMPLX_JOINTS), dtype=np.float32) ** 4
+    weights /= weights.sum(axis=1, keepdims=True)
+    j_regressor = np.zeros((SMPLX_JOINTS, SMPLX_VERTICES), np.float32)
+    j_regressor[np.arange(SMPLX_JOINTS), rng.choice(SMPLX_VERTICES, SMPLX_JOINTS, replace=False)] = 1.0
+    parents = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
+    parents += [15, 15, 15] + [20] * 15 + [21] * 15  # jaw, eyes, then the hands
+    kintree = np.array([[2**32 - 1 if p < 0 else p for p in parents], range(SMPLX_JOINTS)], dtype=np.int64)
+    faces = np.stack([np.arange(SMPLX_VERTICES - 2), np.arange(1, SMPLX_VERTICES - 1), np.arange(2, SMPLX_VERTICES)], 1)
+    data = {
+        "v_template": rng.normal(scale=0.3, size=(SMPLX_VERTICES, 3)).astype(np.float32),
+        "shapedirs": rng.normal(scale=0.01, size=(SMPLX_VERTICES, 3, 20)).astype(np.float32),
+        "posedirs": np.zeros((SMPLX_VERTICES, 3, 9 * (SMPLX_JOINTS - 1)), np.float32),
+        "J_regressor": j_regressor,
+        "weights": weights,
+        "kintree_table": kintree,
+        "f": faces.astype(np.int32),
+        "hands_componentsl": np.eye(45, dtype=np.float32),
+        "hands_componentsr": np.eye(45, dtype=np.float32),
+        "hands_meanl": np.zeros(45, np.float32),
+        "hands_meanr": np.zeros(45, np.float32),
+        "lmk_faces_idx": np.arange(51, dtype=np.int64),
+        "lmk_bary_coords": np.full((51, 3), 1 / 3, np.float32),
+        **(extra or {}),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "SMPLX_NEUTRAL.npz"
+    np.savez(path, **data)
+    return path

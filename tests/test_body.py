@@ -11,8 +11,9 @@ import torch
 
 from munet.body import COCO17_NAMES, build_body_model, pelvis
 from munet.body.anny_backend import load_anny, resolve_cache_dir
+from munet.body.smplx_backend import UnsafePickleError, find_model_file, read_model_file
 from munet.config import BodyConfig
-from tests.fake_smpl import SMPL_PARENTS, write_fake_smpl
+from tests.fake_smpl import SMPL_PARENTS, write_fake_smpl, write_fake_smplx
 
 
 def test_anny_mesh_is_watertight_single_component(anny_body):
@@ -115,7 +116,7 @@ def test_missing_smpl_directory_names_the_expected_file(tmp_path):
         build_body_model(BodyConfig(backend="smplx", model_dir=None))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_body_model(BodyConfig(backend="smplx", model_dir=str(tmp_path / "nope")))
-    with pytest.raises(FileNotFoundError, match="No SMPL_NEUTRAL.pkl"):
+    with pytest.raises(FileNotFoundError, match="No SMPL_NEUTRAL.npz or SMPL_NEUTRAL.pkl in"):
         build_body_model(BodyConfig(backend="smplx", model_dir=str(tmp_path)))
 
 
@@ -174,5 +175,74 @@ def test_fake_smpl_reproduces_hand_computed_vertex(tmp_path):
 
 def test_damaged_smpl_file_is_reported(tmp_path):
     (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="Could not load .*SMPL_NEUTRAL.pkl"):
+    with pytest.raises(ValueError, match="Could not read .*SMPL_NEUTRAL.pkl as an SMPL-family model file"):
         build_body_model(BodyConfig(backend="smplx", model_dir=str(tmp_path)))
+
+
+class _Plant:
+    """Unpickling this creates a marker file (what a hostile model file would do instead)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_smpl_pkl_is_read_without_running_its_code(tmp_path):
+    """A .pkl whose unpickling would create a file: refused, naming the file and the class, and
+    saying how to convert the model; the file is never created."""
+    import pickle
+
+    marker = tmp_path / "MARKER"
+    data = write_fake_smpl(tmp_path / "models")
+    (tmp_path / "models" / "SMPL_NEUTRAL.pkl").write_bytes(
+        pickle.dumps({"v_template": data["v_template"], "f": _Plant(marker)}, protocol=2)
+    )
+    config = BodyConfig(backend="smplx", model_dir=str(tmp_path / "models"), model_type="smpl")
+    with pytest.raises(UnsafePickleError) as error:
+        build_body_model(config)
+    message = str(error.value)
+    path = tmp_path / "models" / "SMPL_NEUTRAL.pkl"
+    assert message.startswith(f"{path}: refused to unpickle io.open. ")
+    assert "admits only numpy arrays and dtypes, scipy sparse matrices and plain Python values" in message
+    assert f"python -m munet.body convert {path} --trust-pickle" in message and "SMPL_NEUTRAL.npz" in message
+    assert not marker.exists()
+    # Other protocols and a class given by its Python 2 name are refused alike.
+    for protocol in (0, 4, 5):
+        path.write_bytes(pickle.dumps([_Plant(marker)], protocol=protocol))
+        with pytest.raises(UnsafePickleError, match="refused to unpickle io.open"):
+            read_model_file(path)
+    path.write_bytes(b"c__builtin__\neval\n(S'open(\"" + str(marker).encode() + b"\", \"w\")'\ntR.")
+    with pytest.raises(UnsafePickleError, match=r"refused to unpickle __builtin__\.eval"):
+        read_model_file(path)
+    assert not marker.exists()
+
+
+def test_converted_npz_is_the_same_model(tmp_path):
+    """``python -m munet.body convert`` writes the arrays as .npz, which is then preferred and
+    gives the same body as the .pkl."""
+    from munet.body.__main__ import main as body_main
+
+    write_fake_smpl(tmp_path)
+    config = BodyConfig(backend="smplx", model_dir=str(tmp_path), model_type="smpl")
+    pose = torch.full((1, 72), 0.1)
+    from_pkl = build_body_model(config)(pose).vertices
+    body_main(["convert", str(tmp_path / "SMPL_NEUTRAL.pkl")])
+    assert find_model_file(tmp_path, "smpl", "neutral") == tmp_path / "SMPL_NEUTRAL.npz"
+    (tmp_path / "SMPL_NEUTRAL.pkl").unlink()
+    assert torch.allclose(build_body_model(config)(pose).vertices, from_pkl)
+
+
+def test_smplx_npz_object_members_are_never_unpickled(tmp_path):
+    """SMPL-X .npz files hold object members (``joint2num``), which smplx reads with
+    ``allow_pickle=True``: ours skips them, so a hostile member runs nothing."""
+    marker = tmp_path / "MARKER"
+    hostile = np.empty(1, dtype=object)
+    hostile[0] = _Plant(marker)
+    write_fake_smplx(tmp_path, extra={"joint2num": hostile})
+    body = build_body_model(BodyConfig(backend="smplx", model_dir=str(tmp_path), model_type="smplx"))
+    assert not marker.exists()
+    assert body.num_vertices == 10475 and body.pose_dim == 66
+    out = body(torch.full((1, 66), 0.1))
+    assert torch.isfinite(out.vertices).all() and out.joints.shape == (1, 17, 3)

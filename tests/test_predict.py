@@ -30,8 +30,9 @@ from munet.data.decode import decode_sample
 from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import SampleRecord, encode_sample
 from munet.eval.loading import load_trained_model
+from munet.model import MuNet
 from munet.predict import cli
-from munet.predict.crop import PERSON_FILL, image_intrinsics, mask_box, person_crop, read_image
+from munet.predict.crop import PERSON_FILL, ImageError, image_intrinsics, mask_box, person_crop, read_image
 from munet.predict.segment import grabcut_mask, whole_image_box
 from munet.train.checkpoint import save_checkpoint
 from munet.train.local import train_local
@@ -409,3 +410,202 @@ def test_munet_command_dispatches_subcommands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         munet_main(["predict", "--help"])
     assert exit_info.value.code == 0 and "--checkpoint" in capsys.readouterr().out
+
+
+# --- Untrusted inputs (issue #15): checkpoints that name files, odd names, huge images, bad --out ---
+
+
+@dataclass
+class Untrained:
+    checkpoint: Path
+    hostile: Path
+    marker: Path
+
+
+def _marker_pickle(path: Path, marker: Path) -> None:
+    """A pickle whose unpickling creates ``marker`` (what a hostile file would do instead)."""
+    import pickle
+
+    class Plant:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path.write_bytes(pickle.dumps({"v_template": Plant()}, protocol=2))
+
+
+@pytest.fixture(scope="module")
+def untrained(anny_body, tmp_path_factory) -> Untrained:
+    """An untrained tiny MuNet's checkpoint, and a copy whose stored config names files beside it
+    (an SMPL body model folder and encoder weights) that would create a marker file when unpickled."""
+    root = tmp_path_factory.mktemp("untrained")
+    config = load_config("cpu", [*TINY_MODEL, "model.encoder_norm=frozen_batch"])
+    torch.manual_seed(0)
+    model = MuNet(config, anny_body)
+    save_checkpoint(root / "checkpoint", step=0, model=model, config=config)
+    hostile, marker = root / "hostile", root / "MARKER"
+    hostile.mkdir()
+    _marker_pickle(hostile / "SMPL_NEUTRAL.pkl", marker)
+    _marker_pickle(hostile / "encoder.pt", marker)
+    named = dataclasses.replace(
+        config,
+        body=dataclasses.replace(config.body, backend="smplx", model_type="smpl", model_dir=str(hostile)),
+        model=dataclasses.replace(config.model, encoder_norm="auto", encoder_weights=str(hostile / "encoder.pt")),
+    )
+    save_checkpoint(hostile, step=0, model=model, config=named)
+    return Untrained(root / "checkpoint", hostile, marker)
+
+
+def _small_image(path: Path, seed: int = 0) -> Path:
+    return _write_rgb(path, np.random.default_rng(seed).integers(0, 256, (72, 56, 3), dtype=np.uint8))
+
+
+def _tree(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` (relative path → size)."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_checkpoint_config_never_chooses_files_to_load(untrained, tmp_path, capsys):
+    """A checkpoint whose config names a body model folder holding a .pkl, and encoder weights,
+    both of which would plant a marker when unpickled: predict reads neither and works."""
+    image = _small_image(tmp_path / "person.png")
+    out = tmp_path / "out"
+    code = cli.main([str(image), "--checkpoint", str(untrained.hostile), "--out", str(out), "--no-fit", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert not untrained.marker.exists()
+    assert (out / "person" / "prediction.json").is_file()
+    _, config, _ = load_trained_model(untrained.hostile)
+    assert config.body.model_dir is None and config.model.encoder_weights is None
+    assert config.model.encoder_norm == "frozen_batch"  # what `auto` meant with the stored weights file
+
+
+def test_output_folders_are_safe_and_distinct(untrained, tmp_path, capsys):
+    """``...jpg`` and ``..png`` write neither beside ``--out`` nor into it; ``a-2.jpg a.jpg a.png``
+    get three folders; every image's outputs are kept."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    names = ["...jpg", "..png", "a-2.jpg", "a.jpg", "a.png"]
+    for seed, name in enumerate(names):
+        _small_image(inputs / name, seed)
+    before = _tree(inputs)
+    out = tmp_path / "out"
+    code = cli.main([str(inputs), "--checkpoint", str(untrained.checkpoint), "--out", str(out), "--no-fit", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"predicted {len(names)} of {len(names)} images" in captured.out
+    assert f"{inputs / '...jpg'} -> image, {inputs / '..png'} -> image-2, {inputs / 'a.png'} -> a-3" in captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs", "out"] and _tree(inputs) == before
+    assert all(p.is_dir() for p in out.iterdir())  # nothing written into --out itself
+    folders = {p.name: json.loads((p / "prediction.json").read_text())["input"] for p in out.iterdir()}
+    expected = dict(zip(["image", "image-2", "a-2", "a", "a-3"], names, strict=True))
+    assert folders == {folder: str(inputs / name) for folder, name in expected.items()}
+    for folder in expected:
+        assert {p.name for p in (out / folder).iterdir()} == {"body.obj", "clothed.obj", "scene.glb", "overlay.png", "prediction.json"}
+
+
+def test_output_folder_names(tmp_path):
+    from munet.predict.run import folder_name, output_folders
+
+    assert folder_name(Path(".hidden.png")) == "hidden"
+    assert folder_name(Path(" . .jpg")) == "image"
+    assert folder_name(Path("tab\there\n.png")) == "tab_here_"
+    assert len(folder_name(Path("é" * 300 + ".png")).encode()) <= 200
+    paths = [Path(n) for n in ("x/A.jpg", "y/a.png", "a-2.jpg", "z/a.jpg", "A-3.bmp")]
+    assert [f.name for f in output_folders(paths, tmp_path)] == ["A", "a-2", "a-2-2", "a-3", "A-3-2"]
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid grey 8-bit PNG of ``width × height`` black pixels, written a few rows at a time (the
+    file is small; decoding it would take ``width × height`` bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(1)
+    rows = bytes(width + 1) * 500
+    body = b"".join(compressor.compress(rows) for _ in range(height // 500))
+    body += compressor.compress(bytes(width + 1) * (height % 500)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_huge_image_fails_alone_before_decoding(untrained, tmp_path, capsys):
+    """A 14000² PNG among good images: a clear error naming it, its size and the limit; the good
+    images are written; the exit code says something failed."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    good = [_small_image(inputs / "good_1.png", 1), _small_image(inputs / "good_2.jpg", 2)]
+    huge = _png_header_only(inputs / "huge.png", 14_000, 14_000)
+    assert huge.stat().st_size < 2_000_000
+    out = tmp_path / "out"
+    code = cli.main([str(good[0]), str(huge), str(good[1]), "--checkpoint", str(untrained.checkpoint), "--out", str(out),
+                     "--no-fit", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "predicted 2 of 3 images" in captured.out
+    failures = [line for line in captured.err.splitlines() if line.startswith("FAILED")]
+    assert failures == [f"FAILED {huge}: the image is 14000×14000 px (196.0 megapixels), more than the limit of "
+                        "120 megapixels (max_pixels=120000000); downscale the file first, or raise the limit "
+                        "(munet predict --max-pixels, at most 1073741824)"]
+    assert f"1 input(s) failed:\n  {huge}: the image is 14000×14000 px" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["good_1", "good_2"]
+    assert all((out / name / "prediction.json").is_file() for name in ("good_1", "good_2"))
+
+
+def test_max_pixels_is_configurable_and_checks_mask_files(tmp_path):
+    image = _small_image(tmp_path / "person.png")  # 56 × 72 = 4032 pixels
+    assert read_image(image, max_pixels=4032).rgb.shape == (72, 56, 3)
+    with pytest.raises(ImageError, match=r"person.png: the image is 56×72 px \(0.0 megapixels\), more than the limit"):
+        read_image(image, max_pixels=4031)
+    mask = np.zeros((72, 56), np.uint8)
+    mask[10:60, 10:40] = 255
+    cv2.imwrite(str(tmp_path / "person_mask.png"), mask)
+    assert read_image(image, max_pixels=4032).mask_source == "person_mask.png"
+    big_mask = _png_header_only(tmp_path / "other_mask.png", 100, 50)
+    _small_image(tmp_path / "other.png")
+    with pytest.raises(ImageError, match=r"other_mask.png: the image is 100×50 px") as error:
+        read_image(tmp_path / "other.png", max_pixels=4032)
+    assert error.value.path == big_mask
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(image), "--checkpoint", "x", "--out", str(tmp_path / "out"), "--max-pixels", "0"])
+    assert exit_info.value.code == 2 and not (tmp_path / "out").exists()
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: /sys then)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if not os.access(locked, os.W_OK):
+        return locked
+    locked.chmod(0o700)
+    for candidate in (Path("/sys"), Path("/proc")):
+        if candidate.is_dir() and cli.out_problem(candidate) is not None:
+            return candidate
+    pytest.skip("no folder here refuses this process's writes")
+
+
+def test_unusable_out_is_a_usage_error_before_any_work(tmp_path, capsys):
+    """``--out`` a file, under a file, or not writable: exit 2 with a clear message, before the
+    checkpoint is even looked at (it does not exist here), and nothing is written."""
+    image = _small_image(tmp_path / "person.png")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me\n")
+    unwritable = _unwritable_folder(tmp_path)
+    cases = [
+        (a_file, f"--out {a_file} is a file, not a folder"),
+        (a_file / "sub", f"--out {a_file / 'sub'} cannot be created: {a_file} is a file, not a folder"),
+        (unwritable / "out", f"--out {unwritable / 'out'} is not writable: creating a file in {unwritable} failed"),
+    ]
+    before = _tree(tmp_path)
+    for out, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([str(image), "--checkpoint", str(tmp_path / "missing"), "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2
+        assert message in err and "checkpoint" not in err.split("error:")[-1]
+    assert _tree(tmp_path) == before and a_file.read_text() == "keep me\n"
+    assert not (unwritable / "out").exists()
+    (tmp_path / "locked").chmod(0o700)

@@ -3,6 +3,10 @@
 ``python -m munet.body info [--smpl-dir DIR --smpl-type smpl]``: print each backend's sizes.
 ``python -m munet.body prepare [--config FILE]``: build Anny's caches for the body and the coarse
 template topology once (about 6 minutes on a fresh machine), so later runs start in seconds.
+``python -m munet.body convert FILE.pkl [--out FILE.npz] [--trust-pickle]``: write an SMPL-family
+model's arrays to ``.npz``, the form read without unpickling (``--trust-pickle`` unpickles the
+file with ``pickle``, running any code it holds: only for a file from the model's authors, e.g. the
+original SMPL files with ``chumpy`` objects).
 """
 
 from __future__ import annotations
@@ -25,10 +29,25 @@ def main(argv: list[str] | None = None) -> None:
     info.add_argument("--smpl-type", default="smpl", choices=["smpl", "smplh", "smplx"])
     prepare = sub.add_parser("prepare", help="build the Anny caches a configuration needs")
     prepare.add_argument("--config", help="YAML config or preset name (default: built-in defaults)")
+    convert = sub.add_parser("convert", help="write an SMPL-family .pkl model as .npz (read without unpickling)")
+    convert.add_argument("file", help="the model file (.pkl)")
+    convert.add_argument("--out", help="the .npz to write (default: FILE with the suffix .npz)")
+    convert.add_argument("--trust-pickle", action="store_true",
+                         help="unpickle FILE with pickle, which runs any code it holds (only for a file from the "
+                         "model's authors); default: the restricted reader that admits numpy/scipy arrays only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "prepare":
         _prepare(args.config)
+        return
+    if args.command == "convert":
+        from munet.body.smplx_backend import convert_to_npz
+
+        try:
+            written = convert_to_npz(args.file, args.out, trust_pickle=args.trust_pickle)
+        except (OSError, ValueError) as exc:
+            parser.exit(1, f"error: {exc}\n")
+        print(f"wrote {written}")
         return
 
     configs = [BodyConfig(backend="anny", topology=args.topology)]

@@ -2,11 +2,19 @@
 
 The model files are never downloaded: the user points ``body.model_dir`` at the folder they
 received from the model's authors. Expected file names (``GENDER`` is ``NEUTRAL``, ``MALE`` or
-``FEMALE``), directly in ``model_dir`` or in ``model_dir/<model_type>/``:
+``FEMALE``), directly in ``model_dir`` or in ``model_dir/<model_type>/``, ``.npz`` preferred:
 
-- ``smpl``:  ``SMPL_GENDER.pkl``
-- ``smplh``: ``SMPLH_GENDER.pkl``
-- ``smplx``: ``SMPLX_GENDER.npz``
+- ``smpl``:  ``SMPL_GENDER.npz`` or ``SMPL_GENDER.pkl``
+- ``smplh``: ``SMPLH_GENDER.npz`` or ``SMPLH_GENDER.pkl``
+- ``smplx``: ``SMPLX_GENDER.npz`` or ``SMPLX_GENDER.pkl``
+
+No model file is unpickled by ``pickle`` (which runs whatever code a file holds): this module reads
+the arrays itself (:func:`read_model_file`) and hands ``smplx`` plain arrays. A ``.pkl`` is read by
+a restricted unpickler that admits only numpy arrays and dtypes, scipy sparse matrices and plain
+Python values, and refuses anything else with the class it met (the original SMPL files hold
+``chumpy`` objects: convert such a file once with ``python -m munet.body convert FILE.pkl
+--trust-pickle``, see :func:`convert_to_npz`). An ``.npz`` is read without pickle; its object
+members (e.g. SMPL-X's ``joint2num``, unused) are skipped.
 
 Poses are ``(B, 3 + 3 * body_joints)`` axis-angle: the global orientation, then the body joints
 (23 for SMPL, 21 for SMPL-H/X; hands, jaw and eyes rest). Shapes are the first ``num_betas`` betas.
@@ -15,13 +23,23 @@ Poses are ``(B, 3 + 3 * body_joints)`` axis-angle: the global orientation, then 
 from __future__ import annotations
 
 import os
+import pickle
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
+import numpy as np
 import torch
 
 from munet.body.base import BodyModel
 
-MODEL_FILES = {"smpl": "SMPL_{}.pkl", "smplh": "SMPLH_{}.pkl", "smplx": "SMPLX_{}.npz"}
+MODEL_FILES = {
+    "smpl": ("SMPL_{}.npz", "SMPL_{}.pkl"),
+    "smplh": ("SMPLH_{}.npz", "SMPLH_{}.pkl"),
+    "smplx": ("SMPLX_{}.npz", "SMPLX_{}.pkl"),
+}
+"""The model file names each type accepts, in order of preference (``{}`` is the gender)."""
 
 _SMPL_BODY_JOINTS = {
     # COCO name -> index into the SMPL/SMPL-H/SMPL-X skeleton (first 22 joints are shared).
@@ -58,30 +76,211 @@ def find_model_file(model_dir: str | os.PathLike | None, model_type: str, gender
         raise ValueError(f"body.model_type must be one of {sorted(MODEL_FILES)}, got {model_type!r}")
     if gender not in ("neutral", "male", "female"):
         raise ValueError(f"body.gender must be neutral, male or female, got {gender!r}")
-    filename = MODEL_FILES[model_type].format(gender.upper())
+    filenames = [name.format(gender.upper()) for name in MODEL_FILES[model_type]]
+    expected = " or ".join(filenames)
     if not model_dir:
         raise FileNotFoundError(
-            f"The {model_type} body backend needs body.model_dir: a folder holding {filename} "
+            f"The {model_type} body backend needs body.model_dir: a folder holding {expected} "
             "(download it from the model's website after accepting its license)."
         )
     root = Path(model_dir).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(
-            f"body.model_dir {root} does not exist or is not a folder; it must hold {filename} "
-            f"(or {model_type}/{filename})."
+            f"body.model_dir {root} does not exist or is not a folder; it must hold {expected} "
+            f"(or the same in {model_type}/)."
         )
-    for candidate in (root / filename, root / model_type / filename):
-        if candidate.is_file():
-            return candidate
+    for filename in filenames:
+        for candidate in (root / filename, root / model_type / filename):
+            if candidate.is_file():
+                return candidate
     raise FileNotFoundError(
-        f"No {filename} in {root} or {root / model_type}: put the {model_type.upper()} model file "
+        f"No {expected} in {root} or {root / model_type}: put the {model_type.upper()} model file "
         f"there (file names are case-sensitive), or set body.model_type/body.gender to match the "
         "file you have."
     )
 
 
+class UnsafePickleError(ValueError):
+    """A model ``.pkl`` holds an object the restricted unpickler does not admit.
+
+    Attributes:
+        path: the file.
+        refused: ``module.name`` of the class or function it refused.
+    """
+
+    def __init__(self, path: Path, refused: str):
+        super().__init__(
+            f"{path}: refused to unpickle {refused}. SMPL-family .pkl files are read with a restricted "
+            "unpickler that admits only numpy arrays and dtypes, scipy sparse matrices and plain Python "
+            "values, because unpickling anything else can run arbitrary code. Convert the model to .npz "
+            f"(plain arrays): `python -m munet.body convert {path} --trust-pickle` writes "
+            f"{path.with_suffix('.npz').name} beside it, which is then used instead (run that only for a "
+            "file you got from the model's authors: it unpickles the file, and chumpy objects need the "
+            "chumpy package installed)."
+        )
+        self.path = path
+        self.refused = refused
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What Python 3 pickles of protocol < 3 call (as ``_codecs.encode``) to rebuild ``bytes``;
+    only the latin-1 codec is admitted."""
+    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with codec {encoding!r} is not admitted (only latin-1)")
+    return text.encode("latin-1")
+
+
+def _admitted_globals() -> dict[tuple[str, str], Any]:
+    """``(module, name)`` → object for everything the restricted unpickler resolves (Python 2 and
+    numpy 1 module names included: the SMPL files were written by Python 2)."""
+    import copyreg
+
+    import scipy.sparse
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # type: ignore[attr-defined]
+    numeric = np._core.numeric if hasattr(np, "_core") else np.core.numeric  # type: ignore[attr-defined]
+    admitted: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_bytes,
+    }
+    for package in ("numpy.core", "numpy._core"):
+        admitted[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        admitted[(f"{package}.multiarray", "scalar")] = multiarray.scalar
+        admitted[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    for module in ("copyreg", "copy_reg"):
+        admitted[(module, "_reconstructor")] = copyreg._reconstructor
+    for module in ("builtins", "__builtin__"):
+        for kind in (object, list, dict, tuple, set, frozenset, bytearray, complex, slice):
+            admitted[(module, kind.__name__)] = kind
+    for kind in ("csc", "csr", "coo"):
+        for module in ("scipy.sparse", f"scipy.sparse.{kind}", f"scipy.sparse._{kind}"):
+            admitted[(module, f"{kind}_matrix")] = getattr(scipy.sparse, f"{kind}_matrix")
+    return admitted
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :func:`_admitted_globals` and refuses anything else."""
+
+    def __init__(self, file: BinaryIO, path: Path):
+        super().__init__(file, encoding="latin1")
+        self._path = path
+        self._admitted = _admitted_globals()
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - pickle's hook
+        found = self._admitted.get((module, name))
+        if found is None:
+            raise UnsafePickleError(self._path, f"{module}.{name}")
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:  # noqa: D102 - pickle's hook
+        raise UnsafePickleError(self._path, f"a persistent object {pid!r}")
+
+
+def _plain_arrays(data: Any, path: Path, array: Callable[[Any], Any] = lambda value: value) -> dict[str, np.ndarray]:
+    """The numeric arrays of an unpickled model (scipy sparse matrices made dense); other members
+    (strings, object arrays) are dropped. ``array`` first turns a value into an array-like (for
+    chumpy objects)."""
+    import scipy.sparse
+
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}, not the dictionary of arrays of an SMPL-family model")
+    arrays = {}
+    for key, value in data.items():
+        value = array(value)
+        if scipy.sparse.issparse(value):
+            value = value.toarray()
+        if isinstance(key, str) and isinstance(value, (np.ndarray, np.generic, int, float)):
+            value = np.asarray(value)
+            if value.dtype.kind in "biuf":
+                arrays[key] = value
+    return arrays
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The numeric arrays of an SMPL-family model file, read without running code from it.
+
+    A ``.pkl`` goes through the restricted unpickler (numpy arrays and dtypes, scipy sparse
+    matrices and plain Python values only; sparse matrices come back dense); an ``.npz`` is read
+    with ``allow_pickle=False`` (object members are skipped). Non-numeric members are dropped.
+
+    Raises:
+        UnsafePickleError: the ``.pkl`` holds anything else (the message names the class refused
+            and how to convert the file to ``.npz``).
+        ValueError: the file cannot be read as a model of arrays (damaged, or another format).
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as members:
+                data = {}
+                for key in members.files:
+                    try:
+                        data[key] = members[key]
+                    except ValueError:  # an object array: it would need pickle, and smplx never reads one
+                        continue
+        else:
+            with open(path, "rb") as handle:
+                data = _RestrictedUnpickler(handle, path).load()
+    except UnsafePickleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say which and why
+        raise ValueError(f"Could not read {path} as an SMPL-family model file: {type(exc).__name__}: {exc}") from exc
+    return _plain_arrays(data, path)
+
+
+def convert_to_npz(source: str | os.PathLike, target: str | os.PathLike | None = None, trust_pickle: bool = False) -> Path:
+    """Write the numeric arrays of model file ``source`` to ``target`` (default: ``source`` with the
+    suffix ``.npz``), the form this backend reads without any unpickling.
+
+    Args:
+        trust_pickle: unpickle ``source`` with the unrestricted ``pickle`` module, which runs any
+            code the file holds: only for a file from the model's authors, e.g. the original SMPL
+            files, which hold ``chumpy`` objects (then ``chumpy`` must be installed). Without it the
+            file is read by :func:`read_model_file`.
+
+    Returns:
+        ``target``.
+
+    Raises:
+        UnsafePickleError: without ``trust_pickle``, a ``.pkl`` that holds other objects.
+        ValueError: the file cannot be read as a model, or ``target`` is ``source``.
+    """
+    source = Path(source)
+    target = source.with_suffix(".npz") if target is None else Path(target)
+    if target.resolve() == source.resolve():
+        raise ValueError(f"convert {source} into another file than itself")
+    if trust_pickle and source.suffix != ".npz":
+        with open(source, "rb") as handle:
+            data = pickle.load(handle, encoding="latin1")  # noqa: S301 - the user vouched for this file
+        arrays = _plain_arrays(data, source, lambda value: getattr(value, "r", value))  # chumpy: .r is its value
+    else:
+        arrays = read_model_file(source)
+    with open(target, "wb") as handle:
+        np.savez(handle, **arrays)
+    return target
+
+
+def _smplx_model(path: Path, data: dict[str, np.ndarray], model_type: str, **options: Any) -> torch.nn.Module:
+    """The ``smplx`` module of ``model_type`` built from already read arrays, never from a pickle."""
+    import smplx
+    from smplx.utils import Struct
+
+    if model_type == "smpl":
+        return smplx.SMPL(str(path), data_struct=Struct(**data), **options)
+    if model_type == "smplh":
+        return smplx.SMPLH(str(path), data_struct=Struct(**data), use_pca=False, **options)
+    # SMPL-X reads its file itself: give it a copy of the plain arrays (np.load of arrays only).
+    with tempfile.TemporaryDirectory(prefix="munet-smplx-") as folder:
+        plain = Path(folder) / "model.npz"
+        np.savez(plain, **data)
+        return smplx.SMPLX(str(plain), ext="npz", use_pca=False, **options)
+
+
 class SMPLXBody(BodyModel):
     """SMPL-family model behind the :class:`~munet.body.base.BodyModel` interface.
+
+    The model file is read by :func:`read_model_file` (never by ``pickle``).
 
     Args:
         model_dir: folder with the licensed model file (see :func:`find_model_file`).
@@ -98,16 +297,13 @@ class SMPLXBody(BodyModel):
         num_betas: int = 10,
     ):
         super().__init__()
-        import smplx
         from smplx.vertex_ids import vertex_ids
 
         path = find_model_file(model_dir, model_type, gender)
         self.name = model_type
+        data = read_model_file(path)
         try:
-            self.model = smplx.create(
-                str(path), model_type=model_type, gender=gender, num_betas=num_betas,
-                use_pca=False, batch_size=1,
-            )
+            self.model = _smplx_model(path, data, model_type, gender=gender, num_betas=num_betas, batch_size=1)
         except Exception as exc:  # a damaged or foreign file: say which and why
             raise ValueError(f"Could not load {path} as a {model_type} model: {exc}") from exc
         self.model.requires_grad_(False)

@@ -4,7 +4,8 @@
 
 A training checkpoint also holds the optimizer and scheduler state (about twice the weights) and
 RNG states; an exported model folder holds only what prediction and evaluation need, in the same
-format (``state.pt`` + ``config.yaml``), so every command that takes ``--checkpoint`` reads it.
+format (``state.pt`` + ``config.yaml``), so every command that takes ``--checkpoint`` reads it. Its
+configuration has no file paths (see :func:`munet.eval.loading.without_file_paths`).
 """
 
 from __future__ import annotations

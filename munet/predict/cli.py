@@ -2,24 +2,36 @@
 
 >>> munet predict photo.jpg photos/ --checkpoint runs/cpu/train --out predictions/
 
-Each image gets a folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`). Where the person's
+Each image gets its own folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`; a stem that is
+no safe folder name, or one taken by an earlier input of the same call, gets another name, see
+:func:`munet.predict.run.output_folders`). Where the person's
 mask is known (an RGBA cut-out, or a ``<stem>_mask.<ext>`` file), the predicted meshes are fitted
 to it (:mod:`munet.fit`; ``--no-fit`` keeps the network's own); ``--segment`` makes a mask with
-GrabCut for images that have none. An image that cannot
-be used is reported on stderr and skipped; the exit code is 0 when every input was predicted, 1
-when some failed, 2 when nothing could run (no images, no usable checkpoint, no renderer).
+GrabCut for images that have none. An image that cannot be used (unreadable, more than
+``--max-pixels``, or any failure of its own) is reported on stderr and skipped; the exit code is 0
+when every input was predicted, 1 when some failed, 2 when nothing could run (bad arguments, an
+``--out`` that is not a writable folder, no images, no usable checkpoint, no renderer). ``--out``
+is checked before any work.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from munet.data.render import EGLUnavailableError
 from munet.fit import FitSettings
-from munet.predict.crop import DEFAULT_FOV_DEGREES, IMAGE_SUFFIXES, MASK_SUFFIX, MAX_SIDE
+from munet.predict.crop import (
+    DEFAULT_FOV_DEGREES,
+    IMAGE_SUFFIXES,
+    MASK_SUFFIX,
+    MAX_PIXELS,
+    MAX_SIDE,
+    OPENCV_MAX_PIXELS,
+)
 from munet.predict.run import Predictor, predict_files, resolve_device
 
 _MESSAGE_LIMIT = 400
@@ -62,6 +74,31 @@ def collect_inputs(arguments: Sequence[str]) -> tuple[list[Path], list[tuple[Pat
     return files, problems
 
 
+def out_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take the outputs, or ``None`` when it can.
+
+    ``out`` must be a folder, or a path where one can be created: its nearest existing ancestor is
+    a folder in which a file can be created (tried with a nameless temporary file, so nothing is
+    left behind and nothing is created when the answer is no).
+    """
+    existing = out
+    try:
+        if out.exists() and not out.is_dir():
+            return f"{out} is a file, not a folder: give a folder for the outputs (it is created if missing)"
+        if out.is_symlink() and not out.exists():
+            return f"{out} is a broken symbolic link: give a folder for the outputs"
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{out} cannot be created: {existing} is a file, not a folder"
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        where = "it" if existing == out else str(existing)
+        return f"{out} is not writable: creating a file in {where} failed ({exc.strerror or exc}); give a folder you can write to"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``munet predict``."""
     parser = argparse.ArgumentParser(
@@ -83,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: a {DEFAULT_FOV_DEGREES:g}° field of view across its longer side)")
     parser.add_argument("--max-side", type=int, default=MAX_SIDE,
                         help=f"downscale images whose longer side exceeds this many pixels first (default {MAX_SIDE})")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                        help="refuse images of more than N pixels (width × height), checked from the file's header "
+                        f"before decoding (default {MAX_PIXELS}; at most {OPENCV_MAX_PIXELS})")
     parser.add_argument("--segment", action="store_true",
                         help="for images without a mask, segment the person with OpenCV GrabCut inside --box (else the "
                         "whole image) and fit to that mask; reliable on plain backgrounds, not on cluttered ones")
@@ -105,6 +145,11 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error(f"--fit-steps must be at least 1, got {args.fit_steps}")
     if args.max_side < 16:
         parser.error(f"--max-side must be at least 16 pixels, got {args.max_side}")
+    if not 1 <= args.max_pixels <= OPENCV_MAX_PIXELS:
+        parser.error(f"--max-pixels must be between 1 and {OPENCV_MAX_PIXELS} (OpenCV's limit), got {args.max_pixels}")
+    problem = out_problem(args.out)
+    if problem is not None:
+        parser.error(f"--out {problem}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = predict_files(
             files, predictor, args.out, box=args.box, focal=args.focal_px, batch_size=args.batch_size,
             max_side=args.max_side, segment=args.segment, checkpoint=args.checkpoint, progress=not args.no_progress,
+            max_pixels=args.max_pixels,
         )
     except (FileNotFoundError, ValueError, EGLUnavailableError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
@@ -131,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = problems + summary.failed
     timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in summary.timings_ms.items())
     print(f"predicted {len(summary.written)} of {len(files)} images into {args.out} (per image: {timings})")
+    if summary.renamed:
+        print("output folders named otherwise than their image (a name made safe, or taken by an earlier input): "
+              + ", ".join(f"{path} -> {folder.name}" for path, folder in summary.renamed))
     if summary.fits:
         before = sum(f.on_mask_before for f in summary.fits) / len(summary.fits)
         after = sum(f.on_mask_after for f in summary.fits) / len(summary.fits)

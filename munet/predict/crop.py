@@ -2,7 +2,9 @@
 
 Reading (:func:`read_image`): any image OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP, …) in 8 or 16
 bits, grey, RGB or RGBA; EXIF orientation applied; images whose longer side exceeds ``max_side``
-are downscaled first (the geometry is still reported in pixels of the original file). An alpha
+are downscaled first (the geometry is still reported in pixels of the original file). An image of
+more than ``max_pixels`` pixels (default :data:`MAX_PIXELS`) is refused before its pixels are
+decoded: its size is read from the file's header (a small file can hold a huge image). An alpha
 channel that is not fully opaque is the person's mask, and the colour is composited over grey.
 
 Where the person is (:func:`person_crop`), in order of precedence:
@@ -32,8 +34,8 @@ most detectors); ``K`` follows the OpenCV pixel-centre convention of :mod:`munet
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,12 @@ DEFAULT_FOV_DEGREES = 55.0
 """Field of view across the longer side of the original image when no focal length is given."""
 MAX_SIDE = 4096
 """Images with a longer side above this (pixels) are downscaled to it when read."""
+MAX_PIXELS = 120_000_000
+"""Most pixels (width × height) of an image that is read, by default; larger ones are refused
+before decoding (``munet predict --max-pixels``). 120 million admits the photos of 108-megapixel
+phone cameras; decoding one takes about 0.4 GB."""
+OPENCV_MAX_PIXELS = 1 << 30
+"""OpenCV's own limit on the pixels of a decoded image: the highest ``max_pixels`` can be."""
 PERSON_FILL = float(np.mean(CameraSettings().fill))
 """Fraction of the crop side the person's longer box side covers (the training framing)."""
 _COMPOSITE_GREY = 128
@@ -147,20 +155,64 @@ def _to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
     raise ImageError(path, f"unsupported pixel type {pixels.dtype} (use 8- or 16-bit images)")
 
 
-def _exif_orientation(data: bytes) -> int:
-    """The EXIF orientation of encoded image bytes (1, upright, when absent or unreadable)."""
+_PIL_LIMIT = threading.Lock()
+"""Held while PIL's own decompression-bomb limit is lifted to read a header (see :func:`_header`)."""
+
+
+def check_max_pixels(max_pixels: int) -> None:
+    """Raise ``ValueError`` unless ``max_pixels`` is between 1 and :data:`OPENCV_MAX_PIXELS`."""
+    if not 1 <= max_pixels <= OPENCV_MAX_PIXELS:
+        raise ValueError(f"max_pixels must be between 1 and {OPENCV_MAX_PIXELS} (OpenCV's limit), got {max_pixels}")
+
+
+def _refuse_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Raise :class:`ImageError` when a ``width × height`` image exceeds ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageError(
+            path,
+            f"the image is {width}×{height} px ({width * height / 1e6:.1f} megapixels), more than the limit of "
+            f"{max_pixels / 1e6:g} megapixels (max_pixels={max_pixels}); downscale the file first, or raise the "
+            f"limit (munet predict --max-pixels, at most {OPENCV_MAX_PIXELS})",
+        )
+
+
+def _header(path: Path, max_pixels: int) -> tuple[bool, int]:
+    """Check the size an image file's header states against ``max_pixels`` without decoding the
+    pixels, and read its EXIF orientation.
+
+    Returns:
+        ``(size_checked, orientation)``: ``size_checked`` is False when PIL cannot parse the header
+        (the caller checks the decoded size instead); ``orientation`` is 1 (upright) when absent.
+
+    Raises:
+        ImageError: the stated size exceeds ``max_pixels``.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return int(image.getexif().get(0x0112, 1))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return 1
+    readable = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
+    # PIL refuses headers above 2 × Image.MAX_IMAGE_PIXELS before saying the size: lift that limit
+    # for the header alone (our own, the caller's, is checked right after) and restore it.
+    with _PIL_LIMIT:
+        pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                _refuse_size(path, width, height, max_pixels)
+                try:  # PNG reads its EXIF by decoding the image: only once the size is known to be fine
+                    return True, int(image.getexif().get(0x0112, 1))
+                except readable:
+                    return True, 1
+        except readable:
+            return False, 1
+        finally:
+            Image.MAX_IMAGE_PIXELS = pil_limit
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """Decoded pixels (H, W[, C]) as stored, and the EXIF orientation."""
+def _decode(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, int]:
+    """Decoded pixels (H, W[, C]) as stored, and the EXIF orientation; images above ``max_pixels``
+    are refused (before decoding when the header can be read)."""
     try:
+        size_checked, orientation = _header(path, max_pixels)
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(path, f"cannot read the file ({exc.strerror or exc})") from exc
@@ -172,22 +224,24 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
             raise ImageError(path, f"cannot decode the image ({exc.err})") from exc
     if pixels is None or pixels.size == 0:
         raise ImageError(path, "not an image file (or a corrupt one): use JPEG, PNG, BMP, TIFF or WebP")
-    return pixels, _exif_orientation(data)
+    if not size_checked:
+        _refuse_size(path, pixels.shape[1], pixels.shape[0], max_pixels)
+    return pixels, orientation
 
 
 def _downscale(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(array, size, interpolation=cv2.INTER_AREA)
 
 
-def read_mask_file(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+def read_mask_file(path: str | Path, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A person mask ``(H, W)`` bool from a grey or colour image file (any channel > 127 is the
     person); ``size`` is the expected ``(width, height)``.
 
     Raises:
-        ImageError: unreadable, another size than the image, or empty.
+        ImageError: unreadable, more than ``max_pixels`` pixels, another size than the image, or empty.
     """
     path = Path(path)
-    pixels, orientation = _decode(path)
+    pixels, orientation = _decode(path, max_pixels)
     pixels = _upright(_to_uint8(pixels, path), orientation)
     mask = (pixels > 127) if pixels.ndim == 2 else (pixels[..., :3] > 127).any(axis=-1)
     if mask.shape[::-1] != size:
@@ -210,7 +264,7 @@ def find_mask_file(path: str | Path) -> Path | None:
     return None
 
 
-def read_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
+def read_image(path: str | Path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Read an image file as 8-bit RGB (plus its person mask, if it has one).
 
     Grey images become RGB; 16-bit and float images are scaled to 8 bits; an alpha channel that is
@@ -219,11 +273,12 @@ def read_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
     An image whose longer side exceeds ``max_side`` pixels is downscaled to it (area filter).
 
     Raises:
-        ImageError: the file cannot be read or decoded, has an unsupported pixel format, is fully
-            transparent, or its mask file does not fit.
+        ImageError: the file cannot be read or decoded, has more than ``max_pixels`` pixels (checked
+            before decoding), has an unsupported pixel format, is fully transparent, or its mask
+            file does not fit.
     """
     path = Path(path)
-    pixels, orientation = _decode(path)
+    pixels, orientation = _decode(path, max_pixels)
     pixels = _to_uint8(pixels, path)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
@@ -244,7 +299,7 @@ def read_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
         mask, mask_source = alpha[..., 0] >= 0.5, "alpha channel"
     height, width = rgb.shape[:2]
     if mask is None and (mask_file := find_mask_file(path)) is not None:
-        mask, mask_source = read_mask_file(mask_file, (width, height)), mask_file.name
+        mask, mask_source = read_mask_file(mask_file, (width, height), max_pixels), mask_file.name
     scale = 1.0
     if max(width, height) > max_side:
         scale = max_side / max(width, height)
@@ -327,6 +382,7 @@ def person_crop(
     focal: float | None = None,
     max_side: int = MAX_SIDE,
     segment: bool = False,
+    max_pixels: int = MAX_PIXELS,
 ) -> PersonCrop:
     """Read ``path`` and crop the person (see the module docstring for how the box is chosen).
 
@@ -339,12 +395,13 @@ def person_crop(
         segment: when the image has no mask, make one with GrabCut inside ``box`` (or the whole
             image less a margin; :mod:`munet.predict.segment`); the crop then frames that mask
             unless ``box`` is given.
+        max_pixels: images (and mask files) of more pixels are refused before decoding.
 
     Raises:
-        ImageError: unreadable image, a box that misses the image, or a failed segmentation.
+        ImageError: unreadable or too large image, a box that misses the image, or a failed segmentation.
     """
     path = Path(path)
-    loaded = read_image(path, max_side)
+    loaded = read_image(path, max_side, max_pixels)
     width, height = loaded.original_size
     if box is not None and (box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0):
         raise ImageError(path, f"the box {tuple(box)} lies outside the {width}×{height} image")

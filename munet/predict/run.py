@@ -3,7 +3,8 @@
 :class:`Predictor` runs the network on person crops, and fits its meshes to the person's mask
 where one is known (:mod:`munet.fit`); :func:`predict_files` drives a whole run over many files
 (crops prepared one by one, inference and fitting in batches, outputs written per image). A file
-that cannot be used is reported and skipped: it never stops the others.
+that cannot be used, or any other failure of one image (or of one batch's forward pass), is
+reported and skipped: it never stops the others.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from munet.eval.loading import load_trained_model
 from munet.fit import FitReport, FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
 from munet.model import MuNet
-from munet.predict.crop import MAX_SIDE, ImageError, PersonCrop, person_crop
+from munet.predict.crop import MAX_PIXELS, MAX_SIDE, ImageError, PersonCrop, check_max_pixels, person_crop
 from munet.predict.export import write_outputs
 
 DISPLAY_SIZE = 384
@@ -169,22 +170,48 @@ class RunSummary:
             image's share of its batch's forward pass), ``fit`` (fitting to its mask; 0 without one)
             and ``export`` (meshes, overlay, JSON), over the successes.
         fits: the fit report of every written image that was fitted to a mask.
+        renamed: ``(input, output folder)`` of the written images whose folder is not named after
+            their stem (see :func:`output_folders`).
     """
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fits: list[FitReport] = field(default_factory=list)
+    renamed: list[tuple[Path, Path]] = field(default_factory=list)
+
+
+FALLBACK_NAME = "image"
+"""Output folder name of an image whose stem gives no usable name (``..png``, ``...jpg``)."""
+_MAX_NAME_BYTES = 200
+"""Longest folder name taken from a stem (UTF-8 bytes), leaving room for a ``-N`` suffix."""
+
+
+def folder_name(path: Path) -> str:
+    """A safe output folder name for image ``path``: its stem with separators and unprintable
+    characters replaced by ``_``, leading dots and surrounding spaces removed (never ``.``, ``..``
+    or a hidden name), cut to 200 bytes; :data:`FALLBACK_NAME` when nothing is left."""
+    name = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in path.stem)
+    name = name.strip().lstrip(".").strip()
+    name = name.encode()[:_MAX_NAME_BYTES].decode(errors="ignore").rstrip()
+    return name or FALLBACK_NAME
 
 
 def output_folders(paths: Sequence[Path], out: Path) -> list[Path]:
-    """``out/<stem>`` per input; a stem seen before gets ``-2``, ``-3``, … appended."""
-    seen: dict[str, int] = {}
+    """One distinct folder ``out/<name>`` per input, in input order (:func:`folder_name`); a name
+    taken before in this call (compared ignoring case, as on macOS and Windows disks) gets the first
+    free suffix ``-2``, ``-3``, …: ``a-2.jpg a.jpg a.png`` → ``a-2``, ``a``, ``a-3``. Every folder
+    is a direct child of ``out``."""
+    taken: set[str] = set()
     folders = []
     for path in paths:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        folders.append(out / (path.stem if count == 1 else f"{path.stem}-{count}"))
+        base = name = folder_name(path)
+        count = 1
+        while name.casefold() in taken:
+            count += 1
+            name = f"{base}-{count}"
+        taken.add(name.casefold())
+        folders.append(out / name)
     return folders
 
 
@@ -208,7 +235,7 @@ def _crops(
         start = time.perf_counter()
         try:
             crop = person_crop(path, size, DISPLAY_SIZE, **options)
-        except ImageError as exc:
+        except Exception as exc:  # noqa: BLE001 - one image's failure never stops the others
             _fail(summary, bar, path, exc)
             continue
         yield _Pending(path, folder, crop, _ms_since(start))
@@ -216,7 +243,10 @@ def _crops(
 
 def _fail(summary: RunSummary, bar: tqdm, path: Path, exc: Exception) -> None:
     own = isinstance(exc, ImageError) and exc.path == path
-    message = " ".join((exc.reason if own else str(exc)).split())
+    text = exc.reason if own else str(exc)
+    if not isinstance(exc, (ImageError, OSError, ValueError)):  # unexpected: say what kind of failure
+        text = f"{type(exc).__name__}: {text}" if text.strip() else type(exc).__name__
+    message = " ".join(text.split())
     summary.failed.append((path, message))
     tqdm.write(f"FAILED {path}: {message}", file=sys.stderr)
     bar.update()
@@ -234,9 +264,10 @@ def predict_files(
     segment: bool = False,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    max_pixels: int = MAX_PIXELS,
 ) -> RunSummary:
-    """Predict every image and write its outputs into ``out/<stem>/`` (see
-    :func:`munet.predict.export.write_outputs`).
+    """Predict every image and write its outputs into its own folder ``out/<name>/`` (see
+    :func:`output_folders` and :func:`munet.predict.export.write_outputs`).
 
     Args:
         paths: image files.
@@ -250,29 +281,41 @@ def predict_files(
             :func:`munet.predict.crop.person_crop`).
         checkpoint: recorded in each ``prediction.json``.
         progress: show a tqdm progress bar (on stderr).
+        max_pixels: images of more pixels are refused before they are decoded.
 
     Returns:
-        What was written and what failed; a failed image (unreadable, unsupported, box outside)
-        is reported on stderr and the run goes on.
+        What was written and what failed; a failed image (unreadable, too large, unsupported, box
+        outside, a failed forward pass of its batch, outputs that cannot be written) is reported on
+        stderr and the run goes on.
+
+    Raises:
+        ValueError: ``batch_size`` below 1 or ``max_pixels`` outside ``[1, 2**30]``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_max_pixels(max_pixels)
     paths = [Path(p) for p in paths]
     out = Path(out)
     folders = output_folders(paths, out)
     summary = RunSummary()
     totals = {"crop": 0.0, "inference": 0.0, "fit": 0.0, "export": 0.0}
     info = {"checkpoint": None if checkpoint is None else str(checkpoint), "step": predictor.step}
-    options = {"box": box, "focal": focal, "max_side": max_side, "segment": segment}
+    options = {"box": box, "focal": focal, "max_side": max_side, "segment": segment, "max_pixels": max_pixels}
     with Renderer(DISPLAY_SIZE) as renderer, tqdm(
         total=len(paths), desc="predict", unit="image", disable=not progress
     ) as bar:
         crops = _crops(paths, folders, predictor.input_size, options, summary, bar)
         for batch in chunked(crops, batch_size):
             start = time.perf_counter()
-            predictions = predictor(
-                np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]), [p.crop.mask for p in batch]
-            )
+            try:
+                predictions = predictor(
+                    np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]),
+                    [p.crop.mask for p in batch],
+                )
+            except Exception as exc:  # noqa: BLE001 - the batch's images fail, the others go on
+                for pending in batch:
+                    _fail(summary, bar, pending.path, exc)
+                continue
             fit_ms = [0.0 if p.fit is None else p.fit.milliseconds for p in predictions]
             inference_ms = (_ms_since(start) - sum(fit_ms)) / len(batch)
             for pending, prediction, fit in zip(batch, predictions, fit_ms, strict=True):
@@ -281,7 +324,7 @@ def predict_files(
                 try:
                     write_outputs(pending.folder, pending.path, pending.crop, prediction, renderer,
                                   {**info, "focal_given": focal is not None, "timings_ms": timings})
-                except (OSError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001
                     _fail(summary, bar, pending.path, exc)
                     continue
                 totals["crop"] += pending.crop_ms
@@ -289,6 +332,8 @@ def predict_files(
                 totals["fit"] += fit
                 totals["export"] += _ms_since(start)
                 summary.written.append(pending.folder)
+                if pending.folder.name != pending.path.stem:
+                    summary.renamed.append((pending.path, pending.folder))
                 if prediction.fit is not None:
                     summary.fits.append(prediction.fit)
                 bar.update()
