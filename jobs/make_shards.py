@@ -4,7 +4,12 @@
         [--image-size 256] [--samples-per-shard 16] [--views 4] [--yaw -180 180] [--workers W]
 
 Runs on the cluster at ``--address`` / ``RAY_ADDRESS`` (e.g. under ``ray job submit``), else on a
-local loopback-only Ray. Check the result with ``python -m munet.data check DIR_OR_URI``.
+local loopback-only Ray; ``--in-process`` writes the same shards in this process, without Ray
+(small sets). Check the result with ``python -m munet.data check DIR_OR_URI``.
+
+An interrupted run continues: run the same command again and the shards it completed are kept
+(checked against their recorded SHA-256), only the others are written. ``manifest.json`` is
+always written last; ``--overwrite`` deletes the old manifest and shards before writing anything.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 
 from munet.config import DataConfig, load_config
 from munet.data.camera import CameraSettings
-from munet.data.generate import GenerationSettings, generate_shards
+from munet.data.generate import GenerationSettings, generate_shards, generate_shards_here
 from munet.ray_utils import init_ray
 
 
@@ -36,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default {CameraSettings.yaw[0]:g} {CameraSettings.yaw[1]:g}: all around)")
     parser.add_argument("--workers", type=int, help="writer actors (default: the cluster's CPUs)")
     parser.add_argument("--config", help="YAML config or preset; its body section picks the body model")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing shard folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing shard folder (its manifest is deleted first)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="generate in this process, without Ray (small sets)")
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="logical CPUs of a local Ray")
     args = parser.parse_args(argv)
@@ -51,11 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         cloth_points=args.cloth_points,
         camera=dataclasses.replace(CameraSettings(), yaw=tuple(args.yaw)),
     )
-    init_ray(address=args.address, num_cpus=args.num_cpus, include_dashboard=False)
-    manifest = generate_shards(
-        args.out, settings, body_config=load_config(args.config).body,
-        workers=args.workers, overwrite=args.overwrite,
-    )
+    body_config = load_config(args.config).body
+    try:
+        if args.in_process:
+            manifest = generate_shards_here(args.out, settings, body_config=body_config, overwrite=args.overwrite)
+        else:
+            init_ray(address=args.address, num_cpus=args.num_cpus, include_dashboard=False)
+            manifest = generate_shards(
+                args.out, settings, body_config=body_config, workers=args.workers, overwrite=args.overwrite,
+            )
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {manifest.num_samples} samples in {len(manifest.shards)} shards to {args.out}")
     return 0
 

@@ -183,6 +183,11 @@ class DataConfig:
     """Samples in each training worker's local shuffle buffer; with a positive value the shard files
     are also read in a new random order every epoch. The views of one subject are stored next to
     each other, so without shuffling a batch holds few people. 0: shard order."""
+    on_bad_sample: str = "error"
+    """What a reader does with a bad sample (missing or unreadable member, non-finite array) or a
+    bad shard (missing, truncated, checksum differs from the manifest): ``error`` stops with a
+    ``BadSampleError`` naming the shard and the key (it would fail again on every read); ``skip``
+    leaves it out, logs its key and counts it (``munet.data.decode.skipped_samples``)."""
 
 
 @dataclass

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
 
 from munet.data.camera import CameraSettings
+from munet.data.check import check_shards
 from munet.data.decode import Decoder, iter_samples
 from munet.data.generate import GenerationSettings, SampleGenerator, generate_shards_here
 from munet.data.schema import decode_record
-from munet.data.shards import ShardStore
+from munet.data.shards import MANIFEST_NAME, PROGRESS_NAME, ShardError, ShardStore, shard_name
 from tests.conftest import REPO
 from tests.test_render import silhouette
 
@@ -108,3 +114,72 @@ def test_same_seed_same_bytes_whatever_the_parallelism(shards, tmp_path):
     assert {k: v for k, v in stored.items() if not k.startswith("__")} == members
     decoded = next(iter_samples(str(shards), Decoder(image_size=64, cloth_points=512)))
     assert decoded["image"].shape == (3, 64, 64) and decoded["cloth_points"].shape == (512, 3)
+
+
+SMALL = ["--num-samples", "6", "--samples-per-shard", "1", "--views", "3", "--image-size", "48",
+         "--cloth-points", "64", "--in-process"]
+"""Six one-sample shards of two subjects: shards 0–2 come fast, then the second subject's geometry."""
+
+
+def test_overwrite_killed_midway_then_rerun_continues(tmp_path):
+    """``--overwrite`` killed after 3 of 6 shards: the old manifest is gone (no reader takes the
+    half-written folder for a set); the same command again keeps those 3 shards and writes the
+    others, and the manifest comes last."""
+    out = tmp_path / "set"
+    small = GenerationSettings(num_samples=6, seed=1, image_size=48, samples_per_shard=1, views=3, cloth_points=64)
+    old = generate_shards_here(str(out), small)
+    old_hashes = {shard.sha256 for shard in old.shards}
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    log_path = tmp_path / "killed.log"
+    progress_path = out / PROGRESS_NAME
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "jobs/make_shards.py", "--out", str(out), "--seed", "2", "--overwrite", *SMALL],
+            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            recorded = []
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    recorded = json.loads(progress_path.read_text())["shards"]
+                except (FileNotFoundError, ValueError, KeyError):
+                    recorded = []
+                if len(recorded) >= 3:
+                    break
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, log_path.read_text()[-3000:]
+    recorded = {info["name"]: info["sha256"] for info in json.loads(progress_path.read_text())["shards"]}
+    assert 3 <= len(recorded) < 6, f"killed too late to test anything: {sorted(recorded)}"
+
+    # The old manifest went first, and no shard of the old set is left beside the new ones.
+    assert not (out / MANIFEST_NAME).exists()
+    on_disk = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in out.glob("shard-*.tar")}
+    assert not old_hashes & set(on_disk.values())
+    with pytest.raises(ShardError, match=r"did not finish\. Re-run it with the same settings"):
+        ShardStore(out).read_manifest()
+    # Other settings do not mix into the unfinished set.
+    with pytest.raises(FileExistsError, match=r"unfinished generation with other settings \(differing: generator\.seed, seed;"):
+        generate_shards_here(str(out), small)
+    stamps = {name: (out / name).stat().st_mtime_ns for name in recorded}
+
+    result = _run("jobs/make_shards.py", "--out", str(out), "--seed", "2", *SMALL, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"continuing the interrupted generation in {out}: {len(recorded)} of 6 shards already written" in result.stderr
+    written = sorted(re.findall(r"shard (shard-\d+\.tar) written", result.stderr))
+    assert written == sorted({shard_name(i) for i in range(6)} - set(recorded))  # only the rest
+    assert {name: (out / name).stat().st_mtime_ns for name in recorded} == stamps  # kept untouched
+
+    manifest = ShardStore(out).read_manifest()
+    assert [s.name for s in manifest.shards] == [shard_name(i) for i in range(6)]
+    assert all(manifest.shards[int(name[6:12])].sha256 == sha for name, sha in recorded.items())
+    assert not progress_path.exists()
+    report = check_shards(str(out))
+    assert report.ok and report.samples == 6, report.summary()
+    store = ShardStore(out)
+    assert {decode_record(raw).extra_meta["seed"] for s in manifest.shards for raw in store.iter_shard(s)} == {2}

@@ -6,6 +6,7 @@ rendered for real; the generator's own samples are exercised in test_make_shards
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from munet.config import DataConfig
 from munet.data.camera import project, sample_camera
 from munet.data.check import check_shards
-from munet.data.decode import Decoder, decode_sample, iter_samples, ray_dataset, usable_shards
+from munet.data.decode import Decoder, decode_sample, iter_samples, ray_dataset, skipped_samples, usable_shards
 from munet.data.generate import sample_surface
 from munet.data.render import Renderer, sample_background, sample_lighting
 from munet.data.schema import (
@@ -26,6 +27,7 @@ from munet.data.schema import (
     SchemaError,
     decode_record,
     encode_sample,
+    is_bad_data,
     make_key,
 )
 from munet.data.shards import Manifest, ShardError, ShardStore, shard_name
@@ -173,9 +175,22 @@ def test_round_trip_ray(tmp_path, records, ray_local):
 @pytest.mark.ray
 def test_ray_skip_policy_drops_bad_samples(tmp_path, records, ray_local):
     _write_damaged(tmp_path, records[:4], {1: lambda members: members.pop("mask.png")})
-    assert ray_dataset(str(tmp_path), _config(), on_error="skip").count() == 3
-    with pytest.raises(Exception, match=r"missing member 'mask.png'"):
-        ray_dataset(str(tmp_path), _config(), on_error="raise").take_all()
+    skip = dataclasses.replace(_config(), on_bad_sample="skip")
+    assert ray_dataset(str(tmp_path), skip).count() == 3
+    assert skipped_samples()[str(tmp_path)] == 1  # counted across Ray's tasks, for the run report
+    with pytest.raises(Exception, match=rf"'{records[1].key}' in shard .*: missing member 'mask.png'") as error:
+        ray_dataset(str(tmp_path), _config()).take_all()
+    assert is_bad_data(error.value)  # a trainer can tell it from a transient worker failure
+    # One flipped byte (same size): the read task refuses the shard by name, before decoding it.
+    path = tmp_path / shard_name(0)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception, match=rf"shard {path}: SHA-256 differs from the manifest") as error:
+        ray_dataset(str(tmp_path), _config()).take_all()
+    assert is_bad_data(error.value)
+    assert ray_dataset(str(tmp_path), skip).count() == 0
+    assert skipped_samples()[str(tmp_path)] == 1 + 4
 
 
 def test_writer_failure_leaves_no_shard(tmp_path, records):

@@ -90,7 +90,7 @@ def ensure_shards(folder: Path, settings: GenerationSettings, body_config: BodyC
 def read_raw_samples(location: str) -> list[dict[str, Any]]:
     """Every raw (undecoded) sample of a shard folder, in key order."""
     store = ShardStore(location)
-    return [raw for shard in usable_shards(store) for raw in store.iter_shard(shard.name)]
+    return [raw for shard in usable_shards(store) for raw in store.iter_shard(shard)]
 
 
 def training_batches(

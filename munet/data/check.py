@@ -2,7 +2,8 @@
 
 Checks, for every shard the manifest lists: the file exists, its size and SHA-256 match, its tar
 reads to the end, keys are in strictly increasing order with each sample's members contiguous, the
-first/last keys and sample count match, and every sample decodes with the current schema version.
+first/last keys and sample count match, and every sample decodes with the current schema version
+with every float array finite (no NaN or inf). Problems name the shard and the sample key.
 """
 
 from __future__ import annotations
@@ -54,14 +55,14 @@ def _check_shard(store: ShardStore, expected: ShardInfo, report: CheckReport) ->
     except ShardError as exc:
         report.problems.append(str(exc))
         return
-    path = store.path(expected.name)
+    path = store.uri(expected.name)
     if len(data) != expected.size_bytes:
         report.problems.append(f"{path}: {len(data)} bytes, manifest says {expected.size_bytes}")
     if hashlib.sha256(data).hexdigest() != expected.sha256:
         report.problems.append(f"{path}: SHA-256 differs from the manifest")
     keys = []
     try:
-        for raw in iter_tar_samples(io.BytesIO(data), path):
+        for raw in iter_tar_samples(io.BytesIO(data), path, store.location):
             keys.append(raw["__key__"])
             try:
                 decode_record(raw)

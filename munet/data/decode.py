@@ -22,17 +22,28 @@ changes ``K``, the 2D joints, the 3D targets and the body-model pose together, a
 mesh's left/right vertex correspondence, which lives with the model: it runs on the batch in the
 training step (:mod:`munet.train.augment`).
 
-Error policy (``on_error``): ``"raise"`` (default) stops at the first bad sample or shard with an
-error naming the shard and the key; ``"skip"`` drops it, logs a warning naming it, and counts it
-(:attr:`Decoder.skipped` when iterating locally; with Ray each skipped sample is a warning in the
-worker log, which Ray forwards to the driver). A shard whose size differs from the manifest (e.g.
-truncated) is a :class:`~munet.data.shards.ShardError` under ``"raise"`` and is left out under
-``"skip"``.
+Every reader here checks each shard's size and SHA-256 against the manifest when it reads the
+shard (:func:`munet.data.shards.verify_shard`), before decoding any of its samples, and every
+float array of a sample must be finite.
+
+Bad data (``data.on_bad_sample``, the ``on_error`` argument): ``"error"`` (default; ``"raise"`` is
+the same) stops at the first bad sample or shard with a
+:class:`~munet.data.schema.BadSampleError` naming the shard and the key: a
+:class:`~munet.data.schema.SchemaError` for a sample, a
+:class:`~munet.data.shards.CorruptShardError` for a shard that is missing, damaged (size or
+checksum) or not a readable tar. Such an error repeats on every read: a trainer should stop rather
+than restart workers (:func:`~munet.data.schema.is_bad_data` finds one inside Ray's wrappers).
+``"skip"`` drops the bad sample (or the unreadable rest of a shard), logs a warning naming it, and
+counts the samples dropped: in :attr:`Decoder.skipped` when iterating locally, and, for Ray
+datasets, in a counter shared by the Ray job that :func:`skipped_samples` reads (per shard
+folder), e.g. for a run report.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,7 +54,9 @@ import numpy as np
 from munet.config import AugmentConfig, DataConfig, MuNetConfig
 from munet.data.camera import resize_intrinsics, resize_pixels
 from munet.data.schema import (
+    SampleRecord,
     SchemaError,
+    check_record,
     read_body,
     read_camera,
     read_cloth,
@@ -52,15 +65,23 @@ from munet.data.schema import (
     read_meta,
     sample_name,
 )
-from munet.data.shards import ShardError, ShardInfo, ShardStore
+from munet.data.shards import (
+    CorruptShardError,
+    ShardError,
+    ShardInfo,
+    ShardStore,
+    fix_hint,
+    iter_tar_samples,
+    verify_shard,
+)
 
 if TYPE_CHECKING:
     import ray.data
 
 log = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "skip")
-"""Valid values of the ``on_error`` policy."""
+ON_ERROR = ("error", "raise", "skip")
+"""Valid values of the ``on_error`` policy (``data.on_bad_sample``); ``raise`` means ``error``."""
 
 
 def colour_jitter(
@@ -113,11 +134,7 @@ def decode_sample(
     cloth = read_cloth(raw)
     image = read_image(raw)
     mask = read_mask(raw)
-    if image.shape[:2] != (camera.image_size,) * 2 or mask.shape != image.shape[:2]:
-        raise SchemaError(
-            f"{sample_name(raw)}: image {image.shape} / mask {mask.shape} do not match "
-            f"camera.image_size {camera.image_size}"
-        )
+    check_record(SampleRecord(str(raw.get("__key__", "")), image, mask, camera, body, cloth, []), raw)
     stored = len(cloth.points)
     if stored < cloth_points:
         raise SchemaError(
@@ -155,14 +172,81 @@ def _data_section(config: DataConfig | MuNetConfig) -> DataConfig:
     return config.data if isinstance(config, MuNetConfig) else config
 
 
+def bad_data_policy(value: str) -> str:
+    """The ``on_error`` policy ``"raise"`` or ``"skip"`` from ``"error"``, ``"raise"`` or ``"skip"``
+    (``data.on_bad_sample`` says ``error``; ``raise`` is its older spelling).
+
+    Raises:
+        ValueError: any other value.
+    """
+    if value not in ON_ERROR:
+        raise ValueError(f"data.on_bad_sample (on_error) must be 'error' or 'skip', got {value!r}")
+    return "raise" if value == "error" else value
+
+
+SKIP_COUNTER_NAME = "munet_skipped_samples"
+"""Name of the Ray actor that counts the samples skipped by the Ray datasets of one Ray job."""
+
+
+class _SkipCounter:
+    """Ray actor (created by :func:`ray_dataset` under ``"skip"``): skipped samples per folder."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, location: str, count: int) -> None:
+        self.counts[location] = self.counts.get(location, 0) + int(count)
+
+    def get(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+_counter_handle: tuple[str, Any] | None = None
+"""This process's handle on the skip counter, with the Ray job it belongs to (Ray ends an actor
+when no handle to it is left, so the driver keeps this one)."""
+
+
+def _skip_counter(create: bool = False) -> Any:
+    """The job's skip-counter actor handle (created when ``create``), or ``None``."""
+    global _counter_handle
+    import ray
+
+    job = ray.get_runtime_context().get_job_id()
+    if _counter_handle is None or _counter_handle[0] != job:
+        if create:
+            actor = ray.remote(num_cpus=0)(_SkipCounter)
+            _counter_handle = (job, actor.options(name=SKIP_COUNTER_NAME, get_if_exists=True).remote())
+        else:
+            try:
+                _counter_handle = (job, ray.get_actor(SKIP_COUNTER_NAME))
+            except ValueError:
+                return None
+    return _counter_handle[1]
+
+
+def skipped_samples() -> dict[str, int]:
+    """Samples skipped so far under ``on_bad_sample: skip`` by the Ray datasets that
+    :func:`ray_dataset` built in this Ray job: ``{shard folder: count}`` (empty when none; a shard
+    left out whole counts all its samples). Call it from the driver or any worker of the job."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    counter = _skip_counter()
+    return {} if counter is None else ray.get(counter.get.remote())
+
+
 @dataclass
 class Decoder:
     """:func:`decode_sample` with fixed settings and an error policy; picklable for Ray.
 
     Attributes:
         image_size, cloth_points, augment, colour: as in :func:`decode_sample`.
-        on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
+        on_error: ``"raise"`` (or ``"error"``) or ``"skip"`` (see the module docstring).
         skipped: number of samples skipped by this instance (local iteration).
+        skip_counter: a handle on the Ray job's skip counter (:func:`skipped_samples`) that every
+            skip is also added to; set by :func:`ray_dataset`.
+        location: the shard folder, the counter's key.
     """
 
     image_size: int = DataConfig.image_size
@@ -171,29 +255,39 @@ class Decoder:
     colour: float = AugmentConfig.colour
     on_error: str = "raise"
     skipped: int = 0
+    skip_counter: Any = None
+    location: str = ""
 
     def __post_init__(self) -> None:
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}")
+        self.on_error = bad_data_policy(self.on_error)
 
     @classmethod
     def from_config(
-        cls, config: DataConfig | MuNetConfig, augment: bool | None = None, on_error: str = "raise"
+        cls, config: DataConfig | MuNetConfig, augment: bool | None = None, on_error: str | None = None
     ) -> Decoder:
-        """Settings from ``config.data`` (``augment`` defaults to ``data.augment``; ``colour`` is
-        ``data.augmentation.colour``)."""
+        """Settings from ``config.data`` (``augment`` defaults to ``data.augment``, ``on_error`` to
+        ``data.on_bad_sample``; ``colour`` is ``data.augmentation.colour``)."""
         data = _data_section(config)
         return cls(
             image_size=data.image_size,
             cloth_points=data.cloth_points,
             augment=data.augment if augment is None else augment,
             colour=data.augmentation.colour,
-            on_error=on_error,
+            on_error=data.on_bad_sample if on_error is None else on_error,
         )
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
         """Decode one sample; always raises on bad data (see :meth:`decode_or_skip`)."""
         return decode_sample(raw, self.image_size, self.cloth_points, self.augment, colour=self.colour)
+
+    def skip(self, count: int, error: Exception) -> None:
+        """Count ``count`` skipped samples and log ``error`` (which names them)."""
+        self.skipped += count
+        log.warning("skipping %d sample(s) (data.on_bad_sample: skip): %s", count, error)
+        if self.skip_counter is not None:
+            import ray
+
+            ray.get(self.skip_counter.add.remote(self.location, count))
 
     def decode_or_skip(self, raw: dict[str, Any]) -> list[dict[str, np.ndarray]]:
         """``[decoded]``, or ``[]`` for a bad sample under ``on_error="skip"`` (for ``flat_map``)."""
@@ -202,77 +296,132 @@ class Decoder:
         except SchemaError as exc:
             if self.on_error == "raise":
                 raise
-            self.skipped += 1
-            log.warning("skipping bad sample (on_error='skip'): %s", exc)
+            self.skip(1, exc)
             return []
+
+    def decode_shard(self, data: bytes, shard: ShardInfo, url: str) -> Iterator[dict[str, np.ndarray]]:
+        """The decoded samples of one whole shard file, checked against its manifest entry first.
+
+        Args:
+            data: the shard's bytes.
+            shard: its manifest entry (size, SHA-256, sample count).
+            url: its path or URI, for messages.
+
+        Raises:
+            CorruptShardError, SchemaError: bad data under ``on_error="raise"``. Under ``"skip"``
+                a damaged shard is skipped whole (all its samples counted), a tar that breaks
+                midway loses the rest of the shard, and a bad sample only itself.
+        """
+        try:
+            verify_shard(data, shard, url, self.location or None)
+        except CorruptShardError as exc:
+            if self.on_error == "raise":
+                raise
+            self.skip(shard.num_samples, exc)
+            return
+        read = 0
+        try:
+            for raw in iter_tar_samples(io.BytesIO(data), url, self.location or None):
+                read += 1
+                yield from self.decode_or_skip(raw)
+        except CorruptShardError as exc:
+            if self.on_error == "raise":
+                raise
+            self.skip(max(shard.num_samples - read, 1), exc)
+
+
+class _ShardFileDecoder:
+    """Ray ``flat_map`` function: one row ``{"bytes", "path"}`` per shard file → its samples."""
+
+    def __init__(self, decoder: Decoder, store: ShardStore, shards: list[ShardInfo]):
+        self.decoder = decoder
+        self.shards = {shard.name: shard for shard in shards}
+        self.uris = {shard.name: store.uri(shard.name) for shard in shards}
+
+    def __call__(self, row: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+        name = posixpath.basename(str(row["path"]))
+        return list(self.decoder.decode_shard(row["bytes"], self.shards[name], self.uris[name]))
 
 
 def usable_shards(store: ShardStore, on_error: str = "raise") -> list[ShardInfo]:
-    """The manifest's shards whose files exist with the recorded size.
+    """The manifest's shards whose files exist with the recorded size (a cheap listing; the
+    checksum is verified when a shard is read).
 
     Raises:
-        ShardError: no/invalid manifest; or, under ``on_error="raise"``, a missing or wrongly
-            sized (e.g. truncated) shard, named in the message.
+        ShardError: no/invalid manifest.
+        CorruptShardError: under ``on_error="raise"``, a missing or wrongly sized (e.g.
+            truncated) shard, named in the message.
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    usable = []
+    usable, _ = _usable_and_left_out(store, bad_data_policy(on_error))
+    return usable
+
+
+def _usable_and_left_out(store: ShardStore, on_error: str) -> tuple[list[ShardInfo], list[ShardInfo]]:
+    usable, left_out = [], []
     for shard in store.read_manifest().shards:
         size = store.size(shard.name)
         if size == shard.size_bytes:
             usable.append(shard)
             continue
         problem = (
-            f"shard {store.path(shard.name)} is missing"
+            f"shard {store.uri(shard.name)} is missing"
             if size is None
-            else f"shard {store.path(shard.name)} has {size} bytes, the manifest says "
+            else f"shard {store.uri(shard.name)} has {size} bytes, the manifest says "
             f"{shard.size_bytes} (truncated or rewritten)"
         )
         if on_error == "raise":
-            raise ShardError(f"{problem}; run `python -m munet.data check {store.location}`")
-        log.warning("leaving out %s (on_error='skip')", problem)
-    return usable
+            raise CorruptShardError(f"{problem}; {fix_hint(store.location)}")
+        log.warning("leaving out %s and its %d samples (data.on_bad_sample: skip)", problem, shard.num_samples)
+        left_out.append(shard)
+    return usable, left_out
 
 
 def iter_samples(location: str, decoder: Decoder) -> Iterator[dict[str, np.ndarray]]:
     """Decoded samples of a shard folder in key order, without Ray (evaluation, tools).
 
-    Bad shards and samples follow ``decoder.on_error``; under ``"skip"``, ``decoder.skipped``
-    counts each skipped sample and each shard whose unreadable rest was skipped.
+    Each shard is checked against the manifest (size, SHA-256) when read. Bad shards and samples
+    follow ``decoder.on_error``; under ``"skip"``, ``decoder.skipped`` counts the samples skipped
+    (all the samples of a shard left out).
     """
     store = ShardStore(location)
-    for shard in usable_shards(store, decoder.on_error):
+    if not decoder.location:
+        decoder.location = store.location
+    usable, left_out = _usable_and_left_out(store, decoder.on_error)
+    decoder.skipped += sum(shard.num_samples for shard in left_out)
+    for shard in usable:
         try:
-            for raw in store.iter_shard(shard.name):
-                yield from decoder.decode_or_skip(raw)
-        except ShardError as exc:
+            data = store.read_shard(shard)
+        except CorruptShardError as exc:  # changed since it was listed
             if decoder.on_error == "raise":
                 raise
-            decoder.skipped += 1
-            log.warning("skipping the rest of a bad shard (on_error='skip'): %s", exc)
+            decoder.skip(shard.num_samples, exc)
+            continue
+        yield from decoder.decode_shard(data, shard, store.uri(shard.name))
 
 
 def ray_dataset(
     location: str,
     config: DataConfig | MuNetConfig,
     augment: bool | None = None,
-    on_error: str = "raise",
+    on_error: str | None = None,
     shuffle_files: bool = False,
     num_cpus: float = 0.0,
     concurrency: int | None = None,
 ) -> ray.data.Dataset:
     """A Ray Dataset of decoded samples (the contract above) from a shard folder.
 
-    Shards come from the manifest (checked for existence and size first). Each row holds only the
-    contract's arrays (``__key__``/``__url__`` are dropped), so ``iter_torch_batches`` works on it
-    directly.
+    Shards come from the manifest (checked for existence and size first). Each read task reads
+    whole shard files, verifies their SHA-256 and decodes their samples (bad data as
+    ``on_error`` says; skips are counted for :func:`skipped_samples`). Each row holds only the
+    contract's arrays, so ``iter_torch_batches`` works on it directly.
 
     Args:
         location: shard folder or object-store URI.
         config: ``data.image_size``, ``data.cloth_points``, ``data.augment``,
-            ``data.augmentation.colour`` and ``data.seed`` are used.
+            ``data.augmentation.colour``, ``data.on_bad_sample`` and ``data.seed`` are used.
         augment: override ``data.augment``.
-        on_error: ``"raise"`` or ``"skip"`` (see the module docstring).
+        on_error: override ``data.on_bad_sample``: ``"error"``/``"raise"`` or ``"skip"`` (see the
+            module docstring).
         shuffle_files: read the shards in a random order, a new one for every pass (seeded by
             ``data.seed``).
         num_cpus: logical CPUs each read and decode task reserves. The default 0 keeps reading from
@@ -284,24 +433,31 @@ def ray_dataset(
     """
     import ray.data
 
+    data = _data_section(config)
+    policy = bad_data_policy(data.on_bad_sample if on_error is None else on_error)
     store = ShardStore(location)
-    shards = usable_shards(store, on_error)
+    shards, left_out = _usable_and_left_out(store, policy)
     if not shards:
         raise ShardError(f"{location}: no usable shards")
-    decoder = Decoder.from_config(config, augment=augment, on_error=on_error)
+    decoder = Decoder.from_config(config, augment=augment, on_error=policy)
+    decoder.location = store.location
+    if policy == "skip":
+        decoder.skip_counter = _skip_counter(create=True)
+        ray.get(decoder.skip_counter.add.remote(store.location, sum(shard.num_samples for shard in left_out)))
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
     concurrency = min(concurrency, len(shards))  # one read-and-decode task per shard at most
-    dataset = ray.data.read_webdataset(
+    files = ray.data.read_binary_files(
         [store.path(shard.name) for shard in shards],
+        include_paths=True,
         filesystem=store.fs,
-        decoder=None,
-        shuffle=ray.data.FileShuffleConfig(seed=_data_section(config).seed) if shuffle_files else None,
+        shuffle=ray.data.FileShuffleConfig(seed=data.seed) if shuffle_files else None,
         num_cpus=num_cpus,
         concurrency=concurrency,
         override_num_blocks=len(shards),
     )
-    tasks = ray.data.TaskPoolStrategy(size=concurrency)
-    if on_error == "skip":
-        return dataset.flat_map(decoder.decode_or_skip, compute=tasks, num_cpus=num_cpus)
-    return dataset.map(decoder, compute=tasks, num_cpus=num_cpus)
+    return files.flat_map(
+        _ShardFileDecoder(decoder, store, shards),
+        compute=ray.data.TaskPoolStrategy(size=concurrency),
+        num_cpus=num_cpus,
+    )

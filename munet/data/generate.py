@@ -10,11 +10,24 @@ shard size.
 actors, each of which builds the body model and an OpenGL renderer once and writes whole shards;
 the driver writes the manifest when every shard is done. :func:`generate_shards_here` writes the
 same shards in the calling process, for sets too small to be worth starting Ray.
+
+Interrupted runs continue, and the manifest never describes a half-written set:
+
+- while a job runs, ``generation.json`` (:data:`~munet.data.shards.PROGRESS_NAME`) records its
+  settings (generation and body model) and each shard completed so far with its size and SHA-256;
+  each shard is written under a temporary name and renamed when complete;
+- ``manifest.json`` is written last, then ``generation.json`` is deleted; ``overwrite`` deletes
+  the old manifest (and the old shards) before writing anything;
+- a re-run into a folder without a manifest whose ``generation.json`` has the same settings keeps
+  every recorded shard whose file still has the recorded size and SHA-256, and writes only the
+  others; other settings are an error (re-run with them, or overwrite).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +40,15 @@ from munet.config import BodyConfig, DataConfig
 from munet.data.camera import CameraSettings, project, sample_camera
 from munet.data.render import Renderer, sample_background, sample_lighting
 from munet.data.schema import BodyRecord, ClothRecord, SampleRecord, encode_sample, make_key
-from munet.data.shards import MANIFEST_NAME, Manifest, ShardInfo, ShardStore, shard_name
+from munet.data.shards import (
+    MANIFEST_NAME,
+    PROGRESS_NAME,
+    Manifest,
+    ShardError,
+    ShardInfo,
+    ShardStore,
+    shard_name,
+)
 
 if TYPE_CHECKING:
     from munet.data.synth import ClothedHuman
@@ -281,10 +302,16 @@ def generate_shards(
         settings: what to generate; or give :class:`GenerationSettings` fields as keywords.
         body_config: body model (default Anny; each node builds its cache on first use).
         workers: parallel writer actors (default: the cluster's CPUs, at most one per shard).
-        overwrite: replace an existing manifest (otherwise an existing shard folder is an error).
+        overwrite: replace an existing shard folder: its manifest is deleted first, then its
+            shards; otherwise a folder with a manifest is an error, and one left by an interrupted
+            run with the same settings is continued (see the module docstring).
 
     Returns:
         The manifest, also written to ``out/manifest.json``.
+
+    Raises:
+        FileExistsError: ``out`` holds a manifest, or another generation's files (without
+            ``overwrite``).
     """
     import ray
 
@@ -292,13 +319,16 @@ def generate_shards(
         settings = GenerationSettings(**fields)
     elif fields:
         raise TypeError(f"give either settings or GenerationSettings fields, not both: {sorted(fields)}")
-    store = _new_store(out, overwrite)
+    progress = _Progress.start(out, settings, body_config, overwrite)
+    remaining = progress.remaining()
+    if not remaining:
+        return progress.finish()
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    workers = min(workers, settings.num_shards)
+    workers = min(workers, len(remaining))
     # from_items builds the shard list on the driver: a read task would need a CPU of its own,
     # and with every CPU held by a writer actor it would never run.
-    shards = ray.data.from_items([{"shard": shard} for shard in range(settings.num_shards)])
+    shards = ray.data.from_items([{"shard": shard} for shard in remaining])
     dataset = shards.map_batches(
         _ShardJob,
         fn_constructor_args=(settings, out, body_config),
@@ -308,63 +338,203 @@ def generate_shards(
     )
     log.info(
         "generating %d samples in %d shards with %d workers into %s",
-        settings.num_samples, settings.num_shards, workers, out,
+        sum(len(settings.shard_samples(shard)) for shard in remaining), len(remaining), workers, out,
     )
     start = time.perf_counter()
-    infos = []
+    written = 0
     for row in dataset.iter_rows():
-        infos.append(ShardInfo(**{k: v.item() if hasattr(v, "item") else v for k, v in row.items()}))
-        done = sum(info.num_samples for info in infos)
-        elapsed = time.perf_counter() - start
+        info = ShardInfo(**{k: v.item() if hasattr(v, "item") else v for k, v in row.items()})
+        progress.add(info)
+        written += info.num_samples
         log.info(
-            "shard %d/%d written (%d/%d samples, %.2f samples/s)",
-            len(infos), settings.num_shards, done, settings.num_samples, done / elapsed,
+            "shard %s written (%d/%d shards done, %.2f samples/s)",
+            info.name, len(progress.done), settings.num_shards, written / (time.perf_counter() - start),
         )
-    return _write_manifest(store, settings, infos)
+    return progress.finish()
 
 
-def generate_shards_here(out: str, settings: GenerationSettings, *, body_config: BodyConfig | None = None) -> Manifest:
+def generate_shards_here(
+    out: str,
+    settings: GenerationSettings,
+    *,
+    body_config: BodyConfig | None = None,
+    overwrite: bool = False,
+) -> Manifest:
     """Generate a shard folder in this process, one shard after the other, without Ray.
 
     For small sets (tests, benchmarks), where starting Ray costs more than generating: the
-    samples and shard bytes are those :func:`generate_shards` writes with the same settings.
+    samples and shard bytes are those :func:`generate_shards` writes with the same settings, and
+    interrupted runs continue the same way.
 
     Args:
         out: output folder or object-store URI.
         settings: what to generate.
         body_config: body model (default Anny).
+        overwrite: as in :func:`generate_shards`.
 
     Returns:
         The manifest, also written to ``out/manifest.json``.
 
     Raises:
-        FileExistsError: ``out`` already holds a manifest.
+        FileExistsError: ``out`` already holds a manifest, or another generation's files
+            (without ``overwrite``).
     """
-    store = _new_store(out, overwrite=False)
-    generator = SampleGenerator(settings, body_config)
-    try:
-        infos = [generator.write_shard(store, shard) for shard in range(settings.num_shards)]
-    finally:
-        generator.close()
-    return _write_manifest(store, settings, infos)
+    progress = _Progress.start(out, settings, body_config, overwrite)
+    remaining = progress.remaining()
+    if remaining:
+        generator = SampleGenerator(settings, body_config)
+        try:
+            for shard in remaining:
+                info = generator.write_shard(progress.store, shard)
+                progress.add(info)
+                log.info("shard %s written (%d/%d shards done)", info.name, len(progress.done), settings.num_shards)
+        finally:
+            generator.close()
+    return progress.finish()
 
 
-def _new_store(out: str, overwrite: bool) -> ShardStore:
-    """The store at ``out``; an error if it already holds a manifest, unless ``overwrite``."""
-    store = ShardStore(out)
-    if store.exists(MANIFEST_NAME) and not overwrite:
-        raise FileExistsError(
-            f"{out} already holds a {MANIFEST_NAME}; choose another output or pass overwrite"
+def _is_shard_file(name: str) -> bool:
+    """A shard, or a temporary file of one being written (``shard-000001.tar.partial-…``)."""
+    return name.startswith("shard-") and (name.endswith(".tar") or ".tar.partial-" in name)
+
+
+class _Progress:
+    """The generation record of one output folder (``generation.json``, see the module docstring).
+
+    Attributes:
+        store: the output folder.
+        settings: what is generated.
+        record: the settings as recorded (``generator``, ``seed``, ``body``), JSON-ready.
+        done: completed shards by index.
+    """
+
+    def __init__(self, store: ShardStore, settings: GenerationSettings, record: dict[str, Any]):
+        self.store = store
+        self.settings = settings
+        self.record = record
+        self.done: dict[int, ShardInfo] = {}
+
+    @classmethod
+    def start(
+        cls, out: str, settings: GenerationSettings, body_config: BodyConfig | None, overwrite: bool
+    ) -> _Progress:
+        """Prepare ``out`` for a generation: refuse, continue or start over (see the module
+        docstring), then record the settings and the shards kept."""
+        store = ShardStore(out)
+        body = dataclasses.asdict(body_config or BodyConfig())
+        # Through JSON, so that tuples compare equal to what the file holds.
+        record = json.loads(json.dumps({"generator": settings.to_dict(), "seed": settings.seed, "body": body}))
+        progress = cls(store, settings, record)
+        names = store.list_names()
+        if overwrite:
+            if store.delete(MANIFEST_NAME):  # first: no reader may take the folder for a whole set
+                log.info("--overwrite: deleted %s", store.uri(MANIFEST_NAME))
+            store.delete(PROGRESS_NAME)
+            old = [name for name in names if _is_shard_file(name)]
+            for name in old:
+                store.delete(name)
+            if old:
+                log.info("--overwrite: deleted %d old shard file(s) in %s", len(old), out)
+        elif MANIFEST_NAME in names:
+            raise FileExistsError(
+                f"{out} already holds a {MANIFEST_NAME}; choose another output or pass --overwrite "
+                "(overwrite=True) to replace it"
+            )
+        elif PROGRESS_NAME in names:
+            progress._resume(names)
+        elif any(_is_shard_file(name) for name in names):
+            raise FileExistsError(
+                f"{out} holds shard files but neither a {MANIFEST_NAME} nor a {PROGRESS_NAME}: they "
+                "were not written by this job; choose another output or pass --overwrite "
+                "(overwrite=True) to replace them"
+            )
+        progress._save()
+        return progress
+
+    def _resume(self, names: list[str]) -> None:
+        """Keep the shards an interrupted run with the same settings completed."""
+        store = self.store
+        try:
+            recorded = json.loads(store.read_bytes(PROGRESS_NAME))
+            settings, shards = recorded["settings"], [ShardInfo(**info) for info in recorded["shards"]]
+        except (ValueError, KeyError, TypeError, ShardError) as exc:
+            raise FileExistsError(
+                f"{store.uri(PROGRESS_NAME)} is unreadable ({exc!r}); pass --overwrite "
+                "(overwrite=True) to start over"
+            ) from exc
+        if settings != self.record:
+            differ = _differences(settings, self.record)
+            raise FileExistsError(
+                f"{self.store.location} holds an unfinished generation with other settings "
+                f"(differing: {', '.join(differ)}; see {PROGRESS_NAME}); re-run "
+                "with those settings to continue it, or pass --overwrite (overwrite=True) to "
+                "start over"
+            )
+        for info in shards:
+            index = _shard_index(info.name)
+            if index is None or index >= self.settings.num_shards:
+                continue
+            try:
+                data = store.read_bytes(info.name)
+            except ShardError:
+                data = None
+            if data is not None and len(data) == info.size_bytes and hashlib.sha256(data).hexdigest() == info.sha256:
+                self.done[index] = info
+            else:
+                log.warning("%s is missing or changed since it was written: writing it again", store.uri(info.name))
+        for name in names:
+            if ".tar.partial-" in name and _is_shard_file(name):
+                store.delete(name)  # a shard the interrupted run was writing
+        log.info(
+            "continuing the interrupted generation in %s: %d of %d shards already written",
+            store.location, len(self.done), self.settings.num_shards,
         )
-    return store
+
+    def remaining(self) -> list[int]:
+        """Indices of the shards still to write."""
+        return [shard for shard in range(self.settings.num_shards) if shard not in self.done]
+
+    def add(self, info: ShardInfo) -> None:
+        """Record a completed shard."""
+        index = _shard_index(info.name)
+        if index is None:
+            raise ValueError(f"not a shard name: {info.name}")
+        self.done[index] = info
+        self._save()
+
+    def _save(self) -> None:
+        shards = [dataclasses.asdict(self.done[index]) for index in sorted(self.done)]
+        self.store.write_bytes(PROGRESS_NAME, json.dumps({"settings": self.record, "shards": shards}, indent=1).encode())
+
+    def finish(self) -> Manifest:
+        """Write the manifest of the whole set (last), then drop the generation record."""
+        missing = self.remaining()
+        if missing:
+            raise RuntimeError(f"cannot finish {self.store.location}: shards {missing} were not written")
+        manifest = Manifest(
+            shards=[self.done[index] for index in sorted(self.done)],
+            generator=self.settings.to_dict(),
+            seed=self.settings.seed,
+        )
+        self.store.write_manifest(manifest)
+        self.store.delete(PROGRESS_NAME)
+        return manifest
 
 
-def _write_manifest(store: ShardStore, settings: GenerationSettings, infos: list[ShardInfo]) -> Manifest:
-    """Write and return the manifest of a finished generation."""
-    manifest = Manifest(
-        shards=sorted(infos, key=lambda info: info.name),
-        generator=settings.to_dict(),
-        seed=settings.seed,
-    )
-    store.write_manifest(manifest)
-    return manifest
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ between two JSON-like values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            name
+            for key in sorted(set(old) | set(new), key=str)
+            for name in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
+    return [] if old == new else [prefix.rstrip(".") or "settings"]
+
+
+def _shard_index(name: str) -> int | None:
+    """42 from ``shard-000042.tar``; ``None`` for any other name."""
+    if not (name.startswith("shard-") and name.endswith(".tar")):
+        return None
+    digits = name[len("shard-") : -len(".tar")]
+    return int(digits) if digits.isdigit() and shard_name(int(digits)) == name else None

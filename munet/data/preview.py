@@ -61,7 +61,7 @@ def make_contact_sheet(location: str, out: str | Path, num_samples: int = 6) -> 
 
     def raw_samples():
         for shard in store.read_manifest().shards:
-            yield from store.iter_shard(shard.name)
+            yield from store.iter_shard(shard)
 
     rows = [preview_row(decode_record(raw)) for raw in islice(raw_samples(), num_samples)]
     if not rows:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +62,55 @@ _BODY_ARRAYS = ("pose", "shape", "vertices", "joints", "joints_2d")
 _CLOTH_ARRAYS = ("vertices", "faces", "face_labels", "points", "normals")
 
 
-class SchemaError(ValueError):
+class BadSampleError(ValueError):
+    """Stored data that will fail the same way on every read: a sample that breaks the schema, or
+    a shard whose bytes are corrupt (:class:`~munet.data.shards.CorruptShardError`).
+
+    Retrying (e.g. restarting a training worker group) cannot help: fix or regenerate the data,
+    or set ``data.on_bad_sample: skip``. Use :func:`is_bad_data` to find one behind the wrappers
+    that Ray puts around errors raised in its tasks.
+    """
+
+
+class SchemaError(BadSampleError):
     """A sample that does not follow the schema (the message names the shard and key)."""
+
+
+def is_bad_data(error: BaseException) -> bool:
+    """Whether ``error`` is, wraps, or was caused by a :class:`BadSampleError`.
+
+    Follows ``__cause__``/``__context__``, the ``cause`` of Ray's task errors and the members of
+    exception groups. Ray Data re-raises a task's error on the driver as a wrapper whose chain no
+    longer holds the original exception; its text (the remote traceback) still names the class,
+    so the text of each error is searched for the name of a :class:`BadSampleError` class too.
+    This lets a trainer tell a bad sample, which will fail again, from a transient failure.
+    """
+    import munet.data.shards  # noqa: F401 (defines CorruptShardError, a BadSampleError)
+
+    names = re.compile(r"\b(" + "|".join(sorted(_class_names(BadSampleError))) + r")\b")
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BadSampleError):
+            return True
+        try:
+            text = f"{current}\n{getattr(current, 'traceback_str', '')}"
+        except Exception:  # noqa: BLE001 (a wrapper whose __str__ fails)
+            text = ""
+        if names.search(text):
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+        pending += list(getattr(current, "exceptions", None) or ())
+    return False
+
+
+def _class_names(cls: type) -> set[str]:
+    """Names of ``cls`` and of every subclass defined so far."""
+    return {cls.__name__}.union(*(_class_names(sub) for sub in cls.__subclasses__()))
 
 
 @dataclass
@@ -273,7 +320,10 @@ def _image(raw: dict[str, Any], name: str, flags: int) -> np.ndarray:
     value = _member(raw, name)
     if isinstance(value, np.ndarray):
         return value
-    image = cv2.imdecode(np.frombuffer(value, np.uint8), flags)
+    try:
+        image = cv2.imdecode(np.frombuffer(value, np.uint8), flags)
+    except (cv2.error, TypeError, ValueError):
+        image = None
     if image is None:
         raise SchemaError(f"{sample_name(raw)}: member {name!r} is not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
@@ -281,24 +331,38 @@ def _image(raw: dict[str, Any], name: str, flags: int) -> np.ndarray:
 
 def _json(raw: dict[str, Any], name: str) -> dict[str, Any]:
     value = _member(raw, name)
-    if isinstance(value, dict):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise SchemaError(f"{sample_name(raw)}: member {name!r} is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        try:
+            value = json.loads(value)
+        except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+            raise SchemaError(f"{sample_name(raw)}: member {name!r} is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise SchemaError(f"{sample_name(raw)}: member {name!r} is not a JSON object")
+    return value
 
 
 def _npz(raw: dict[str, Any], name: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays of an npz member, read without unpickling; every float array must be finite."""
     value = _member(raw, name)
     try:
         with np.load(io.BytesIO(value), allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an npz archive")
             arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise SchemaError(f"{sample_name(raw)}: member {name!r} is not a readable npz ({exc})") from exc
+    # Damaged bytes reach numpy's and zipfile's parsers, which raise many types (a corrupt header
+    # may even ask for an absurd allocation): any failure is this member's fault.
+    except Exception as exc:  # noqa: BLE001 (MemoryError included)
+        raise SchemaError(f"{sample_name(raw)}: member {name!r} is not a readable npz ({exc!r})") from exc
     missing = [key for key in names if key not in arrays]
     if missing:
         raise SchemaError(f"{sample_name(raw)}: {name} lacks arrays {missing}")
+    for key, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int(array.size - np.isfinite(array).sum())
+            raise SchemaError(
+                f"{sample_name(raw)}: {name} array {key!r} holds {bad} non-finite value(s) (NaN or "
+                "inf); regenerate the shard or drop the sample (data.on_bad_sample: skip)"
+            )
     return arrays
 
 
@@ -357,12 +421,14 @@ def read_cloth(raw: dict[str, Any]) -> ClothRecord:
 
 def read_camera(raw: dict[str, Any]) -> Camera:
     """The sample's camera."""
+    values = _json(raw, CAMERA_MEMBER)
     try:
-        return Camera.from_dict(_json(raw, CAMERA_MEMBER))
-    except ValueError as exc:
-        if isinstance(exc, SchemaError):
-            raise
+        camera = Camera.from_dict(values)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise SchemaError(f"{sample_name(raw)}: bad camera.json ({exc})") from exc
+    if not all(np.isfinite(array).all() for array in (camera.K, camera.R, camera.t)):
+        raise SchemaError(f"{sample_name(raw)}: camera.json holds non-finite values (NaN or inf)")
+    return camera
 
 
 def decode_record(raw: dict[str, Any]) -> SampleRecord:
@@ -394,12 +460,16 @@ def decode_record(raw: dict[str, Any]) -> SampleRecord:
         normal=normal,
         extra_meta=extra,
     )
-    _check_shapes(record, raw)
+    check_record(record, raw)
     return record
 
 
-def _check_shapes(record: SampleRecord, raw: dict[str, Any]) -> None:
-    """Raise :class:`SchemaError` when the arrays of a record do not fit together."""
+def check_record(record: SampleRecord, raw: dict[str, Any]) -> None:
+    """Check that the arrays of a record read from ``raw`` fit together (shapes, face indices).
+
+    Raises:
+        SchemaError: the first mismatch, naming the sample (shard and key) and the array.
+    """
     size = record.camera.image_size
     body, cloth = record.body, record.cloth
     expected = {

@@ -13,7 +13,10 @@ Guarantees of :class:`ShardWriter`:
   ``*.partial-*`` file, which no reader lists);
 - the bytes are deterministic (fixed tar metadata), so equal samples give equal checksums.
 
-Readers list shards from the manifest, never by globbing the folder.
+Readers list shards from the manifest, never by globbing the folder, and check every shard's bytes
+against the manifest's size and SHA-256 each time they read it (:func:`verify_shard`: hashing
+costs about 1 ms per MB, far less than decoding the samples), so a damaged or swapped shard is a
+:class:`CorruptShardError` naming it, never silently wrong samples.
 """
 
 from __future__ import annotations
@@ -32,13 +35,30 @@ from typing import Any, BinaryIO
 
 import pyarrow.fs as pafs
 
-from munet.data.schema import SCHEMA_VERSION
+from munet.data.schema import SCHEMA_VERSION, BadSampleError
 
 MANIFEST_NAME = "manifest.json"
+PROGRESS_NAME = "generation.json"
+"""Written by the generation job while it runs (see :mod:`munet.data.generate`); never read as data."""
 
 
 class ShardError(RuntimeError):
     """A shard folder, shard or sample that cannot be read (the message names which)."""
+
+
+class CorruptShardError(ShardError, BadSampleError):
+    """A shard whose bytes are wrong: missing, truncated, changed since the manifest was written
+    (size or SHA-256 differ), or not a readable WebDataset tar. Fails the same way on every read
+    (a :class:`~munet.data.schema.BadSampleError`): regenerate or restore the shard."""
+
+
+def fix_hint(location: str) -> str:
+    """What to do about a bad shard in folder ``location`` (the end of every such message)."""
+    return (
+        f"regenerate the shards (jobs/make_shards.py) or restore the file, run "
+        f"`python -m munet.data check {location}` to list every bad shard and sample, or set "
+        "data.on_bad_sample: skip to leave bad data out"
+    )
 
 
 def shard_name(index: int) -> str:
@@ -137,6 +157,20 @@ class ShardStore:
         """Filesystem path of file ``name`` inside the folder."""
         return posixpath.join(self.root, name)
 
+    def uri(self, name: str) -> str:
+        """File ``name`` as the user names it: a local path, or the folder URI joined with it."""
+        if "://" in self.location:
+            return f"{self.location.rstrip('/')}/{name}"
+        return self.path(name)
+
+    def delete(self, name: str) -> bool:
+        """Delete file ``name``; False when it did not exist."""
+        try:
+            self.fs.delete_file(self.path(name))
+        except FileNotFoundError:
+            return False
+        return True
+
     def writer(self, name: str) -> ShardWriter:
         """A :class:`ShardWriter` for shard ``name`` in this folder."""
         return ShardWriter(self, name)
@@ -187,6 +221,12 @@ class ShardStore:
                 unreadable one, or one written for another schema version.
         """
         if not self.exists(MANIFEST_NAME):
+            if self.exists(PROGRESS_NAME):
+                raise ShardError(
+                    f"{self.location} has no {MANIFEST_NAME}: the jobs/make_shards.py run writing "
+                    "it did not finish. Re-run it with the same settings to continue from the "
+                    "shards already written (or with --overwrite to start over)."
+                )
             raise ShardError(
                 f"{self.location} has no {MANIFEST_NAME}: it is not a MuNet shard folder, or the "
                 "job writing it did not finish. Generate shards with jobs/make_shards.py."
@@ -202,10 +242,34 @@ class ShardStore:
             )
         return manifest
 
-    def iter_shard(self, name: str) -> Iterator[dict[str, Any]]:
-        """The raw samples of one shard, in order (see :func:`iter_tar_samples`)."""
-        data = self.read_bytes(name)
-        yield from iter_tar_samples(io.BytesIO(data), self.path(name))
+    def read_shard(self, shard: ShardInfo) -> bytes:
+        """The bytes of one shard, checked against the manifest entry ``shard``.
+
+        Raises:
+            CorruptShardError: the file is missing, or its size or SHA-256 differs.
+        """
+        try:
+            data = self.read_bytes(shard.name)
+        except ShardError as exc:
+            raise CorruptShardError(
+                f"shard {self.uri(shard.name)} is listed in the manifest but missing; "
+                + fix_hint(self.location)
+            ) from exc
+        verify_shard(data, shard, self.uri(shard.name), self.location)
+        return data
+
+    def iter_shard(self, shard: str | ShardInfo) -> Iterator[dict[str, Any]]:
+        """The raw samples of one shard, in order (see :func:`iter_tar_samples`).
+
+        Args:
+            shard: a manifest entry, whose size and SHA-256 are checked before any sample is
+                yielded (:meth:`read_shard`); or a bare file name, read unchecked.
+        """
+        if isinstance(shard, ShardInfo):
+            data, name = self.read_shard(shard), shard.name
+        else:
+            data, name = self.read_bytes(shard), shard
+        yield from iter_tar_samples(io.BytesIO(data), self.uri(name), self.location)
 
 
 class ShardWriter:
@@ -297,6 +361,31 @@ class ShardWriter:
                 pass
 
 
+def verify_shard(data: bytes, shard: ShardInfo, url: str, location: str | None = None) -> None:
+    """Check a shard's bytes against its manifest entry.
+
+    Args:
+        data: the whole shard file.
+        shard: its manifest entry (size and SHA-256).
+        url: the shard's path or URI, for the message.
+        location: its folder, for the message's ``munet.data check`` command.
+
+    Raises:
+        CorruptShardError: the size or the SHA-256 differs (truncated, damaged or replaced).
+    """
+    hint = fix_hint(location or posixpath.dirname(url))
+    if len(data) != shard.size_bytes:
+        raise CorruptShardError(
+            f"shard {url} has {len(data)} bytes, the manifest says {shard.size_bytes} "
+            f"(truncated or rewritten); {hint}"
+        )
+    if hashlib.sha256(data).hexdigest() != shard.sha256:
+        raise CorruptShardError(
+            f"shard {url}: SHA-256 differs from the manifest (the file changed after it was "
+            f"written: a damaged disk or copy, or an edit); {hint}"
+        )
+
+
 def _split_member(name: str) -> tuple[str, str]:
     """``("a/b/c", "image.jpg")`` from ``"a/b/c.image.jpg"`` (WebDataset's rule)."""
     directory, base = posixpath.split(name)
@@ -306,45 +395,73 @@ def _split_member(name: str) -> tuple[str, str]:
     return posixpath.join(directory, stem), suffix
 
 
-def iter_tar_samples(fileobj: BinaryIO, url: str) -> Iterator[dict[str, Any]]:
+def iter_tar_samples(fileobj: BinaryIO, url: str, location: str | None = None) -> Iterator[dict[str, Any]]:
     """Group the members of a WebDataset tar into raw samples.
+
+    The tar is parsed as a stream of untrusted bytes: only regular-file members are read (into
+    memory, never onto disk), and any parser failure becomes a :class:`CorruptShardError`.
+
+    Args:
+        fileobj: the tar, read sequentially.
+        url: the shard's path or URI (for ``__url__`` and messages).
+        location: its folder, for the messages' ``munet.data check`` command.
 
     Yields:
         ``{"__key__": key, "__url__": url, member name: bytes, ...}`` per sample, in tar order.
 
     Raises:
-        ShardError: a truncated or corrupt tar, a member without a key, a sample whose members
-            are not contiguous, or keys out of order; the message names the shard and the key.
+        CorruptShardError: a truncated or corrupt tar, a member without a key, a sample whose
+            members are not contiguous, or keys out of order; the message names the shard and the
+            last sample read.
     """
+    hint = fix_hint(location or posixpath.dirname(url))
     current: dict[str, Any] | None = None
+    done: str | None = None  # key of the last sample yielded
     seen: set[str] = set()
+
+    def corrupt(exc: BaseException) -> CorruptShardError:
+        where = f"after sample {done!r}" if done is not None else "before the end of its first sample"
+        return CorruptShardError(f"shard {url} is truncated or corrupt {where} ({exc!r}); {hint}")
+
+    # The tar parser meets damaged bytes with many error types (a damaged size field may even ask
+    # for an absurd allocation): every one of them means the same to the reader.
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as archive:
-            for info in archive:
-                if not info.isfile():
-                    continue
-                key, member = _split_member(info.name)
-                if not key:
-                    raise ShardError(f"shard {url}: member {info.name!r} has no key.suffix name")
-                if current is None or key != current["__key__"]:
-                    if current is not None:
-                        yield current
-                    if key in seen or (current is not None and key < current["__key__"]):
-                        raise ShardError(
-                            f"shard {url}: sample {key!r} is out of order or its members are not "
-                            "contiguous; rewrite the shard with ShardWriter"
-                        )
-                    seen.add(key)
-                    current = {"__key__": key, "__url__": url}
+        archive = tarfile.open(fileobj=fileobj, mode="r|")
+    except Exception as exc:  # noqa: BLE001 (MemoryError included)
+        raise corrupt(exc) from exc
+    try:
+        members = iter(archive)
+        while True:
+            try:
+                info = next(members, None)
+            except Exception as exc:  # noqa: BLE001
+                raise corrupt(exc) from exc
+            if info is None:
+                break
+            if not info.isfile():
+                continue
+            key, member = _split_member(info.name)
+            if not key:
+                raise CorruptShardError(f"shard {url}: member {info.name!r} has no key.suffix name; {hint}")
+            if current is None or key != current["__key__"]:
+                if key in seen or (current is not None and key < current["__key__"]):
+                    raise CorruptShardError(
+                        f"shard {url}: sample {key!r} is out of order or its members are not "
+                        f"contiguous (shards must be written with ShardWriter); {hint}"
+                    )
+                if current is not None:
+                    yield current
+                    done = current["__key__"]
+                seen.add(key)
+                current = {"__key__": key, "__url__": url}
+            try:
                 data = archive.extractfile(info).read()
-                if len(data) != info.size:
-                    raise tarfile.ReadError(f"member {info.name} truncated")
-                current[member] = data
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        last = current["__key__"] if current else None
-        raise ShardError(
-            f"shard {url} is truncated or corrupt after sample {last!r} ({exc}); "
-            "regenerate it or run `python -m munet.data check` on the folder"
-        ) from exc
+            except Exception as exc:  # noqa: BLE001
+                raise corrupt(exc) from exc
+            if len(data) != info.size:
+                raise corrupt(tarfile.ReadError(f"member {info.name} truncated"))
+            current[member] = data
+    finally:
+        archive.close()
     if current is not None:
         yield current

@@ -61,10 +61,11 @@ class EvalItem:
 
 
 def iter_eval_items(data: str, decoder: Decoder) -> Iterator[EvalItem]:
-    """Samples of a shard folder/URI in key order, decoded for the model and as full records."""
+    """Samples of a shard folder/URI in key order, decoded for the model and as full records
+    (each shard checked against the manifest's size and SHA-256 first)."""
     store = ShardStore(data)
     for shard in usable_shards(store, decoder.on_error):
-        for raw in store.iter_shard(shard.name):
+        for raw in store.iter_shard(shard):
             yield EvalItem(inputs=decoder(raw), record=decode_record(raw))
 
 
