@@ -164,6 +164,28 @@ def test_resume_keeps_the_saved_sweep_and_refuses_a_different_one(tmp_path):
         resolve_spec(Namespace(**{**vars(args), "out": str(tmp_path / "none"), "resume": True}))
 
 
+def test_relative_data_paths_are_fixed_before_trials_run_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["--out", "sweep", "--data", "shards/train", "--val-data", "s3://b/held"])
+    spec = resolve_spec(args)
+    assert spec.out == str(tmp_path / "sweep")
+    assert spec.data == str(tmp_path / "shards" / "train")  # trials run in Ray's own folders
+    assert spec.val_data == "s3://b/held"  # a URI stays as it is
+
+
+def test_resume_refuses_a_moved_or_copied_sweep_folder(tmp_path):
+    import shutil
+
+    original = tmp_path / "original"
+    spec = resolve_spec(build_parser().parse_args(["--out", str(original), "--steps", "7"]))
+    spec.save()
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    with pytest.raises(ConfigError, match=f"started in {original}.*would write into that folder"):
+        resolve_spec(build_parser().parse_args(["--out", str(copy), "--resume"]))
+    assert (original / "sweep.yaml").read_text() == (copy / "sweep.yaml").read_text()  # nothing rewritten
+
+
 # ---------------------------------------------------------------------------------------------
 # A real sweep: Ray Tune + Optuna + ASHA around Ray Train, through the command line
 
