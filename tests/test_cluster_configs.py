@@ -135,6 +135,17 @@ def test_node_type_setup_commands_replace_the_global_ones_and_must_pin_too(tmp_p
         assert pin in problems[0]
 
 
+@pytest.mark.parametrize("path", [AWS, GCP, ONPREM], ids=lambda p: p.stem)
+def test_an_unpinned_installer_piped_into_a_shell_is_reported(tmp_path, path):
+    text = path.read_text()
+    assert "https://astral.sh/uv/0.9.5/install.sh | sh" in text  # the shipped files pin it
+    problems = validate_cluster_yaml(write_text(tmp_path, text.replace("/uv/0.9.5/install.sh", "/uv/install.sh")))
+    assert len(problems) == 1 and problems[0].startswith("installer: the setup commands pipe https://astral.sh/uv/install.sh")
+    other = text.replace("curl -LsSf https://astral.sh/uv/0.9.5/install.sh | sh", "wget -qO- https://example.org/get.sh | sudo bash")
+    assert [p.split(" pipe ")[1].split()[0] for p in validate_cluster_yaml(write_text(tmp_path, other))] == [
+        "https://example.org/get.sh"]
+
+
 def test_unknown_top_level_key_is_a_schema_problem(tmp_path):
     config = load_cluster_yaml(GCP)
     config["max_worker"] = 4  # a typo of max_workers

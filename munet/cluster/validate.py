@@ -7,12 +7,13 @@
    else) and ``validate_config`` (which needs the prepared file: it fails on the raw one). The step
    after these in ``ray up``, the provider's ``bootstrap_config``, is skipped on purpose: it calls
    the cloud (boto3 / the Google API client) to look up subnets, IAM roles and key pairs;
-3. this project's rules: pinned versions in every node's setup commands, no Ray port open to the
+3. this project's rules: pinned versions in every node's setup commands, no installer piped from
+   the network into a shell unless its URL names a version, no Ray port open to the
    whole internet, object-storage URIs set, no credential in the file, no fallback to Ray's default
    AWS image, and (on request) no ``REPLACE_ME`` placeholder left.
 
 Each problem is one line that starts with its category (``schema:``, ``ray:``, ``pins:``,
-``security:``, ``storage:``, ``credentials:``, ``image:``, ``placeholder:``).
+``security:``, ``storage:``, ``credentials:``, ``image:``, ``placeholder:``, ``installer:``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ _CREDENTIAL_PATTERNS = (
         "a credential field",
     ),
 )
+_PIPED_INSTALLER = re.compile(r"\b(?:curl|wget)\b[^|;&]*?(\S+://\S+)[^|;&]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b")
+"""A download piped into a shell; group 1 is the URL."""
+_VERSION_IN_URL = re.compile(r"/v?\d+\.\d+(?:\.\d+)?/")
+"""A version as a path segment of a URL (``https://astral.sh/uv/0.9.5/install.sh``)."""
+_SETUP_KEYS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands")
 _REQUIREMENT = r"(?<![\w.-]){}(?![\w.])"
 """A requirement specifier standing alone in a command (not part of a longer name or version)."""
 
@@ -136,6 +142,7 @@ def validate_cluster_yaml(path: str | Path, *, allow_placeholders: bool = True) 
             problems += _ingress_problems(config)
             problems += _storage_problems(config)
             problems += _image_problems(prepared)
+            problems += _installer_problems(prepared)
     problems += _credential_problems(text)
     if not allow_placeholders:
         problems += _placeholder_problems(config)
@@ -191,6 +198,21 @@ def _pin_problems(prepared: dict[str, Any]) -> list[str]:
                     "keep them equal to pyproject.toml)"
                 )
     return problems
+
+
+def _installer_problems(prepared: dict[str, Any]) -> list[str]:
+    """A script piped from the network into a shell must be a fixed version: an unpinned
+    ``curl … | sh`` runs whatever the server sends that day on every new or replaced node. One
+    problem per URL (Ray copies the global setup commands into the head's and workers')."""
+    commands = [command for key in _SETUP_KEYS for command in prepared.get(key) or []]
+    for node_type in prepared["available_node_types"].values():
+        commands += node_type.get("worker_setup_commands") or []
+    urls = {url for command in commands for url in _PIPED_INSTALLER.findall(command)}
+    return [
+        f"installer: the setup commands pipe {url} into a shell without a version in its URL; "
+        "pin the installer's version (e.g. https://astral.sh/uv/0.9.5/install.sh)"
+        for url in sorted(urls) if not _VERSION_IN_URL.search(url)
+    ]
 
 
 def _missing_pins(commands: str) -> list[str]:
