@@ -1,7 +1,8 @@
 """Training checkpoints: everything needed to continue a run at the exact next step.
 
 A checkpoint is a folder holding ``state.pt`` (model, optimizer and scheduler state, step, RNG
-states, and the network's templates: the graph hierarchy, sampling operators, joint regressor and
+states, the non-finite step counts of :class:`~munet.train.optim.OptimizerStep`, and the
+network's templates: the graph hierarchy, sampling operators, joint regressor and
 faces; only tensors and plain containers, so it loads with ``torch.load(weights_only=True)`` and
 never runs code from the file) and ``config.yaml`` (the configuration that produced it).
 
@@ -41,6 +42,9 @@ class TrainingState:
     rng: dict[str, Any] | None
     config: MuNetConfig
     templates: dict[str, Any]
+    guard: dict[str, int] | None = None
+    """The non-finite step counts (:meth:`munet.train.optim.OptimizerStep.state_dict`); ``None``
+    in checkpoints written before they were stored."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -70,11 +74,13 @@ def save_checkpoint(
     config: MuNetConfig,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
+    guard: Mapping[str, int] | None = None,
 ) -> Path:
     """Write a checkpoint folder (created if needed) and return it.
 
     ``model`` may be DDP-wrapped: the inner module's parameters are saved, so the checkpoint
-    loads into a plain :class:`~munet.model.MuNet`.
+    loads into a plain :class:`~munet.model.MuNet`. ``guard`` is the optimisation step's
+    non-finite step counts (:meth:`munet.train.optim.OptimizerStep.state_dict`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,6 +94,7 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": rng_state(),
         "config": config_to_dict(config),
+        "guard": {key: int(value) for key, value in guard.items()} if guard is not None else None,
     }
     tmp = folder / (STATE_FILE + ".tmp")
     torch.save(state, tmp)
@@ -131,6 +138,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         rng=raw.get("rng"),
         config=config_from_dict(raw["config"]),
         templates=raw["templates"],
+        guard=raw.get("guard"),
     )
 
 
@@ -158,12 +166,17 @@ def model_from_checkpoint(state: TrainingState, config: MuNetConfig | None = Non
     return model
 
 
-def restore_training_state(state: TrainingState, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
-    """Restore a checkpoint's optimiser, learning-rate schedule and RNG states (the weights are
-    restored with the model: :func:`model_from_checkpoint`); returns the step it was taken at,
-    the last step done."""
+def restore_training_state(
+    state: TrainingState, optimizer: torch.optim.Optimizer, scheduler: Any, stepper: Any = None
+) -> int:
+    """Restore a checkpoint's optimiser, learning-rate schedule and RNG states, and, given the
+    run's :class:`~munet.train.optim.OptimizerStep` as ``stepper``, its non-finite step counts
+    (the weights are restored with the model: :func:`model_from_checkpoint`); returns the step
+    it was taken at, the last step done."""
     optimizer.load_state_dict(state.optimizer)
     scheduler.load_state_dict(state.scheduler)
+    if stepper is not None and state.guard is not None:
+        stepper.load_state_dict(state.guard)
     if state.rng is not None:
         set_rng_state(state.rng)
     return state.step
@@ -185,3 +198,32 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], stored: Mapping[st
         if items
     ]
     return "; ".join(parts)
+
+
+NETWORK_SECTIONS = ("model", "graph")
+"""The configuration sections that shape the network: a run resumes only with the same ones."""
+
+
+def network_config_differences(stored: MuNetConfig, new: MuNetConfig) -> list[str]:
+    """The ``section.key`` settings of :data:`NETWORK_SECTIONS` that differ between a
+    checkpoint's ``stored`` configuration and a ``new`` one, each as
+    ``"model.body_channels: checkpoint 64, now 16"`` (empty when the networks are the same)."""
+    differences = []
+    for section in NETWORK_SECTIONS:
+        old_values = _flatten(config_to_dict(stored)[section], section)
+        new_values = _flatten(config_to_dict(new)[section], section)
+        for key in sorted(set(old_values) | set(new_values)):
+            old, now = old_values.get(key, "(unset)"), new_values.get(key, "(unset)")
+            if old != now:
+                differences.append(f"{key}: checkpoint {old!r}, now {now!r}")
+    return differences
+
+
+def _flatten(values: Any, prefix: str) -> dict[str, Any]:
+    """Nested mappings as ``{"a.b.c": leaf}``."""
+    if not isinstance(values, Mapping):
+        return {prefix: values}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat.update(_flatten(value, f"{prefix}.{key}"))
+    return flat

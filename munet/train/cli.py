@@ -48,14 +48,23 @@ def config_from_args(args: argparse.Namespace) -> MuNetConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``jobs/train.py``; returns the process exit code."""
+    """Run ``jobs/train.py``; returns the process exit code: 0 when training finished with a
+    finite loss; 1 when it failed (bad data or NaN/inf losses stop it at once, with what to do)
+    or finished on a non-finite loss; 2 when ``--resume`` cannot continue the run (no readable
+    checkpoint, or another model configuration) or the run exists and ``--resume`` is missing."""
     from munet.data.generate import generate_shards
     from munet.ray_utils import init_ray
-    from munet.train.distributed import run_training
+    from munet.train.distributed import FatalTrainingError, ResumeConfigError, resume_checkpoint, run_training
+    from munet.train.storage import NoUsableCheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    try:  # before Ray starts or anything is written: a run that cannot continue stays as it was
+        resume_from = resume_checkpoint(config, args.out, args.name, args.resume)
+    except (FileExistsError, NoUsableCheckpointError, ResumeConfigError) as exc:
+        log.error("%s", exc)
+        return 2
     init_ray(address=args.address, num_cpus=args.num_cpus)
 
     data = args.data or str(Path(args.out) / "data")
@@ -74,12 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     if "://" not in args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         save_config(config, Path(args.out) / f"{args.name}.config.yaml")
-    result = run_training(config, data=data, out=args.out, name=args.name, resume=args.resume)
+    try:
+        result = run_training(config, data=data, out=args.out, name=args.name, resume=args.resume,
+                              resume_from=resume_from)
+    except FatalTrainingError as exc:
+        log.error("%s", exc)
+        return 1
     if result.error is not None:
         log.error("training failed: %s", result.error)
         return 1
     metrics = result.metrics or {}
-    log.info("finished at step %s (resumed from step %s), loss %.4f", metrics.get("step"),
-             metrics.get("resumed_from"), metrics.get("loss", float("nan")))
+    log.info("finished at step %s (resumed from step %s), loss %.4f, %s non-finite step(s) skipped",
+             metrics.get("step"), metrics.get("resumed_from"), metrics.get("loss", float("nan")),
+             metrics.get("skipped_steps", 0))
     log.info("last checkpoint: %s", result.checkpoint.path if result.checkpoint else None)
     return 0

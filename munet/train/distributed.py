@@ -3,13 +3,24 @@
 The driver (:func:`run_training`) builds a streaming Ray dataset from WebDataset shards and a
 ``TorchTrainer``; every worker runs :func:`train_loop_per_worker`, which calls the same
 :func:`munet.train.step.training_step` as the local trainer. Checkpoints (model, optimizer,
-scheduler, step, RNG state, config) are reported by rank 0 every ``train.checkpoint_every``
-steps; a restarted or resumed run continues at the exact next step. Gloo on the CPU, NCCL on GPUs.
+scheduler, step, RNG state, non-finite step counts, config) are reported by rank 0 every
+``train.checkpoint_every`` steps; a restarted or resumed run continues at the exact next step, from
+the newest checkpoint that loads. Gloo on the CPU, NCCL on GPUs.
+
+Failures: a worker-group failure (a worker or node lost) is retried up to ``train.max_failures``
+times from the last checkpoint. Failures that would repeat on every restart, bad data
+(:class:`~munet.data.schema.BadSampleError`) and NaN/inf losses
+(:class:`~munet.train.optim.NonFiniteLossError`), end the run at once with a
+:class:`FatalTrainingError` (:class:`munet.train.ray_callbacks.StopOnRepeatingErrors`); so does a run that finishes on a
+non-finite loss. A resume whose model configuration differs from the checkpoint's is refused
+before any worker starts (:class:`ResumeConfigError`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,18 +30,79 @@ from typing import Any
 import torch
 
 from munet.config import MuNetConfig, config_from_dict, config_to_dict
-from munet.train.checkpoint import load_checkpoint, model_from_checkpoint, restore_training_state, save_checkpoint
-from munet.train.optim import OptimizerStep, build_optimizer
+from munet.train.checkpoint import (
+    TrainingState,
+    load_checkpoint,
+    model_from_checkpoint,
+    network_config_differences,
+    restore_training_state,
+    save_checkpoint,
+)
+from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
 from munet.train.storage import (
     checkpoint_dir_name,
     checkpoint_step,
-    latest_checkpoint,
+    latest_readable_checkpoint,
     run_has_checkpoints,
     run_location,
     storage_root,
 )
 
 log = logging.getLogger(__name__)
+
+
+class FatalTrainingError(RuntimeError):
+    """The run stopped on a failure that restarting the workers would only repeat (bad data,
+    NaN/inf losses), or finished on a non-finite loss. The message says what and what to do."""
+
+
+class ResumeConfigError(ValueError):
+    """``--resume`` with a configuration whose network differs from the checkpoint's."""
+
+
+def _error_classes(*roots: type) -> set[str]:
+    """The names of ``roots`` and of all their subclasses defined so far."""
+    names: set[str] = set()
+    pending = list(roots)
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending += cls.__subclasses__()
+    return names
+
+
+def _error_line(error: BaseException, names: set[str]) -> str | None:
+    """The message of the innermost exception of a class in ``names`` that the text of
+    ``error`` (Ray's wrappers hold the remote traceback as text) shows, or ``None``."""
+    text = f"{error}\n{getattr(error, 'traceback_str', '')}"
+    pattern = re.compile(r"^\s*(?:[\w.]+\.)?(" + "|".join(sorted(names)) + r")\)?: (.+)$", re.MULTILINE)
+    found = [m.group(2).strip() for m in pattern.finditer(text) if not m.group(2).startswith("ray::")]
+    return found[-1] if found else None
+
+
+def repeating_failure(error: BaseException, data: str | None = None) -> str | None:
+    """What to tell the user when ``error`` (a worker's failure, possibly wrapped by Ray) would
+    happen again after a restart: bad data or NaN/inf losses; ``None`` for any other failure.
+
+    Args:
+        error: the exception a worker raised, as Ray hands it to the controller.
+        data: the shard folder, named in the advice.
+    """
+    import munet.data.shards  # noqa: F401 (defines CorruptShardError, a BadSampleError)
+    from munet.data.schema import BadSampleError, is_bad_data
+
+    stop = "training stopped without restarting the workers (the failure would repeat)"
+    if is_bad_data(error):
+        detail = _error_line(error, _error_classes(BadSampleError)) or str(error).strip().splitlines()[-1]
+        return (
+            f"{stop}: bad data: {detail}. Run `python -m munet.data check {data or 'DATA'}` to list every "
+            "bad shard and sample and regenerate or restore them, or set data.on_bad_sample: skip "
+            "(--set data.on_bad_sample=skip) to train without them."
+        )
+    detail = _error_line(error, _error_classes(NonFiniteLossError))
+    if detail is not None or isinstance(error, NonFiniteLossError):
+        return f"{stop}: non-finite losses: {detail or error}"
+    return None
 
 
 def _batches(
@@ -71,17 +143,29 @@ def _replica_spread(model: torch.nn.Module) -> float:
     return float(values.max() - values.min())
 
 
-def _newest(restored: Any, resume_from: str | None) -> Any:
-    """The checkpoint to start from: Ray's restored one (a worker restart within this run) or the
-    newest complete one found in storage when the run was resumed, whichever has the later step.
+def _start_state(restored: Any, resume_from: str | None) -> tuple[Any, TrainingState | None]:
+    """The checkpoint to start from, and its state: Ray's restored one (a worker restart within
+    this run) or the newest readable one found in storage when the run was resumed, whichever
+    has the later step; ``(None, None)`` for a fresh start.
 
     Ray Train records a checkpoint in its run snapshot only after the upload; a job stopped in
-    between leaves a complete checkpoint that only the storage listing knows about.
+    between leaves a complete checkpoint that only the storage listing knows about. A candidate
+    that does not load (truncated, unreadable) is skipped with a warning naming it.
     """
     import ray.train
 
     candidates = [c for c in (restored, resume_from and ray.train.Checkpoint(resume_from)) if c]
-    return max(candidates, key=lambda c: checkpoint_step(c.path) or 0, default=None)
+    for checkpoint in sorted(candidates, key=lambda c: checkpoint_step(c.path) or 0, reverse=True):
+        try:
+            with checkpoint.as_directory() as folder:
+                return checkpoint, load_checkpoint(folder)
+        except (OSError, ValueError) as exc:
+            log.warning("skipping checkpoint %s: it is truncated or unreadable (%s)", checkpoint.path, exc)
+    if candidates:
+        raise FileNotFoundError(
+            f"no readable checkpoint among {[c.path for c in candidates]}: restore one, or start a new run"
+        )
+    return None, None
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -100,19 +184,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.manual_seed(config.train.seed)
     device = ray.train.torch.get_device()
 
-    start, state = 0, None
-    checkpoint = _newest(ray.train.get_checkpoint(), loop_config.get("resume_from"))
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_checkpoint(folder)
+    start = 0
+    checkpoint, state = _start_state(ray.train.get_checkpoint(), loop_config.get("resume_from"))
     network = MuNet(config, build_body_model(config.body)) if state is None else model_from_checkpoint(state, config)
     model = ray.train.torch.prepare_model(network)
     optimizer, scheduler = build_optimizer(model, config)
     stepper = OptimizerStep(model, optimizer, scheduler, config)
     if state is not None:
-        start = restore_training_state(state, optimizer, scheduler)
+        start = restore_training_state(state, optimizer, scheduler, stepper)
         if rank == 0:
-            log.info("resumed from the checkpoint of step %d (%s)", start, checkpoint.path)
+            log.info("resumed from the checkpoint of step %d (%s), %d non-finite step(s) skipped so far",
+                     start, checkpoint.path, stepper.skipped)
 
     writer = None
     if rank == 0 and loop_config.get("tensorboard_dir"):
@@ -163,7 +245,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                     ckpt = None
                     if rank == 0:
                         save_checkpoint(tmp, step=step, model=model, config=config,
-                                        optimizer=optimizer, scheduler=scheduler)
+                                        optimizer=optimizer, scheduler=scheduler, guard=stepper.state_dict())
                         ckpt = ray.train.Checkpoint.from_directory(tmp)
                     ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=checkpoint_dir_name(step))
             else:
@@ -190,12 +272,16 @@ def build_trainer(
     tensorboard_dir: str | None = None,
     resume_from: str | None = None,
     callbacks: list[Any] | None = None,
+    data: str | None = None,
 ) -> Any:
     """A ``TorchTrainer`` for ``config`` reading ``dataset`` and storing under ``out/name``.
 
     ``resume_from`` is a checkpoint folder or URI to start from when Ray restores none;
-    ``callbacks`` are Ray Tune/Train callbacks for the run.
+    ``callbacks`` are Ray Tune/Train callbacks for the run, to which
+    :class:`~munet.train.ray_callbacks.StopOnRepeatingErrors`
+    is added (``data``, the shard folder, is named in its advice).
     """
+    from munet.train.ray_callbacks import StopOnRepeatingErrors
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -218,10 +304,44 @@ def build_trainer(
             storage_path=storage_root(out),
             failure_config=FailureConfig(max_failures=config.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_checkpoints),
-            callbacks=callbacks,
+            callbacks=[*(callbacks or []), StopOnRepeatingErrors(data)],
         ),
         datasets={"train": dataset},
     )
+
+
+def resume_checkpoint(config: MuNetConfig, out: str, name: str, resume: bool) -> str | None:
+    """Check that run ``out/name`` may start with ``config``; returns the checkpoint to resume
+    from (the newest readable one), or ``None`` to start at step 0. Reads only storage: no
+    worker starts.
+
+    Raises:
+        FileExistsError: ``out/name`` already holds checkpoints and ``resume`` is false.
+        munet.train.storage.NoUsableCheckpointError: ``resume`` and no checkpoint of the run loads.
+        ResumeConfigError: ``resume`` with ``model``/``graph`` settings other than the checkpoint's;
+            the message names each differing key.
+    """
+    has_checkpoints = run_has_checkpoints(out, name)
+    if has_checkpoints and not resume:
+        raise FileExistsError(
+            f"{out}/{name} already holds checkpoints of an earlier run. Pass --resume to continue "
+            "it, or choose another --out / --name (nothing was overwritten)."
+        )
+    found = latest_readable_checkpoint(run_location(out, name)) if resume else None
+    resume_from = None
+    if found is not None:
+        resume_from, state = found
+        differences = network_config_differences(state.config, config)
+        if differences:
+            raise ResumeConfigError(
+                f"cannot resume {out}/{name}: its checkpoint {resume_from} (step {state.step}) holds another "
+                f"network than this configuration describes ({'; '.join(differences)}). Resume with the "
+                "run's own configuration (its config.yaml), or start a new run under another --name "
+                "(nothing was changed)."
+            )
+    elif resume:
+        log.warning("--resume given but %s/%s has no complete checkpoint yet: starting from step 0", out, name)
+    return resume_from
 
 
 def run_training(
@@ -230,6 +350,8 @@ def run_training(
     out: str,
     name: str = "train",
     resume: bool = False,
+    *,
+    resume_from: str | None = None,
 ) -> Any:
     """Train with Ray Train on the Ray cluster this process is connected to.
 
@@ -238,26 +360,53 @@ def run_training(
         data: shard folder or object-store URI (as written by ``jobs/make_shards.py``).
         out: run storage root, local folder or URI; the run lives in ``out/name``.
         name: the run name.
-        resume: continue the run in ``out/name`` from its latest checkpoint.
+        resume: continue the run in ``out/name`` from its newest readable checkpoint.
+        resume_from: with ``resume``, the checkpoint that :func:`resume_checkpoint` returned
+            when the caller checked the run already (storage is then not searched again).
 
     Returns:
         The ``ray.train.Result`` (``.checkpoint`` is the last checkpoint, ``.metrics`` its metrics).
 
     Raises:
         FileExistsError: ``out/name`` already holds checkpoints and ``resume`` is false.
+        munet.train.storage.NoUsableCheckpointError: ``resume`` and no checkpoint of the run loads.
+        ResumeConfigError: ``resume`` with ``model``/``graph`` settings other than the checkpoint's
+            (raised before any worker starts).
+        FatalTrainingError: bad data or NaN/inf losses stopped the run (no restart was tried), or
+            its final loss is not finite (its checkpoints are kept).
     """
-    has_checkpoints = run_has_checkpoints(out, name)
-    if has_checkpoints and not resume:
-        raise FileExistsError(
-            f"{out}/{name} already holds checkpoints of an earlier run. Pass --resume to continue "
-            "it, or choose another --out / --name (nothing was overwritten)."
-        )
-    resume_from = latest_checkpoint(run_location(out, name)) if resume else None
-    if resume and resume_from is None:
-        log.warning("--resume given but %s/%s has no complete checkpoint yet: starting from step 0", out, name)
+    if not (resume and resume_from):
+        resume_from = resume_checkpoint(config, out, name, resume)
     tensorboard_dir = None
     if "://" not in out:
         tensorboard_dir = str(Path(out).resolve() / name / "tensorboard")
     dataset = training_dataset(data, config)
-    trainer = build_trainer(config, dataset, out, name, tensorboard_dir, resume_from=resume_from)
-    return trainer.fit()
+    trainer = build_trainer(config, dataset, out, name, tensorboard_dir, resume_from=resume_from, data=data)
+    try:
+        result = trainer.fit()
+    except Exception as exc:
+        fatal = _fatal_inside(exc)
+        if fatal is None:
+            raise
+        raise fatal from exc
+    loss = (result.metrics or {}).get("loss")
+    if loss is not None and not math.isfinite(loss):
+        raise FatalTrainingError(
+            f"training finished at step {result.metrics.get('step')} with a non-finite loss ({loss}; "
+            f"{result.metrics.get('skipped_steps')} step(s) skipped as NaN/inf): the model is not usable. "
+            "Lower train.lr, check the data (python -m munet.data check), or resume from an earlier "
+            f"checkpoint; the checkpoints are kept in {run_location(out, name)}."
+        )
+    return result
+
+
+def _fatal_inside(error: BaseException) -> FatalTrainingError | None:
+    """The :class:`FatalTrainingError` that Ray's ``ControllerError`` (or a chain) carries."""
+    seen: set[int] = set()
+    current: Any = error
+    while isinstance(current, BaseException) and id(current) not in seen:
+        if isinstance(current, FatalTrainingError):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "controller_failure", None) or current.__cause__
+    return None

@@ -89,7 +89,7 @@ def train_local(
     model.train()
     optimizer, scheduler = build_optimizer(model, config)
     optimizer_step = OptimizerStep(model, optimizer, scheduler, config)
-    start = 0 if state is None else restore_training_state(state, optimizer, scheduler)
+    start = 0 if state is None else restore_training_state(state, optimizer, scheduler, optimizer_step)
 
     history: list[dict[str, float]] = []
     stream = _endless(batches)
@@ -112,6 +112,7 @@ def train_local(
         if on_step is not None and on_step(history[-1]):
             break
     if out_dir is not None:
-        save_checkpoint(out_dir, step=last, model=model, config=config, optimizer=optimizer, scheduler=scheduler)
+        save_checkpoint(out_dir, step=last, model=model, config=config, optimizer=optimizer, scheduler=scheduler,
+                        guard=optimizer_step.state_dict())
         (Path(out_dir) / "history.json").write_text(json.dumps(history, indent=1))
     return history

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
@@ -10,7 +11,8 @@ from munet.config import MuNetConfig
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Too many consecutive steps produced a NaN/inf loss or gradient."""
+    """Too many consecutive steps produced a NaN/inf loss or gradient, or a run ended on a
+    non-finite loss. Restarting from a checkpoint would repeat it: a trainer stops instead."""
 
 
 def build_optimizer(
@@ -49,7 +51,8 @@ class OptimizerStep:
 
     A skipped step leaves the parameters untouched. ``train.max_bad_steps`` consecutive skips
     raise :class:`NonFiniteLossError` with advice, instead of silently training on garbage.
-    Under DDP every rank takes the same decision.
+    Under DDP every rank takes the same decision. The counts (:meth:`state_dict`) are stored in
+    checkpoints, so a restarted or resumed run keeps counting where it stopped.
     """
 
     def __init__(
@@ -89,3 +92,13 @@ class OptimizerStep:
                 )
         self.optimizer.zero_grad(set_to_none=True)
         return ok
+
+    def state_dict(self) -> dict[str, int]:
+        """The counts to checkpoint: ``skipped`` (all skipped steps) and ``consecutive`` (the
+        current run of skipped steps)."""
+        return {"skipped": self.skipped, "consecutive": self._consecutive}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Continue counting from a checkpoint's :meth:`state_dict`."""
+        self.skipped = int(state.get("skipped", 0))
+        self._consecutive = int(state.get("consecutive", 0))

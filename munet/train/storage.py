@@ -2,15 +2,23 @@
 
 A run lives in ``out/name``; Ray Train writes its checkpoints there as folders named by
 :func:`checkpoint_dir_name` (``checkpoint_00000120`` for step 120), each holding ``state.pt``.
+A resumed run starts from :func:`latest_readable_checkpoint`: the newest checkpoint whose
+``state.pt`` loads, skipping (with a warning naming it) a truncated or unreadable newer one.
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
+
+    from munet.train.checkpoint import TrainingState
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint_"
 
@@ -78,3 +86,66 @@ def latest_checkpoint(run: str) -> str | None:
     """The newest complete checkpoint of the run folder or URI ``run``, or ``None``."""
     found = complete_checkpoints(run)
     return found[-1] if found else None
+
+
+class NoUsableCheckpointError(ValueError):
+    """A run holds checkpoints, but none of them can be read."""
+
+
+def read_checkpoint(folder: str) -> TrainingState:
+    """Load the checkpoint folder or URI ``folder`` (a remote ``state.pt`` is copied to a
+    temporary file first).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`munet.train.checkpoint.load_checkpoint`; an
+            unreadable remote file is a ``ValueError`` too.
+    """
+    import pyarrow.fs as pafs
+
+    from munet.train.checkpoint import STATE_FILE, load_checkpoint
+
+    if "://" not in folder:
+        return load_checkpoint(folder)
+    fs, base = pafs.FileSystem.from_uri(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with fs.open_input_stream(f"{base.rstrip('/')}/{STATE_FILE}") as source:
+                (Path(tmp) / STATE_FILE).write_bytes(source.read())
+        except OSError as exc:
+            raise ValueError(f"{folder}/{STATE_FILE} could not be read: {exc}") from exc
+        return load_checkpoint(tmp)
+
+
+def latest_readable_checkpoint(run: str) -> tuple[str, TrainingState] | None:
+    """The newest complete checkpoint of ``run`` that loads, with its state; ``None`` when the
+    run has no complete checkpoint.
+
+    Newer checkpoints whose ``state.pt`` is truncated or unreadable are skipped with a warning
+    naming each, and the one used is then named too.
+
+    Raises:
+        NoUsableCheckpointError: every complete checkpoint is unreadable (each is named).
+    """
+    from munet.train.checkpoint import STATE_FILE
+
+    skipped: list[str] = []
+    for folder in reversed(complete_checkpoints(run)):
+        try:
+            state = read_checkpoint(folder)
+        except (OSError, ValueError) as exc:
+            log.warning("skipping checkpoint %s: its %s is truncated or unreadable (%s)", folder, STATE_FILE, exc)
+            skipped.append(folder)
+            continue
+        if skipped:
+            log.warning(
+                "resuming from %s (step %d), the newest readable checkpoint; skipped %d newer unreadable "
+                "checkpoint(s): %s", folder, state.step, len(skipped), ", ".join(skipped),
+            )
+        return folder, state
+    if skipped:
+        raise NoUsableCheckpointError(
+            f"{run} holds no usable checkpoint: every {STATE_FILE} is truncated or unreadable "
+            f"({', '.join(skipped)}). Restore one of them, or start a new run under another --name "
+            "(nothing was changed)."
+        )
+    return None
