@@ -201,12 +201,12 @@ def test_bad_sample_ends_training_at_once_with_what_to_do(bad_shards, tmp_path, 
 
 @pytest.mark.ray
 def test_nan_losses_end_the_run_non_zero_and_the_count_survives_resume(good_shards, tmp_path, caplog):
-    """A NaN learning rate: step 1 applies (finite loss) and makes every weight NaN, so every later
+    """A learning rate of 1e30: step 1 applies (finite loss) and blows the weights up, so every later
     step is skipped. Run 1 ends on a NaN loss; the resumed run, with a truncated newer checkpoint
     beside the good one, continues the count and stops at the limit at once."""
     run = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="munet.train"):
-        code = train_main(_args(good_shards, tmp_path, "train.steps=2", "train.lr=nan", "train.max_failures=1"))
+        code = train_main(_args(good_shards, tmp_path, "train.steps=2", "train.lr=1e30", "train.max_failures=1"))
     assert code == 1
     assert (f"training finished at step 2 with a non-finite loss (nan; 1 step(s) skipped as NaN/inf): the model "
             "is not usable") in caplog.text
@@ -220,7 +220,7 @@ def test_nan_losses_end_the_run_non_zero_and_the_count_survives_resume(good_shar
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="munet.train"):
-        code = train_main(_args(good_shards, tmp_path, "train.steps=3", "train.lr=nan", "train.max_bad_steps=1",
+        code = train_main(_args(good_shards, tmp_path, "train.steps=3", "train.lr=1e30", "train.max_bad_steps=1",
                                 "train.max_failures=2") + ["--resume"])
     assert code == 1
     assert f"skipping checkpoint {newer}: its state.pt is truncated or unreadable" in caplog.text
