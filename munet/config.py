@@ -208,12 +208,14 @@ class TrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     max_failures: int = 1
-    """Worker-group restarts (from the last checkpoint) before the run fails."""
+    """Worker-group restarts (from the last checkpoint) before the run fails. Failures that would
+    repeat (bad data, the ``max_bad_steps`` limit) end the run at once, without a restart."""
     keep_checkpoints: int = 3
     inject_failure_at_step: int | None = None
     """Fault injection: raise once in every worker after this step's checkpoint (tests recovery)."""
     max_bad_steps: int = 5
-    """Consecutive non-finite losses tolerated (step skipped) before the run stops."""
+    """Consecutive non-finite losses tolerated (step skipped) before the run stops; the count is
+    checkpointed, so it carries over restarts and ``--resume``."""
     seed: int = 0
 
 
