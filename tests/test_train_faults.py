@@ -12,11 +12,12 @@ import logging
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from munet.config import load_config
+from munet.config import MuNetConfig, load_config
 from munet.model import MuNet
 from munet.train.checkpoint import load_checkpoint, restore_training_state, save_checkpoint
 from munet.train.cli import main as train_main
@@ -26,11 +27,13 @@ from munet.train.storage import NoUsableCheckpointError, checkpoint_dir_name, la
 from tests.test_distributed import TINY
 
 
-def _tiny(*extra: str):
+def _tiny(*extra: str) -> MuNetConfig:
+    """The cpu preset shrunk by ``TINY``, with ``extra`` overrides."""
     return load_config("cpu", TINY + list(extra))
 
 
-def _stepper(config, model: MuNet) -> tuple[torch.optim.Optimizer, object, OptimizerStep]:
+def _stepper(config: MuNetConfig, model: MuNet) -> tuple[torch.optim.Optimizer, Any, OptimizerStep]:
+    """The optimiser, schedule and guarded step of ``model``."""
     optimizer, scheduler = build_optimizer(model, config)
     return optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config)
 
@@ -59,6 +62,7 @@ def _write_run(run: Path, model: MuNet, steps: list[int]) -> list[Path]:
 
 
 def _truncate(path: Path) -> bytes:
+    """Cut ``path`` to its first 1000 bytes (as a killed writer would); returns what is left."""
     data = path.read_bytes()[:1000]
     path.write_bytes(data)
     return data
@@ -100,6 +104,19 @@ def test_resume_falls_back_past_unreadable_checkpoints_then_refuses(tmp_path, ti
     assert f"skipping checkpoint {newest}: its state.pt is truncated or unreadable" in caplog.text
     assert f"resuming from {first} (step 2), the newest readable checkpoint" in caplog.text
     assert (newest / "state.pt").read_bytes() == cut  # left as found
+    uri_folder, _ = latest_readable_checkpoint(f"file://{run}")  # object stores: read through pyarrow
+    assert uri_folder == f"file://{first}"
+
+    # The workers too: Ray's restored checkpoint (here the truncated one) is passed over.
+    import ray.train
+
+    from munet.train.distributed import _start_state
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="munet.train.distributed"):
+        checkpoint, state = _start_state(ray.train.Checkpoint(str(newest)), str(first))
+    assert checkpoint.path == str(first) and state.step == 2
+    assert f"skipping checkpoint {newest}: it is truncated or unreadable" in caplog.text
 
     _truncate(first / "state.pt")
     with pytest.raises(NoUsableCheckpointError, match="holds no usable checkpoint") as error:
@@ -178,6 +195,7 @@ def bad_shards(good_shards) -> tuple[Path, str, str]:
 
 
 def _args(data: Path, out: Path, *overrides: str) -> list[str]:
+    """``jobs/train.py`` flags: run ``OUT/run`` on ``data``, one worker, ``TINY`` and ``overrides``."""
     return ["--data", str(data), "--out", str(out), "--name", "run", "--workers", "1",
             *[a for o in [*TINY, "data.shuffle_buffer=0", *overrides] for a in ("--set", o)]]
 
