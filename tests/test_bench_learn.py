@@ -10,7 +10,8 @@ import cv2
 import pytest
 
 from munet.bench.__main__ import main
-from munet.eval.evaluate import METRIC_KEYS, evaluate
+from munet.eval.evaluate import evaluate
+from munet.metrics import METRIC_KEYS
 from munet.eval.loading import load_trained_model
 
 TINY = ["model.image_size=64", "data.image_size=64", "data.cloth_points=256", "train.batch_size=2",

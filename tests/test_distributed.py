@@ -125,7 +125,7 @@ def test_ablation_over_seeds_trains_and_evaluates_with_ddp(shards, tmp_path):
 
 
 def _ablation_row(variant: str, seed: int, pa: float, mpjpe: float, chamfer: float) -> dict:
-    from munet.eval.evaluate import METRIC_KEYS
+    from munet.metrics import METRIC_KEYS
 
     return {"variant": variant, "seed": seed, "status": "ok", **dict.fromkeys(METRIC_KEYS, 1.0),
             "pa_mpjpe_mm": pa, "mpjpe_mm": mpjpe, "chamfer_cm": chamfer, "median_orientation_deg": 10.0}

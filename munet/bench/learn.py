@@ -60,7 +60,7 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("chamfer_cm", "mean", "Chamfer", "cm"),
 )
 """The metrics of the table, the log lines and the plot: key of
-:data:`munet.eval.evaluate.METRIC_KEYS`, the statistic shown, label, unit."""
+:data:`munet.metrics.METRIC_KEYS`, the statistic shown, label, unit."""
 
 SETS = (("train", "train"), ("heldout", "held-out"))
 """The evaluated sets: key in an evaluation record, label."""

@@ -36,16 +36,20 @@ from munet.eval.loading import load_trained_model
 from munet.eval.report import write_report
 from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
-from munet.metrics import chamfer_p2s, fraction_on_mask, mpjpe, orientation_error, pa_mpjpe, pve
+from munet.metrics import (
+    METRIC_KEYS,
+    chamfer_p2s,
+    fraction_on_mask,
+    mpjpe,
+    orientation_error,
+    pa_mpjpe,
+    pve,
+)
 from munet.model import MuNet
 from munet.train.step import batch_to_tensors
 
 log = logging.getLogger(__name__)
 
-METRIC_KEYS = (
-    "mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "orientation_deg", "chamfer_cm", "p2s_cm", "normal_consistency",
-    "body_on_mask",
-)
 
 EVAL_BATCH_SIZE = 8
 """Samples predicted at once. The surface samples of Chamfer/P2S are drawn per batch from the

@@ -15,8 +15,22 @@ from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_p
 from munet.metrics.orientation import orientation_error, torso_frame
 from munet.metrics.surface import chamfer_p2s, point_to_surface_distance
 
+BODY_METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm")
+"""Per-sample body errors, millimetres (lower is better)."""
+CLOTH_METRICS = ("chamfer_cm", "p2s_cm")
+"""Per-sample clothed-surface errors, centimetres (lower is better)."""
+METRIC_KEYS = (
+    *BODY_METRICS, "orientation_deg", *CLOTH_METRICS, "normal_consistency", "body_on_mask",
+)
+"""Every per-sample metric of an evaluation, by name (the keys of the evaluation's rows and
+summaries): the body errors, the global-orientation error (degrees), the clothed errors, normal
+consistency (higher is better) and the share of the projected body on the person mask."""
+
 __all__ = [
+    "BODY_METRICS",
+    "CLOTH_METRICS",
     "COCO_PELVIS",
+    "METRIC_KEYS",
     "chamfer_p2s",
     "fraction_on_mask",
     "mpjpe",

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from munet.config import MuNetConfig, load_config
 from munet.eval import evaluate
-from munet.eval.evaluate import METRIC_KEYS
+from munet.metrics import METRIC_KEYS
 from munet.losses import TERMS
-from munet.train.distributed import run_training
+from munet.train.distributed import FatalTrainingError, run_training
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,15 @@ def run_ablation(
             folder = out / variant / f"seed_{seed}"
             log.info("ablation: %s, seed %d (%s)", variant, seed, folder)
             config = variant_config(base, overrides or [], variant, seed)
-            result = run_training(config, data=data, out=str(folder.parent), name=folder.name,
-                                  resume=folder.exists())
             row: AblationRow = {"variant": variant, "seed": seed}
-            if result.error is not None:
-                row["status"] = f"failed: {result.error}"
+            try:
+                result = run_training(config, data=data, out=str(folder.parent), name=folder.name,
+                                      resume=folder.exists())
+                error = result.error
+            except FatalTrainingError as fatal:  # e.g. finished on a non-finite loss: one failed row
+                error = fatal
+            if error is not None:
+                row["status"] = f"failed: {error}"
             else:
                 summary = evaluate(folder, heldout, folder / "report", max_samples=max_eval_samples)
                 row |= {"status": "ok", **{k: summary[k] for k in METRIC_KEYS},

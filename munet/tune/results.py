@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from munet.config import load_config, save_config
-from munet.eval.evaluate import METRIC_KEYS
+from munet.metrics import METRIC_KEYS
 from munet.tune.settings import ObjectiveSettings, SweepSpec, trial_name
 
 log = logging.getLogger(__name__)

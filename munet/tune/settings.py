@@ -27,6 +27,7 @@ from munet.config import (
     config_from_dict,
     config_to_dict,
 )
+from munet.metrics import BODY_METRICS, CLOTH_METRICS
 from munet.tune.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 DEFAULT_SETTINGS = Path(__file__).resolve().parent / "sweep.yaml"
 SPEC_NAME = "sweep.yaml"
 
-BODY_METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm")
-CLOTH_METRICS = ("chamfer_cm", "p2s_cm")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ What Tune sees:
 - intermediate results: the workers' training metrics plus ``train_score`` (the training-set
   score ASHA ranks by, see :class:`~munet.tune.settings.AshaSettings`) and NaN placeholders for
   the held-out metrics the searcher optimises (Tune requires every result to name them);
-- the final result: the held-out metrics of :data:`munet.eval.evaluate.METRIC_KEYS`,
+- the final result: the held-out metrics of :data:`munet.metrics.METRIC_KEYS`,
   ``score``, the last ``train_score`` and ``step``, ``eval_samples`` (only this result has it)
   and the checkpoint path.
 
@@ -90,7 +90,7 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     import ray.tune
 
     from munet.eval import evaluate
-    from munet.eval.evaluate import METRIC_KEYS
+    from munet.metrics import METRIC_KEYS
     from munet.train.distributed import build_trainer, training_dataset
     from munet.train.storage import latest_checkpoint
 
