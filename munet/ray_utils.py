@@ -5,17 +5,21 @@
 loopback interface only. It never attaches to some other local cluster it merely happens to find.
 
 Environment it makes explicit (only when unset, so the user's values win): usage statistics off,
+Ray Data's progress bars off when standard error is not a terminal (a job's log file),
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (without it Ray binds to the machine's external address
 even when asked for 127.0.0.1; Ray reads it at import, so call :func:`init_ray` before importing
-``ray`` or set it in the environment), and the token
-authentication mode — ``disabled`` for the private loopback Ray, ``token`` for a remote cluster
-when a token is available (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``).
+``ray`` or set it in the environment), and the token authentication mode: ``token`` for the private
+local Ray (Ray generates the token, in ``~/.ray/auth_token`` unless ``RAY_AUTH_TOKEN`` or
+``RAY_AUTH_TOKEN_PATH`` name one, so another user of a shared machine cannot reach its dashboard,
+jobs API or GCS even on the loopback interface), and for a remote cluster ``token`` when a token is
+available, ``disabled`` otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -68,21 +72,30 @@ def init_ray(
             installed). Ray Tune around a ``TorchTrainer`` needs it on.
         object_store_memory: local Ray only, bytes.
     """
-    # Ray reads these when it is first imported: set them before the import.
+    # Ray reads these (and the authentication mode) when it is first imported: set them first.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if not sys.stderr.isatty():  # a log file, not a terminal: no redrawn progress bars in it
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if "RAY_AUTH_MODE" not in os.environ and "ray" in sys.modules:
+        # This process read Ray's default mode (disabled) when it imported ray; the Ray it starts
+        # or joins must use the same one, or the driver cannot talk to it.
+        log.warning("ray was imported before init_ray: token authentication stays off for this Ray")
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+    elif address:
+        os.environ.setdefault("RAY_AUTH_MODE", "token" if _token_available() else "disabled")
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        os.environ.setdefault("RAY_AUTH_MODE", "token" if _token_available() else "disabled")
         if num_cpus is not None or object_store_memory is not None:
             log.warning("joining the Ray cluster at %s: num_cpus/object_store_memory are ignored", address)
         ray.init(address=address)
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # With several Rays on one machine, Ray Train's placement-group cleaner finds "its" Ray by
     # auto-detection and may pick another one (trials then leak placement groups and sweeps
     # hang). Pinning this Ray's dashboard port and API address makes every process ask its own.
