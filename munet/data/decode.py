@@ -425,7 +425,7 @@ def ray_dataset(
         shuffle_files: read the shards in a random order, a new one for every pass (seeded by
             ``data.seed``).
         num_cpus: logical CPUs each read and decode task reserves. The default 0 keeps reading from
-            starving when training workers hold every CPU (see DESIGN §8).
+            starving when training workers hold every logical CPU of the node.
         concurrency: most read-and-decode tasks running at once (default: the cluster's logical
             CPUs). Tasks that reserve no CPU are otherwise unbounded, and every extra task may
             start another Python worker process. Each shard is one task (Ray fuses the read and
