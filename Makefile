@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	@command -v $(PYTHON) >/dev/null || { echo "!! $(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --progress-bar off -e '.[test]'
+	$(PY) -m pip install -q --progress-bar off --no-compile -e '.[test]'
 	$(PY) -m munet.body prepare
 	touch $@
 
