@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import trimesh
 
 from munet.graph import (
@@ -25,6 +27,8 @@ from munet.graph import (
     subdivide,
     subdivide_face_labels,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 FINE_TOPOLOGY = "anny-noeyes-notongue"
 COARSE_TOPOLOGY = "notoes_collapse10pc"
@@ -417,13 +421,21 @@ def test_sparse_buffers_survive_state_dict_device_moves_and_ddp(tmp_path) -> Non
     assert as_double(x.double()).dtype == torch.float64
 
     # A real one-process gloo group: DDP broadcasts buffers at construction, which fails for
-    # sparse-tensor buffers.
-    dist.init_process_group(
-        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
-    )
-    try:
-        model = torch.nn.parallel.DistributedDataParallel(block)
-        model(x).sum().backward()
-        assert block.layers[2].weight.grad is not None
-    finally:
-        dist.destroy_process_group()
+    # sparse-tensor buffers. In a child process that exits without destroying the group: torch's
+    # gloo teardown can deadlock (its destructor joins a worker thread that waits for the GIL).
+    script = """
+import os, sys, torch, torch.distributed as dist
+from munet.graph import GraphResBlock
+from tests.test_graph import _icosphere
+graph = _icosphere(1)
+block = GraphResBlock(8, 8, graph.adjacency(), groups=2)
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+model = torch.nn.parallel.DistributedDataParallel(block)
+model(torch.randn(2, graph.num_vertices, 8)).sum().backward()
+print("grad", block.layers[2].weight.grad is not None, flush=True)
+os._exit(0)
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "store")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "grad True"
