@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("munet.predict.cli", "reconstruct the people in image files with a trained model"),
-    "export": ("munet.eval.export", "write a checkpoint's model without its training state"),
+    "export": ("munet.checkpoint.export", "write a checkpoint's model without its training state"),
 }
 """Subcommand name → (module with ``main(argv) -> int``, one-line description)."""
 

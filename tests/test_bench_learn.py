@@ -10,9 +10,9 @@ import cv2
 import pytest
 
 from munet.bench.__main__ import main
+from munet.checkpoint.load import load_trained_model
 from munet.eval.evaluate import evaluate
 from munet.metrics import METRIC_KEYS
-from munet.eval.loading import load_trained_model
 
 TINY = ["model.image_size=64", "data.image_size=64", "data.cloth_points=256", "train.batch_size=2",
         "model.body_channels=16", "model.cloth_channels=16", "model.body_blocks=1", "model.cloth_blocks=1"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from munet.checkpoint.state import load_checkpoint
 from munet.config import load_config
-from munet.train.checkpoint import load_checkpoint
 from munet.train.distributed import run_training
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_ablation_over_seeds_trains_and_evaluates_with_ddp(shards, tmp_path):
     """Two variants × two seeds with 2 DDP workers (clothed-only leaves the body branch without
     gradient): one run folder per seed, the seed in its configuration, one table with the spread."""
     from munet.tune.ablation import run_ablation
-    from munet.train.storage import latest_checkpoint
+    from munet.checkpoint.find import latest_checkpoint
 
     overrides = [*TINY, "train.workers=2", "train.steps=2"]
     variants = ["cloth_only", "full_mutual"]

@@ -12,17 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from munet.body import build_body_model
-from munet.config import load_config
-from munet.eval.loading import find_checkpoint, load_trained_model
-from munet.model import MuNet
-from munet.train.checkpoint import save_checkpoint
+from tests.test_checkpoint_load import run_dir  # noqa: F401 (a fixture: a run folder with one checkpoint)
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["model.image_size=64", "data.image_size=64", "data.cloth_points=256",
-        "model.body_channels=16", "model.cloth_channels=16", "model.body_blocks=1", "model.cloth_blocks=1"]
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +25,6 @@ def heldout(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("heldout")
     generate_shards(str(out), num_samples=3, seed=11, image_size=96, samples_per_shard=2)
     return str(out)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    config = load_config("cpu", TINY)
-    torch.manual_seed(0)
-    model = MuNet(config, build_body_model(config.body))
-    run = tmp_path_factory.mktemp("run")
-    save_checkpoint(run / "checkpoint_000001", step=1, model=model, config=config)
-    return run
 
 
 def test_evaluate_cli_writes_metrics_table_and_pictures(heldout, run_dir, tmp_path):
@@ -85,45 +68,6 @@ def test_ground_truth_bodies_project_onto_their_masks(heldout):
         decoded = fraction_on_mask(item.inputs["body_vertices"], item.inputs["K"],
                                    cv2.resize(record.mask.astype(np.uint8), (64, 64), interpolation=cv2.INTER_AREA) > 0)
         assert decoded > 0.95  # a mis-scaled or flipped camera lands far lower
-
-
-def test_checkpoint_lookup_and_mismatch_errors(run_dir, tmp_path):
-    assert find_checkpoint(run_dir).name == "checkpoint_000001"
-    with pytest.raises(FileNotFoundError, match="No checkpoint at"):
-        find_checkpoint(tmp_path)
-    model, config, step = load_trained_model(run_dir)
-    assert step == 1 and not model.training and config.model.body_channels == 16
-    other = load_config("cpu", TINY + ["model.body_channels=32"])
-    wrong = MuNet(other, build_body_model(other.body))
-    save_checkpoint(tmp_path / "bad", step=1, model=wrong, config=config)  # weights ≠ config
-    with pytest.raises(ValueError, match="does not fit the model"):
-        load_trained_model(tmp_path / "bad")
-
-
-def test_export_keeps_the_model_and_drops_the_training_state(tmp_path):
-    from munet.__main__ import main as munet_main
-    from munet.train.checkpoint import load_checkpoint
-    from munet.train.optim import build_optimizer
-
-    config = load_config("cpu", TINY)
-    torch.manual_seed(1)
-    model = MuNet(config, build_body_model(config.body))
-    optimizer, scheduler = build_optimizer(model, config)
-    model(torch.rand(1, 3, 64, 64), torch.tensor([[[90.0, 0, 32], [0, 90, 32], [0, 0, 1]]])).body_vertices.sum().backward()
-    optimizer.step()
-    save_checkpoint(tmp_path / "run" / "checkpoint_00000007", step=7, model=model, config=config,
-                    optimizer=optimizer, scheduler=scheduler)
-
-    assert munet_main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "model")]) == 0
-    exported, trained = load_checkpoint(tmp_path / "model"), load_checkpoint(tmp_path / "run" / "checkpoint_00000007")
-    assert exported.optimizer is None and exported.scheduler is None and exported.step == 7
-    assert exported.model.keys() == trained.model.keys()
-    assert all(torch.equal(exported.model[k], trained.model[k]) for k in trained.model)
-    sizes = [(folder / "state.pt").stat().st_size for folder in (tmp_path / "model", tmp_path / "run" / "checkpoint_00000007")]
-    assert sizes[0] < 0.75 * sizes[1]  # AdamW keeps two moments per weight
-    with pytest.raises(SystemExit) as exit_info:
-        munet_main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
-    assert exit_info.value.code == 2 and not (tmp_path / "x").exists()
 
 
 def test_evaluate_with_fit_pulls_bodies_onto_the_masks(heldout, run_dir, tmp_path):

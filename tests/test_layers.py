@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data",),
     ("metrics",),
     ("model",),
+    ("checkpoint",),
     ("losses", "fit"),
     ("train",),
     ("eval",),

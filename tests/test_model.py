@@ -12,11 +12,11 @@ import torchvision
 import trimesh
 
 from munet.body import pelvis
+from munet.checkpoint.state import load_checkpoint
 from munet.config import LossConfig, MutualConfig, Schedule, load_config
 from munet.losses import TERMS, compute_losses
 from munet.model import MuNet, perspective_to_weak, project, weak_to_perspective
 from munet.model.encoder import ImageEncoder
-from munet.train.checkpoint import load_checkpoint
 from munet.train.local import train_local
 from munet.train.optim import NonFiniteLossError
 from munet.train.step import batch_to_tensors

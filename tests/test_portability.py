@@ -38,7 +38,7 @@ train_local(config, [batch], 5, sys.argv[1] + "/checkpoint")
 
 PREDICT = """
 import sys, numpy as np, torch
-from munet.eval.loading import load_trained_model
+from munet.checkpoint.load import load_trained_model
 model, config, step = load_trained_model(sys.argv[1] + "/checkpoint")
 assert step == 5 and not model.training
 data = np.load(sys.argv[1] + "/batch.npz")

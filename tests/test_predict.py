@@ -24,17 +24,17 @@ import trimesh
 
 from munet.__main__ import main as munet_main
 from munet.body import COCO17_NAMES
+from munet.checkpoint.load import load_trained_model
+from munet.checkpoint.state import save_checkpoint
 from munet.config import MuNetConfig, load_config
 from munet.data.camera import project
 from munet.data.decode import decode_sample
 from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import SampleRecord, encode_sample
-from munet.eval.loading import load_trained_model
 from munet.model import MuNet
 from munet.predict import cli
 from munet.predict.crop import PERSON_FILL, ImageError, image_intrinsics, mask_box, person_crop, read_image
 from munet.predict.segment import grabcut_mask, whole_image_box
-from munet.train.checkpoint import save_checkpoint
 from munet.train.local import train_local
 
 RENDER_SIZE = 128

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import torch
 
+from munet.checkpoint.find import NoUsableCheckpointError, checkpoint_dir_name, latest_readable_checkpoint
+from munet.checkpoint.state import load_checkpoint, restore_training_state, save_checkpoint
 from munet.config import MuNetConfig, load_config
 from munet.model import MuNet
-from munet.train.checkpoint import load_checkpoint, restore_training_state, save_checkpoint
 from munet.train.cli import main as train_main
 from munet.train.distributed import resume_checkpoint
 from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
-from munet.train.storage import NoUsableCheckpointError, checkpoint_dir_name, latest_readable_checkpoint
 from tests.test_distributed import TINY
 
 
@@ -97,7 +97,7 @@ def test_resume_falls_back_past_unreadable_checkpoints_then_refuses(tmp_path, ti
     first, newest = _write_run(run, tiny_model, [2, 4])
     cut = _truncate(newest / "state.pt")  # as if the job was killed while writing it
 
-    with caplog.at_level(logging.WARNING, logger="munet.train.storage"):
+    with caplog.at_level(logging.WARNING, logger="munet.checkpoint.find"):
         folder, state = latest_readable_checkpoint(str(run))
         assert resume_checkpoint(_tiny(), str(tmp_path / "out"), "run", resume=True) == str(first)
     assert folder == str(first) and state.step == 2

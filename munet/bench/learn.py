@@ -330,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from munet.body import build_body_model
-    from munet.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from munet.checkpoint.load import model_from_checkpoint
+    from munet.checkpoint.state import load_checkpoint
     from munet.train.local import train_local
 
     work = Path(args.work)

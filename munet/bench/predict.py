@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from munet.body import build_body_model
+from munet.checkpoint.state import save_checkpoint
 from munet.config import load_config
 from munet.fit import FitSettings
 from munet.model import MuNet
 from munet.predict.crop import person_crop
 from munet.predict.run import DISPLAY_SIZE, Predictor, RunSummary, predict_files, resolve_device
-from munet.train.checkpoint import save_checkpoint
 
 
 def _write_photos(folder: Path, count: int, with_masks: bool) -> list[Path]:

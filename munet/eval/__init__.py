@@ -2,6 +2,5 @@
 :mod:`munet.metrics` from predictions alone, and write a report (JSON, Markdown, pictures)."""
 
 from munet.eval.evaluate import evaluate
-from munet.eval.loading import load_trained_model
 
-__all__ = ["evaluate", "load_trained_model"]
+__all__ = ["evaluate"]

@@ -29,10 +29,10 @@ import torch
 from tqdm import tqdm
 
 from munet.body import pelvis
+from munet.checkpoint.load import load_trained_model
 from munet.data.decode import Decoder, usable_shards
 from munet.data.schema import SampleRecord, decode_record
 from munet.data.shards import ShardStore
-from munet.eval.loading import load_trained_model
 from munet.eval.report import write_report
 from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked

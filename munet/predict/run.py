@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from munet.checkpoint.load import load_trained_model
 from munet.config import MuNetConfig
 from munet.data.camera import resize_intrinsics
 from munet.data.render import Renderer
-from munet.eval.loading import load_trained_model
 from munet.fit import FitReport, FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
 from munet.model import MuNet
@@ -97,7 +97,7 @@ class Predictor:
         cls, path: str | Path, device: str | torch.device = "cpu", fit: FitSettings | None = None
     ) -> Predictor:
         """Load a checkpoint (folder, ``state.pt`` or run folder; see
-        :func:`munet.eval.loading.load_trained_model`).
+        :func:`munet.checkpoint.load.load_trained_model`).
 
         Raises:
             FileNotFoundError: no checkpoint at ``path``.

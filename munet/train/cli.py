@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from munet.data.generate import generate_shards
     from munet.ray_utils import init_ray
     from munet.train.distributed import FatalTrainingError, ResumeConfigError, resume_checkpoint, run_training
-    from munet.train.storage import NoUsableCheckpointError
+    from munet.checkpoint.find import NoUsableCheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)

@@ -29,17 +29,7 @@ from typing import Any
 
 import torch
 
-from munet.config import MuNetConfig, config_from_dict, config_to_dict
-from munet.train.checkpoint import (
-    TrainingState,
-    load_checkpoint,
-    model_from_checkpoint,
-    network_config_differences,
-    restore_training_state,
-    save_checkpoint,
-)
-from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
-from munet.train.storage import (
+from munet.checkpoint.find import (
     checkpoint_dir_name,
     checkpoint_step,
     latest_readable_checkpoint,
@@ -47,6 +37,10 @@ from munet.train.storage import (
     run_location,
     storage_root,
 )
+from munet.checkpoint.load import model_from_checkpoint, network_config_differences
+from munet.checkpoint.state import TrainingState, load_checkpoint, restore_training_state, save_checkpoint
+from munet.config import MuNetConfig, config_from_dict, config_to_dict
+from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +311,7 @@ def resume_checkpoint(config: MuNetConfig, out: str, name: str, resume: bool) ->
 
     Raises:
         FileExistsError: ``out/name`` already holds checkpoints and ``resume`` is false.
-        munet.train.storage.NoUsableCheckpointError: ``resume`` and no checkpoint of the run loads.
+        munet.checkpoint.find.NoUsableCheckpointError: ``resume`` and no checkpoint of the run loads.
         ResumeConfigError: ``resume`` with ``model``/``graph`` settings other than the checkpoint's;
             the message names each differing key.
     """
@@ -369,7 +363,7 @@ def run_training(
 
     Raises:
         FileExistsError: ``out/name`` already holds checkpoints and ``resume`` is false.
-        munet.train.storage.NoUsableCheckpointError: ``resume`` and no checkpoint of the run loads.
+        munet.checkpoint.find.NoUsableCheckpointError: ``resume`` and no checkpoint of the run loads.
         ResumeConfigError: ``resume`` with ``model``/``graph`` settings other than the checkpoint's
             (raised before any worker starts).
         FatalTrainingError: bad data or NaN/inf losses stopped the run (no restart was tried), or

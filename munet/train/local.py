@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from munet.body import BodyModel, build_body_model
+from munet.checkpoint.load import model_from_checkpoint
+from munet.checkpoint.state import TrainingState, restore_training_state, save_checkpoint
 from munet.config import MuNetConfig
 from munet.model import MuNet
-from munet.train.checkpoint import TrainingState, model_from_checkpoint, restore_training_state, save_checkpoint
 from munet.train.optim import OptimizerStep, build_optimizer
 from munet.train.step import step_generator, training_step
 
@@ -56,12 +57,12 @@ def train_local(
         batches: stacked decoded samples (dicts of arrays/tensors). A list is cycled; an
             iterator (e.g. a data-set iterator) must yield a batch for every step it trains.
         steps: number of optimisation steps (default ``config.train.steps``).
-        out_dir: if given, the final checkpoint (:func:`munet.train.checkpoint.save_checkpoint`)
+        out_dir: if given, the final checkpoint (:func:`munet.checkpoint.state.save_checkpoint`)
             and ``history.json`` are written there.
         model: train this model in place (default: a new ``MuNet(config, body)``); pass it to
             keep a handle on the trained network.
         body: the body model for a new MuNet (default: built from ``config.body``).
-        state: continue this checkpoint (:func:`munet.train.checkpoint.load_checkpoint`): its
+        state: continue this checkpoint (:func:`munet.checkpoint.state.load_checkpoint`): its
             weights (into ``model``, or into a network built from its templates), optimiser,
             schedule and RNG states are restored and training runs steps ``state.step + 1``
             to ``steps``; ``batches`` then starts with the batch of step ``state.step + 1``.

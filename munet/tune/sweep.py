@@ -92,7 +92,7 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     from munet.eval import evaluate
     from munet.metrics import METRIC_KEYS
     from munet.train.distributed import build_trainer, training_dataset
-    from munet.train.storage import latest_checkpoint
+    from munet.checkpoint.find import latest_checkpoint
 
     name = ray.tune.get_context().get_trial_name()
     config = trial_config(spec.base, params, spec.trial_overrides.get(trial_number(name)))

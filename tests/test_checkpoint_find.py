@@ -1,4 +1,4 @@
-"""Run storage: checkpoint folder names, completeness and ordering on local folders and URIs."""
+"""Finding checkpoints: folder names, completeness and ordering in run storage on local folders and URIs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from munet.train.storage import (
+from munet.checkpoint.find import (
     checkpoint_dir_name,
     checkpoint_step,
     complete_checkpoints,

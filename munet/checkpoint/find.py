@@ -1,9 +1,12 @@
-"""Run storage on a local folder or an object store (``s3://``, ``gs://``, …) through pyarrow.
+"""Where checkpoints are: run storage on a local folder or an object store (``s3://``, ``gs://``,
+…) through pyarrow, the checkpoint folders of a run, and the one to use.
 
 A run lives in ``out/name``; Ray Train writes its checkpoints there as folders named by
 :func:`checkpoint_dir_name` (``checkpoint_00000120`` for step 120), each holding ``state.pt``.
 A resumed run starts from :func:`latest_readable_checkpoint`: the newest checkpoint whose
 ``state.pt`` loads, skipping (with a warning naming it) a truncated or unreadable newer one.
+Commands that take ``--checkpoint`` accept a checkpoint folder, its ``state.pt`` or a run folder
+(:func:`find_checkpoint`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
-    from munet.train.checkpoint import TrainingState
+    from munet.checkpoint.state import TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,8 @@ def _checkpoint_folders(run: str) -> tuple[pafs.FileSystem, list[pafs.FileInfo]]
     root = storage_root(run)
     fs, base = pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), root)
     listing = fs.get_file_info(pafs.FileSelector(base.rstrip("/"), allow_not_found=True))
-    return fs, [i for i in listing if i.type == pafs.FileType.Directory and i.base_name.startswith(CHECKPOINT_PREFIX)]
+    folders = [i for i in listing if i.type == pafs.FileType.Directory and i.base_name.startswith(CHECKPOINT_PREFIX)]
+    return fs, folders
 
 
 def run_has_checkpoints(out: str, name: str) -> bool:
@@ -76,7 +80,8 @@ def complete_checkpoints(run: str) -> list[str]:
     fs, folders = _checkpoint_folders(run)
     states = fs.get_file_info([f"{info.path}/state.pt" for info in folders])
     complete = sorted(
-        (info.base_name for info, state in zip(folders, states, strict=True) if state.type == pafs.FileType.File),
+        (info.base_name for info, state in zip(folders, states, strict=True)
+         if state.type == pafs.FileType.File),
         key=_by_step,
     )
     return [f"{storage_root(run).rstrip('/')}/{name}" for name in complete]
@@ -97,12 +102,12 @@ def read_checkpoint(folder: str) -> TrainingState:
     temporary file first).
 
     Raises:
-        FileNotFoundError, ValueError: as :func:`munet.train.checkpoint.load_checkpoint`; an
+        FileNotFoundError, ValueError: as :func:`munet.checkpoint.state.load_checkpoint`; an
             unreadable remote file is a ``ValueError`` too.
     """
     import pyarrow.fs as pafs
 
-    from munet.train.checkpoint import STATE_FILE, load_checkpoint
+    from munet.checkpoint.state import STATE_FILE, load_checkpoint
 
     if "://" not in folder:
         return load_checkpoint(folder)
@@ -126,14 +131,15 @@ def latest_readable_checkpoint(run: str) -> tuple[str, TrainingState] | None:
     Raises:
         NoUsableCheckpointError: every complete checkpoint is unreadable (each is named).
     """
-    from munet.train.checkpoint import STATE_FILE
+    from munet.checkpoint.state import STATE_FILE
 
     skipped: list[str] = []
     for folder in reversed(complete_checkpoints(run)):
         try:
             state = read_checkpoint(folder)
         except (OSError, ValueError) as exc:
-            log.warning("skipping checkpoint %s: its %s is truncated or unreadable (%s)", folder, STATE_FILE, exc)
+            log.warning("skipping checkpoint %s: its %s is truncated or unreadable (%s)",
+                        folder, STATE_FILE, exc)
             skipped.append(folder)
             continue
         if skipped:
@@ -149,3 +155,22 @@ def latest_readable_checkpoint(run: str) -> tuple[str, TrainingState] | None:
             "(nothing was changed)."
         )
     return None
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder from a checkpoint folder, a ``state.pt`` file, or a run folder (its
+    newest complete ``checkpoint_*`` by step).
+
+    Raises:
+        FileNotFoundError: nothing that looks like a checkpoint at ``path``.
+    """
+    path = Path(path)
+    if path.is_file() or (path / "state.pt").is_file():
+        return path
+    newest = latest_checkpoint(str(path)) if path.is_dir() else None
+    if newest is None:
+        raise FileNotFoundError(
+            f"No checkpoint at {path}: give a checkpoint folder (holding state.pt) or a run folder "
+            "written by jobs/train.py (holding checkpoint_* folders)."
+        )
+    return Path(newest)

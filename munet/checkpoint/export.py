@@ -5,7 +5,7 @@
 A training checkpoint also holds the optimizer and scheduler state (about twice the weights) and
 RNG states; an exported model folder holds only what prediction and evaluation need, in the same
 format (``state.pt`` + ``config.yaml``), so every command that takes ``--checkpoint`` reads it. Its
-configuration has no file paths (see :func:`munet.eval.loading.without_file_paths`).
+configuration has no file paths (see :func:`munet.checkpoint.load.without_file_paths`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from munet.eval.loading import load_trained_model
-from munet.train.checkpoint import save_checkpoint
+from munet.checkpoint.load import load_trained_model
+from munet.checkpoint.state import save_checkpoint
 
 
 def export_model(source: str | Path, dest: str | Path) -> Path:
@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet export``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="munet export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="checkpoint folder, its state.pt, or a run folder (newest checkpoint)")
+    parser.add_argument("checkpoint",
+                        help="checkpoint folder, its state.pt, or a run folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="folder to write state.pt and config.yaml to")
     args = parser.parse_args(argv)
     try:

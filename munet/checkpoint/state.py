@@ -1,4 +1,4 @@
-"""Training checkpoints: everything needed to continue a run at the exact next step.
+"""The checkpoint file: writing it, reading it safely, and restoring a run's training state.
 
 A checkpoint is a folder holding ``state.pt`` (model, optimizer and scheduler state, step, RNG
 states, the non-finite step counts of :class:`~munet.train.optim.OptimizerStep`, and the
@@ -6,23 +6,23 @@ network's templates: the graph hierarchy, sampling operators, joint regressor an
 faces; only tensors and plain containers, so it loads with ``torch.load(weights_only=True)`` and
 never runs code from the file) and ``config.yaml`` (the configuration that produced it).
 
-A checkpoint is self-contained: :func:`model_from_checkpoint` builds the network from the stored
-templates, never from the body model or a cache, so it runs the same on any machine.
+A checkpoint is self-contained: :func:`munet.checkpoint.load.model_from_checkpoint` builds the
+network from the stored templates, never from the body model or a cache, so it runs the same on
+any machine.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from munet.config import MuNetConfig, config_from_dict, config_to_dict, save_config
-from munet.model import MuNet, Templates
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.yaml"
@@ -142,36 +142,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     )
 
 
-def model_from_checkpoint(state: TrainingState, config: MuNetConfig | None = None) -> MuNet:
-    """The network of a checkpoint, built from its stored templates, with its weights loaded
-    (train mode, tensors where ``state`` was loaded).
-
-    Args:
-        state: a loaded checkpoint.
-        config: the configuration of the network to build (a resumed run's); default the
-            checkpoint's own.
-
-    Raises:
-        ValueError: the stored weights do not fit the network the configuration describes.
-    """
-    config = state.config if config is None else config
-    model = MuNet(config, templates=Templates.from_tensors(state.templates))
-    problems = state_dict_mismatch(model.state_dict(), state.model)
-    if problems:
-        raise ValueError(
-            "the checkpoint does not fit the model its configuration describes "
-            f"({problems}); the network was built from `model:` settings {config.model}"
-        )
-    model.load_state_dict(state.model)
-    return model
-
-
 def restore_training_state(
     state: TrainingState, optimizer: torch.optim.Optimizer, scheduler: Any, stepper: Any = None
 ) -> int:
     """Restore a checkpoint's optimiser, learning-rate schedule and RNG states, and, given the
     run's :class:`~munet.train.optim.OptimizerStep` as ``stepper``, its non-finite step counts
-    (the weights are restored with the model: :func:`model_from_checkpoint`); returns the step
+    (the weights are restored with the model:
+    :func:`munet.checkpoint.load.model_from_checkpoint`); returns the step
     it was taken at, the last step done."""
     optimizer.load_state_dict(state.optimizer)
     scheduler.load_state_dict(state.scheduler)
@@ -180,50 +157,3 @@ def restore_training_state(
     if state.rng is not None:
         set_rng_state(state.rng)
     return state.step
-
-
-def state_dict_mismatch(expected: Mapping[str, torch.Tensor], stored: Mapping[str, Any]) -> str:
-    """A short account of how ``stored`` weights differ from a model's ``expected`` state dict
-    (counts and the first few names), or ``""`` when they fit."""
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    shapes = [
-        f"{k}: stored {tuple(stored[k].shape)}, model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(stored))
-        if tuple(getattr(stored[k], "shape", ())) != tuple(expected[k].shape)
-    ]
-    parts = [
-        f"{len(items)} {what}, e.g. {'; '.join(items[:2])}"
-        for what, items in (("tensors of another shape", shapes), ("missing", missing), ("unexpected", unexpected))
-        if items
-    ]
-    return "; ".join(parts)
-
-
-NETWORK_SECTIONS = ("model", "graph")
-"""The configuration sections that shape the network: a run resumes only with the same ones."""
-
-
-def network_config_differences(stored: MuNetConfig, new: MuNetConfig) -> list[str]:
-    """The ``section.key`` settings of :data:`NETWORK_SECTIONS` that differ between a
-    checkpoint's ``stored`` configuration and a ``new`` one, each as
-    ``"model.body_channels: checkpoint 64, now 16"`` (empty when the networks are the same)."""
-    differences = []
-    for section in NETWORK_SECTIONS:
-        old_values = _flatten(config_to_dict(stored)[section], section)
-        new_values = _flatten(config_to_dict(new)[section], section)
-        for key in sorted(set(old_values) | set(new_values)):
-            old, now = old_values.get(key, "(unset)"), new_values.get(key, "(unset)")
-            if old != now:
-                differences.append(f"{key}: checkpoint {old!r}, now {now!r}")
-    return differences
-
-
-def _flatten(values: Any, prefix: str) -> dict[str, Any]:
-    """Nested mappings as ``{"a.b.c": leaf}``."""
-    if not isinstance(values, Mapping):
-        return {prefix: values}
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        flat.update(_flatten(value, f"{prefix}.{key}"))
-    return flat
