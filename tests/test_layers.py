@@ -13,7 +13,7 @@ import munet
 PACKAGE_ROOT = Path(munet.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("config",),
+    ("config", "geometry"),
     ("schedules", "iterutils", "ray_utils"),
     ("graph",),
     ("body",),
