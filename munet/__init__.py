@@ -4,7 +4,9 @@ Sub-packages, each with one job, from the foundations up (a package imports only
 in this list; ``tests/test_layers.py`` enforces the order):
 
 - :mod:`munet.config` — typed configuration; then :mod:`munet.schedules` (scheduled scalars),
-  :mod:`munet.iterutils` and :mod:`munet.ray_utils` (small helpers).
+  :mod:`munet.iterutils` and :mod:`munet.ray_utils` (small helpers). :mod:`munet.geometry` —
+  projection, normals, the manifold check, the uniform Laplacian and joint regression, one
+  function each (beside the configuration: it imports no other part of ``munet``).
 - :mod:`munet.graph` — mesh graphs, the coarse/fine hierarchy, subdivision and graph convolutions.
 - :mod:`munet.body` — parametric body models (Anny, SMPL/SMPL-X) behind one interface.
 - :mod:`munet.data` — the synthetic data engine, rendering and the WebDataset shard format.

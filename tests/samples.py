@@ -12,21 +12,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 
 from munet.body import BodyModel
+from munet.geometry import face_normals, project, vertex_normals
 from munet.model.templates import ANNY_TO_CAMERA
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cross = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    """Unit face normals (F, 3) and face areas (F,)."""
+    cross = face_normals(vertices, faces)
     area = 0.5 * np.linalg.norm(cross, axis=1)
     return cross / np.maximum(2.0 * area, 1e-12)[:, None], area
 
 
 def _render(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Painter's-algorithm render: RGB (3, S, S) in [0, 1] coloured by face normals, mask (1, S, S)."""
-    pixels = vertices @ K.T
-    pixels = pixels[:, :2] / pixels[:, 2:]
+    pixels = project(vertices, K)
     normals, _ = _face_normals(vertices, faces)
     order = np.argsort(-vertices[faces].mean(axis=1)[:, 2])  # far faces first
     shift = 4  # sub-pixel precision of cv2.fillConvexPoly
@@ -38,14 +40,6 @@ def _render(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int) -
         cv2.fillConvexPoly(image, corners[f], colour, lineType=cv2.LINE_8, shift=shift)
         cv2.fillConvexPoly(mask, corners[f], 1, lineType=cv2.LINE_8, shift=shift)
     return image.transpose(2, 0, 1).copy(), mask[None].astype(np.float32)
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    normals, area = _face_normals(vertices, faces)
-    summed = np.zeros_like(vertices)
-    for corner in range(3):
-        np.add.at(summed, faces[:, corner], normals * area[:, None])
-    return summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
 
 
 def _surface_points(
@@ -94,16 +88,15 @@ def make_samples(
     for i in range(count):
         root = out.joints[i, [11, 12]].mean(dim=0).numpy()
         place = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), rng.uniform(3.0, 3.5)])
-        c, s = np.cos(yaws[i]), np.sin(yaws[i])
-        turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]) @ rotation  # about the camera's y
+        yaw = torch.tensor([0.0, yaws[i], 0.0], dtype=torch.float64)
+        turn = axis_angle_to_matrix(yaw).numpy() @ rotation  # about the camera's y
         vertices = (out.vertices[i].numpy() - root) @ turn.T + place
         joints = (out.joints[i].numpy() - root) @ turn.T + place
         image, mask = _render(vertices, faces, K, image_size)
         height = (vertices[:, 1] - place[1]) / 0.9  # about -1 (head) .. 1 (feet)
         thickness = rng.uniform(0.01, 0.03) + rng.uniform(0.0, 0.02) * (0.5 + 0.5 * np.sin(3.0 * height + i))
-        clothed = vertices + thickness[:, None] * _vertex_normals(vertices, faces)
+        clothed = vertices + thickness[:, None] * vertex_normals(vertices, faces)
         points, normals = _surface_points(clothed, faces, cloth_points, rng)
-        projected = joints @ K.T
         samples.append(
             {
                 "image": image,
@@ -111,7 +104,7 @@ def make_samples(
                 "K": K.copy(),
                 "body_vertices": vertices.astype(np.float32),
                 "body_joints": joints.astype(np.float32),
-                "joints_2d": (projected[:, :2] / projected[:, 2:]).astype(np.float32),
+                "joints_2d": project(joints, K).astype(np.float32),
                 "body_pose": pose[i].numpy(),
                 "body_shape": shape[i].numpy(),
                 "cloth_points": points.astype(np.float32),

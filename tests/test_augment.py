@@ -15,9 +15,9 @@ from munet.body.anny_backend import load_anny
 from munet.body.joints import COCO17_FLIP, COCO17_NAMES
 from munet.config import AugmentConfig, GraphConfig, load_config
 from munet.data.decode import Decoder
+from munet.geometry import project
 from munet.graph import mirror_indices
 from munet.model import MuNet
-from munet.model.camera import project
 from munet.model.templates import ANNY_TO_CAMERA
 from munet.train.augment import augment_batch, check_settings, draw_pixel_maps, mirror_pose, warp_images
 from munet.train.step import step_generator, training_step

@@ -8,6 +8,7 @@ import stat
 import numpy as np
 import pytest
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 
 from munet.body import COCO17_NAMES, build_body_model, pelvis
 from munet.body.anny_backend import load_anny, resolve_cache_dir
@@ -120,20 +121,11 @@ def test_missing_smpl_directory_names_the_expected_file(tmp_path):
         build_body_model(BodyConfig(backend="smplx", model_dir=str(tmp_path)))
 
 
-def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
-    angle = np.linalg.norm(rotvec)
-    if angle < 1e-12:
-        return np.eye(3)
-    k = rotvec / angle
-    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
 def _hand_lbs(data, pose: np.ndarray, betas: np.ndarray, vertex: int) -> np.ndarray:
     """Textbook SMPL linear blend skinning of one vertex, written out independently."""
     v_shaped = data["v_template"] + data["shapedirs"] @ betas
     joints = data["J_regressor"] @ v_shaped
-    rots = [_rodrigues(pose[3 * k : 3 * k + 3]) for k in range(24)]
+    rots = list(axis_angle_to_matrix(torch.from_numpy(pose.reshape(24, 3))).numpy())
     feature = np.concatenate([(r - np.eye(3)).ravel() for r in rots[1:]])
     v_posed = v_shaped[vertex] + data["posedirs"][vertex] @ feature
     world = []

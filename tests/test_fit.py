@@ -1,4 +1,4 @@
-"""Test-time fitting to a person mask (munet.fit): costs, rotations, and fits of the real Anny body
+"""Test-time fitting to a person mask (munet.fit): costs, limb turns, and fits of the real Anny body
 through a real MuNet's graph operators."""
 
 from __future__ import annotations
@@ -7,13 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.transform import Rotation
 
 from munet.body import pelvis
 from munet.config import load_config
 from munet.fit import FitSettings, FittedMeshes, SilhouetteFitter, coverage_cost, fit_output, mask_targets, outside_cost
 from munet.fit.articulation import LIMBS, PIVOTS, articulate
-from munet.fit.refine import rotation_matrices
 from munet.metrics import fraction_on_mask
 from munet.model import MuNet, weak_to_perspective
 from munet.model.templates import PART_NAMES
@@ -31,16 +29,6 @@ def model_and_batch(anny_body):
     model = MuNet(config, anny_body).eval()
     batch = batch_to_tensors(stack(make_samples(anny_body, count=2, image_size=SIZE, cloth_points=256)), torch.device("cpu"))
     return model, batch
-
-
-def test_rotation_matrices_match_scipy():
-    rotvec = torch.tensor([[0.0, 0.0, 0.0], [1e-6, -2e-6, 0.0], [0.3, -1.2, 0.5], [2.0, 0.1, -0.4]], dtype=torch.float64)
-    expected = Rotation.from_rotvec(rotvec.numpy()).as_matrix()
-    np.testing.assert_allclose(rotation_matrices(rotvec).numpy(), expected, atol=1e-12)
-    # Differentiable at zero, with the derivative of a rotation there (the cross-product matrix).
-    zero = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
-    (rotation_matrices(zero)[0, 1, 0]).backward()
-    np.testing.assert_allclose(zero.grad.numpy(), [[0.0, 0.0, 1.0]])
 
 
 def test_costs_vanish_on_target_and_grow_away_from_it():

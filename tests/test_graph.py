@@ -12,6 +12,7 @@ import pytest
 import torch
 import trimesh
 
+from munet.geometry import manifold_defects
 from munet.graph import (
     GraphConv,
     GraphResBlock,
@@ -122,72 +123,12 @@ def test_normalized_adjacency_on_a_path_graph() -> None:
         normalized_adjacency(edges, 4, "mean")  # type: ignore[arg-type]
 
 
-def test_vertex_normals_of_a_sphere_point_outward() -> None:
-    graph = _icosphere(3)
-    radial = graph.vertices / graph.vertices.norm(dim=1, keepdim=True)
-    batch = torch.stack([graph.vertices, 2.0 * graph.vertices + torch.tensor([1.0, -2.0, 0.5])])
-    normals = graph.vertex_normals(batch)
-    assert normals.shape == batch.shape
-    torch.testing.assert_close(normals.norm(dim=-1), torch.ones(2, graph.num_vertices))
-    # A unit icosphere's vertex normals are its radial directions, up to the facet discretisation.
-    cosine = (normals * radial).sum(dim=-1)
-    assert cosine.min() > 0.999
-    with pytest.raises(ValueError, match="vertex_normals expects"):
-        graph.vertex_normals(graph.vertices)
-
-
-def test_manifold_check_accepts_closed_meshes_and_agrees_with_trimesh(
-    fine: MeshGraph, coarse: MeshGraph
-) -> None:
-    for graph in (_icosphere(2), fine, coarse):
+def test_anny_templates_are_closed_oriented_manifolds(fine: MeshGraph, coarse: MeshGraph) -> None:
+    for graph in (fine, coarse):
         reference = _trimesh(graph)
         assert reference.is_watertight and reference.is_winding_consistent
-        assert graph.is_watertight_manifold(), graph.manifold_defects()
+        assert manifold_defects(graph.faces, graph.num_vertices) == []
         assert graph.euler_characteristic() == reference.euler_number == 2
-
-
-def test_manifold_check_detects_a_hole() -> None:
-    sphere = _icosphere(1)
-    holed = MeshGraph(sphere.vertices, sphere.faces[1:])
-    assert not _trimesh(holed).is_watertight
-    assert not holed.is_watertight_manifold()
-    assert any("holes" in d for d in holed.manifold_defects())
-
-
-def test_manifold_check_detects_a_non_manifold_edge() -> None:
-    sphere = _icosphere(1)
-    u, v = sphere.edges[0].tolist()
-    # A two-sided fin hinged on edge (u, v): its own edges to the tip are closed, but (u, v) is
-    # then shared by four faces.
-    tip = sphere.num_vertices
-    vertices = torch.cat([sphere.vertices, sphere.vertices[[u, v]].mean(0, keepdim=True) * 1.5])
-    fin = torch.tensor([[u, v, tip], [v, u, tip]])
-    graph = MeshGraph(vertices, torch.cat([sphere.faces, fin]))
-    assert not _trimesh(graph).is_watertight
-    assert not graph.is_watertight_manifold()
-    assert any("more than two faces" in d for d in graph.manifold_defects())
-
-
-def test_manifold_check_detects_flipped_faces_and_pinched_vertices() -> None:
-    sphere = _icosphere(1)
-    flipped = sphere.faces.clone()
-    flipped[0] = flipped[0].flip(0)
-    graph = MeshGraph(sphere.vertices, flipped)
-    assert not _trimesh(graph).is_winding_consistent
-    assert any("orientation" in d for d in graph.manifold_defects())
-
-    # Two tetrahedra touching at one vertex: every edge has two faces (trimesh calls it watertight)
-    # but the shared vertex has two separate fans, so it is not a 2-manifold.
-    points = np.array(
-        [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0], [0, -1, 0], [0, 0, -1]]
-    )
-    faces = np.array(
-        [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3], [0, 4, 5], [0, 6, 4], [0, 5, 6], [4, 6, 5]]
-    )
-    pinched = MeshGraph.from_arrays(points, faces)
-    assert trimesh.Trimesh(points, faces, process=False).is_watertight
-    assert not pinched.is_watertight_manifold()
-    assert any("non-manifold vertices" in d for d in pinched.manifold_defects())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +236,7 @@ def test_subdivision_keeps_a_closed_oriented_manifold(source: str, coarse: MeshG
     assert refined.num_vertices == graph.num_vertices + graph.num_edges
     assert refined.num_faces == 4 * graph.num_faces
     assert refined.euler_characteristic() == graph.euler_characteristic()
-    assert refined.is_watertight_manifold(), refined.manifold_defects()
+    assert manifold_defects(refined.faces, refined.num_vertices) == []
     reference = _trimesh(refined)
     assert reference.is_watertight and reference.is_winding_consistent
     # Same enclosed volume sign as the parent: orientation kept outward.

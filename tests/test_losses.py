@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from munet.body import pelvis
 from munet.config import LossConfig, Schedule
+from munet.geometry import vertex_normals
 from munet.graph import MeshGraph
 from munet.losses import TERMS, compute_losses, find_nonfinite, loss_weights
 from munet.losses.body import (
@@ -195,7 +196,7 @@ def _sphere_output(batch: int = 2) -> tuple[MuNetOutput, dict[str, torch.Tensor]
         "body_joints": output.body_joints,
         "joints_2d": torch.full((batch, 17, 2), 31.5),
         "cloth_points": 1.2 * body + translation[:, None],
-        "cloth_normals": graph.vertex_normals(body),
+        "cloth_normals": vertex_normals(body, graph.faces),
     }
     return output, target, graph
 

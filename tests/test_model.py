@@ -14,8 +14,9 @@ import trimesh
 from munet.body import pelvis
 from munet.checkpoint.state import load_checkpoint
 from munet.config import LossConfig, MutualConfig, Schedule, load_config
+from munet.geometry import project
 from munet.losses import TERMS, compute_losses
-from munet.model import MuNet, perspective_to_weak, project, weak_to_perspective
+from munet.model import MuNet, perspective_to_weak, weak_to_perspective
 from munet.model.encoder import ImageEncoder
 from munet.train.local import train_local
 from munet.train.optim import NonFiniteLossError

@@ -27,10 +27,10 @@ from munet.body import COCO17_NAMES
 from munet.checkpoint.load import load_trained_model
 from munet.checkpoint.state import save_checkpoint
 from munet.config import MuNetConfig, load_config
-from munet.data.camera import project
 from munet.data.decode import decode_sample
 from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import SampleRecord, encode_sample
+from munet.geometry import project
 from munet.model import MuNet
 from munet.predict import cli
 from munet.predict.crop import PERSON_FILL, ImageError, image_intrinsics, mask_box, person_crop, read_image

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from munet.data.camera import Camera, project, resize_intrinsics, resize_pixels, sample_camera
+from munet.data.camera import Camera, resize_intrinsics, resize_pixels, sample_camera
 from munet.data.render import Lighting, Renderer, opengl_projection, sample_background, sample_lighting
+from munet.geometry import project
 
 SIZE = 128
 

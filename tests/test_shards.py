@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from munet.config import DataConfig
-from munet.data.camera import project, sample_camera
+from munet.data.camera import sample_camera
 from munet.data.check import check_shards
 from munet.data.decode import Decoder, decode_sample, iter_samples, ray_dataset, skipped_samples, usable_shards
 from munet.data.generate import sample_surface
@@ -31,6 +31,7 @@ from munet.data.schema import (
     make_key,
 )
 from munet.data.shards import Manifest, ShardError, ShardStore, shard_name
+from munet.geometry import project
 
 SIZE = 64
 POINTS = 256

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from munet.body.joints import COCO17_NAMES
+from munet.geometry import regress_joints
 
 
 @dataclass
@@ -90,7 +91,7 @@ class BodyModel(nn.Module, abc.ABC):
                 f"{self.name}: vertices must have shape (B, {self.num_vertices}, 3), "
                 f"got {tuple(vertices.shape)}"
             )
-        return torch.einsum("jv,bvc->bjc", self.joint_regressor.to(vertices.dtype), vertices)
+        return regress_joints(self.joint_regressor, vertices)
 
     def _check(self, what: str, value: torch.Tensor, shape: tuple[int, int]) -> None:
         if not isinstance(value, torch.Tensor):

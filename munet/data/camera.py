@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])
 """The world's up direction (Anny: +Z)."""
@@ -86,23 +88,6 @@ class Camera:
         return cls(K=values["K"], R=values["R"], t=values["t"], image_size=values["image_size"])
 
 
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Project camera-frame points (N, 3) with intrinsics K (3, 3) to pixels (N, 2).
-
-    Raises:
-        ValueError: wrong shapes, or a point at or behind the camera plane (z <= 0).
-    """
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points must have shape (N, 3), got {points.shape}")
-    if np.asarray(K).shape != (3, 3):
-        raise ValueError(f"K must have shape (3, 3), got {np.asarray(K).shape}")
-    if (points[:, 2] <= 0).any():
-        raise ValueError("cannot project points at or behind the camera (z <= 0)")
-    uvw = points @ np.asarray(K, dtype=np.float64).T
-    return uvw[:, :2] / uvw[:, 2:3]
-
-
 def resize_intrinsics(K: np.ndarray, scale: float) -> np.ndarray:
     """Intrinsics (..., 3, 3) of the same view on an image resized by ``scale`` (pixel-centre exact).
 
@@ -139,11 +124,6 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = WORLD_UP) -> n
     down /= np.linalg.norm(down)
     right = np.cross(down, forward)
     return np.stack([right, down, forward])
-
-
-def _rotation_about_z(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def crop_intrinsics(
@@ -220,7 +200,9 @@ def sample_camera(
     side = np.cross(WORLD_UP, WORLD_FRONT)
     horizontal = np.cos(yaw) * WORLD_FRONT + np.sin(yaw) * side
     eye = target + distance * (np.cos(elevation) * horizontal + np.sin(elevation) * WORLD_UP)
-    R = _rotation_about_z(roll) @ look_at(eye, aim)
+    # Roll about the optical axis (camera z), applied after the camera looks at the aim point.
+    rolled = axis_angle_to_matrix(torch.tensor([0.0, 0.0, roll], dtype=torch.float64)).numpy()
+    R = rolled @ look_at(eye, aim)
     t = -R @ eye
     points_cam = points_world @ R.T + t
     fill = rng.uniform(*settings.fill)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from munet.config import BodyConfig, DataConfig
-from munet.data.camera import CameraSettings, project, sample_camera
+from munet.data.camera import CameraSettings, sample_camera
 from munet.data.render import Renderer, sample_background, sample_lighting
 from munet.data.schema import BodyRecord, ClothRecord, SampleRecord, encode_sample, make_key
 from munet.data.shards import (
@@ -49,6 +49,7 @@ from munet.data.shards import (
     ShardStore,
     shard_name,
 )
+from munet.geometry import face_normals, project
 
 if TYPE_CHECKING:
     from munet.data.synth import ClothedHuman
@@ -132,8 +133,9 @@ def sample_surface(
     Returns:
         points (count, 3) and unit normals (count, 3), float64.
     """
-    corners = np.asarray(vertices, dtype=np.float64)[faces]
-    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    vertices = np.asarray(vertices, dtype=np.float64)
+    corners = vertices[faces]
+    cross = face_normals(vertices, faces)
     doubled_area = np.linalg.norm(cross, axis=1)
     if doubled_area.sum() <= 0:
         raise ValueError("cannot sample a mesh with zero area")

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from munet.body.joints import COCO17_SKELETON
-from munet.data.camera import project
 from munet.data.schema import SampleRecord, decode_record, encode_normal_map
 from munet.data.shards import ShardStore
+from munet.geometry import project
 
 _WIRE_FACES = 3000
 """About this many mesh triangles are drawn in the overlay (all of them would fill the image)."""

@@ -11,7 +11,7 @@ larger and box-filtered down, so the RGB image has anti-aliased edges while the 
 composited over a background image (see :func:`sample_background`).
 
 The projection is built from the OpenCV intrinsics exactly, pixel centres included: a vertex that
-:func:`munet.data.camera.project` sends to pixel ``(u, v)`` is rasterised at the centre of pixel
+:func:`munet.geometry.project` sends to pixel ``(u, v)`` is rasterised at the centre of pixel
 column ``u``, row ``v``.
 """
 
@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from munet.data.camera import resize_intrinsics
+from munet.geometry import vertex_normals
 
 EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri"
 """Debian/Ubuntu packages that provide headless EGL on the CPU (Mesa llvmpipe)."""
@@ -151,21 +152,6 @@ def sample_background(rng: np.random.Generator, size: int) -> np.ndarray:
     image = first * (1 - weight[..., None]) + second * weight[..., None]
     image += rng.normal(0.0, rng.uniform(0.0, 0.03), size=image.shape)
     return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V, 3) of a mesh with outward-wound faces (F, 3)."""
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.stack(
-        [
-            np.bincount(faces.ravel(), np.repeat(face_normals[:, axis], 3), len(vertices))
-            for axis in range(3)
-        ],
-        axis=1,
-    )
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return normals / np.maximum(length, 1e-12)
 
 
 def opengl_projection(K: np.ndarray, size: int, near: float, far: float) -> np.ndarray:

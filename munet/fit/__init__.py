@@ -1,6 +1,6 @@
 """Test-time fitting of predicted meshes to a person mask (silhouette costs, rigid + smooth motion)."""
 
-from munet.fit.refine import FitReport, FitSettings, FittedMeshes, SilhouetteFitter, fit_output, rotation_matrices
+from munet.fit.refine import FitReport, FitSettings, FittedMeshes, SilhouetteFitter, fit_output
 from munet.fit.silhouette import MaskTargets, coverage_cost, mask_targets, outline_points, outside_cost
 
 __all__ = [
@@ -14,5 +14,4 @@ __all__ = [
     "mask_targets",
     "outline_points",
     "outside_cost",
-    "rotation_matrices",
 ]

@@ -18,8 +18,8 @@ the body: both meshes stay 2-manifold and in register.
 The costs are those of :mod:`munet.fit.silhouette`: body and clothed vertices must project onto
 the mask, and the clothed mesh must reach the mask's outline (while the meshes move rigidly or
 articulate; see :attr:`FitSettings.deform_coverage`); angles pay for their size, the displacement
-field for its size and its roughness (uniform Laplacian of the coarse graph). Adam, a fixed number
-of steps, batched over images.
+field for its size and its roughness (uniform Laplacian of the coarse graph over closed one-rings,
+:func:`munet.geometry.uniform_laplacian`). Adam, a fixed number of steps, batched over images.
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 
 from munet.body import pelvis
 from munet.fit.articulation import LIMBS, PIVOTS, articulate, limb_memberships
 from munet.fit.silhouette import MaskTargets, coverage_cost, mask_targets, outside_cost
-from munet.graph import SparseOperator
+from munet.geometry import project, regress_joints, uniform_laplacian
+from munet.graph import MeshGraph, SparseOperator
 from munet.metrics.image import fraction_on_mask
 from munet.model import MuNet, MuNetOutput
-from munet.model.camera import perspective_to_weak, project
+from munet.model.camera import perspective_to_weak
 
 
 @dataclass(frozen=True)
@@ -125,22 +127,6 @@ class FitReport:
         return {name: round(float(value), 4) for name, value in vars(self).items()}
 
 
-def rotation_matrices(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: rotation vectors ``(B, 3)`` (radians) → matrices ``(B, 3, 3)``; exact and
-    differentiable at zero."""
-    angle2 = rotvec.square().sum(dim=1, keepdim=True)[..., None]
-    zero = torch.zeros_like(rotvec[:, 0])
-    x, y, z = rotvec.unbind(dim=1)
-    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(-1, 3, 3)
-    small = angle2 < 1e-8
-    safe = torch.where(small, torch.ones_like(angle2), angle2)
-    angle = safe.sqrt()
-    a = torch.where(small, 1.0 - angle2 / 6.0, torch.sin(angle) / angle)
-    b = torch.where(small, 0.5 - angle2 / 24.0, (1.0 - torch.cos(angle)) / safe)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(cross)
-    return eye + a * cross + b * (cross @ cross)
-
-
 @dataclass(frozen=True)
 class _Motion:
     """The fitted motion of a batch: limb angles, rotation (``None``: off), shift."""
@@ -159,7 +145,8 @@ class SilhouetteFitter:
         up: coarse graph → full body, sparse ``(V, V_c)``.
         cloth_up: coarse graph → clothed mesh, sparse ``(V_cloth, V_c)``; the clothed graph must be
             the coarse graph subdivided (its first ``V_c`` vertices are the coarse ones).
-        smoothing: row-normalised adjacency (with self loops) of the coarse graph, sparse ``(V_c, V_c)``.
+        coarse: the coarse body graph (``V_c`` vertices): its adjacency blends the limb memberships and
+            its edges measure the displacement field's roughness.
         coarse_parts: ``(V_c,)`` part index (:data:`~munet.model.templates.PART_NAMES`) of each
             coarse vertex.
         joint_regressor: ``(17, V)`` COCO-17 regressor of the full body (pelvis and limb joints).
@@ -170,22 +157,24 @@ class SilhouetteFitter:
         self,
         up: SparseOperator,
         cloth_up: SparseOperator,
-        smoothing: SparseOperator,
+        coarse: MeshGraph,
         coarse_parts: torch.Tensor,
         joint_regressor: torch.Tensor,
         settings: FitSettings | None = None,
     ):
-        coarse = smoothing.shape[0]
-        ramp = torch.arange(coarse, dtype=torch.float32, device=joint_regressor.device)[None, :, None]
-        if up.shape[1] != coarse or cloth_up.shape[1] != coarse or not torch.equal(cloth_up(ramp)[:, :coarse], ramp):
+        count, device = coarse.num_vertices, joint_regressor.device
+        ramp = torch.arange(count, dtype=torch.float32, device=device)[None, :, None]
+        reads_coarse = up.shape[1] == count and cloth_up.shape[1] == count
+        if not reads_coarse or not torch.equal(cloth_up(ramp)[:, :count], ramp):
             raise ValueError(
                 "the clothed graph must be the coarse graph subdivided (its first vertices the coarse ones) and "
-                f"both up-sampling operators must read the {coarse}-vertex coarse graph"
+                f"both up-sampling operators must read the {count}-vertex coarse graph"
             )
-        self.up, self.cloth_up, self.smoothing = up, cloth_up, smoothing
+        self.up, self.cloth_up, self.coarse_edges = up, cloth_up, coarse.edges.to(device)
         self.joint_regressor = joint_regressor
         self.settings = settings or FitSettings()
-        membership = limb_memberships(coarse_parts.to(joint_regressor.device), smoothing)
+        smoothing = SparseOperator(coarse.adjacency("row")).to(device)
+        membership = limb_memberships(coarse_parts.to(device), smoothing)
         self.memberships = {
             "coarse": membership,
             "both": torch.cat([membership, membership]),
@@ -196,8 +185,8 @@ class SilhouetteFitter:
     @classmethod
     def for_model(cls, model: MuNet, settings: FitSettings | None = None) -> SilhouetteFitter:
         """A fitter that uses ``model``'s graph operators (on its device)."""
-        smoothing = SparseOperator(model.templates.coarse.adjacency("row")).to(model.joint_regressor.device)
-        return cls(model.up, model.cloth_up, smoothing, model.templates.coarse_parts, model.joint_regressor, settings)
+        t = model.templates
+        return cls(model.up, model.cloth_up, t.coarse, t.coarse_parts, model.joint_regressor, settings)
 
     def _costs(
         self, body: torch.Tensor, cloth: torch.Tensor, K: torch.Tensor, targets: MaskTargets, coverage_weight: float
@@ -214,13 +203,13 @@ class SilhouetteFitter:
         points = articulate(points, self.memberships[mesh], motion.pivots, motion.angles)
         if motion.rotvec is not None:
             # Broadcast products: faster than a batched 3×3 matmul on CPU.
-            rotation, root = rotation_matrices(motion.rotvec), motion.root[:, None]
+            rotation, root = axis_angle_to_matrix(motion.rotvec), motion.root[:, None]
             points = ((points - root)[:, :, None, :] * rotation[:, None]).sum(dim=3) + root
         return points + motion.shift[:, None] + displacement
 
     def joints(self, body: torch.Tensor) -> torch.Tensor:
         """COCO-17 joints ``(B, 17, 3)`` of full-body vertices ``(B, V, 3)``."""
-        return torch.einsum("jv,bvc->bjc", self.joint_regressor, body)
+        return regress_joints(self.joint_regressor, body)
 
     def _moved(self, meshes: FittedMeshes, motion: _Motion, offsets: torch.Tensor) -> FittedMeshes:
         """The full meshes after the motion."""
@@ -281,7 +270,9 @@ class SilhouetteFitter:
                 if step == deform_from:
                     optimizer.param_groups[2]["lr"] = s.lr
                 body, cloth = self._move(both, "both", motion, offsets.repeat(1, 2, 1)).split(coarse, dim=1)
-                roughness = (offsets - self.smoothing(offsets)).square().sum(dim=2).mean(dim=1)
+                # Uniform Laplacian over the closed one-ring (the vertex counts itself in the mean).
+                laplacian = uniform_laplacian(offsets, self.coarse_edges, closed=True)
+                roughness = laplacian.square().sum(dim=2).mean(dim=1)
                 size = offsets.square().sum(dim=2).mean(dim=1)
                 coverage_weight = s.coverage_weight * (1.0 if step < deform_from else s.deform_coverage)
                 loss = (

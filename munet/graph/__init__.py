@@ -1,7 +1,7 @@
 """Mesh graphs for the body and clothed GCNs.
 
-- :class:`MeshGraph`: a triangle mesh template with its edges, normalized adjacency, vertex normals
-  and a watertight 2-manifold check.
+- :class:`MeshGraph`: a triangle mesh template with its edges and normalized adjacency (its
+  vertex normals and manifold check are in :mod:`munet.geometry`).
 - :func:`load_or_build_hierarchy`: cached geometric up/down-sampling matrices between a fine mesh
   and a coarse graph of the same body (:class:`SamplingMatrices`).
 - :func:`subdivide`: midpoint subdivision with its explicit up-sampling matrix.

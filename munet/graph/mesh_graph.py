@@ -1,8 +1,8 @@
-"""A triangle mesh seen as a graph: positions, faces, edges, adjacency, normals, topology checks.
+"""A triangle mesh seen as a graph: positions, faces, edges, adjacency.
 
-Everything here is plain torch; the only numpy/scipy use is the (one-off, CPU) manifold check.
-Sparse matrices are ``torch.sparse_coo`` tensors, coalesced, and are applied to batched per-vertex
-features with :func:`sparse_bmm`.
+Everything here is plain torch (vertex normals and the manifold check of a mesh's faces are in
+:mod:`munet.geometry`). Sparse matrices are ``torch.sparse_coo`` tensors, coalesced, and are
+applied to batched per-vertex features with :func:`sparse_bmm`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 Normalization = Literal["row", "symmetric"]
 
@@ -188,94 +186,3 @@ class MeshGraph:
             digest.update(str(data.shape).encode())
             digest.update(data.tobytes())
         return digest.hexdigest()
-
-    def vertex_normals(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Unit area-weighted vertex normals of this topology at given positions.
-
-        Args:
-            vertices: ``(B, V, 3)`` positions (any units).
-
-        Returns:
-            ``(B, V, 3)`` unit normals, the area-weighted mean of the incident face normals,
-            oriented like the faces (outward for an outward-oriented closed mesh). Differentiable.
-        """
-        if vertices.dim() != 3 or vertices.shape[1:] != (self.num_vertices, 3):
-            raise ValueError(
-                f"vertex_normals expects (B, {self.num_vertices}, 3) positions, "
-                f"got {tuple(vertices.shape)}"
-            )
-        faces = self.faces.to(vertices.device)
-        corners = vertices[:, faces]  # (B, F, 3, 3)
-        # The cross product's length is twice the face area: summing it weights faces by area.
-        face_normals = torch.cross(
-            corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1
-        )
-        summed = torch.zeros_like(vertices).index_add(
-            1, faces.reshape(-1), face_normals.repeat_interleave(3, dim=1)
-        )
-        return torch.nn.functional.normalize(summed, dim=-1, eps=1e-12)
-
-    def manifold_defects(self) -> list[str]:
-        """Why this mesh is not a closed, consistently oriented 2-manifold (empty list if it is).
-
-        Checks: no degenerate face (repeated vertex); every edge shared by exactly two faces that
-        traverse it in opposite directions; every vertex used by a face; the faces around every
-        vertex form a single cycle (a disc neighbourhood, not two fans touching at a point).
-        Self-intersections are not checked.
-        """
-        faces = self.faces.detach().cpu().numpy()
-        num_vertices = self.num_vertices
-        degenerate = (
-            (faces[:, 0] == faces[:, 1])
-            | (faces[:, 1] == faces[:, 2])
-            | (faces[:, 2] == faces[:, 0])
-        )
-        if degenerate.any():
-            return [f"{int(degenerate.sum())} faces repeat a vertex"]
-
-        # Half-edge 3f + k goes from corner k to corner k + 1 of face f.
-        tails = faces.reshape(-1)
-        heads = faces[:, [1, 2, 0]].reshape(-1)
-        undirected = np.minimum(tails, heads) * num_vertices + np.maximum(tails, heads)
-        _, edge_of_half, faces_per_edge = np.unique(
-            undirected, return_inverse=True, return_counts=True
-        )
-        defects = []
-        if (faces_per_edge == 1).any():
-            defects.append(f"{int((faces_per_edge == 1).sum())} edges border one face only (holes)")
-        if (faces_per_edge > 2).any():
-            defects.append(
-                f"{int((faces_per_edge > 2).sum())} edges are shared by more than two faces"
-            )
-        forward = np.bincount(edge_of_half, weights=(tails < heads), minlength=len(faces_per_edge))
-        flipped = (faces_per_edge == 2) & (forward != 1)
-        if flipped.any():
-            defects.append(
-                f"{int(flipped.sum())} edges are traversed in the same direction by both their "
-                "faces (inconsistent orientation)"
-            )
-        unused = num_vertices - len(np.unique(tails))
-        if unused:
-            defects.append(f"{unused} vertices are used by no face")
-        if defects:
-            return defects
-
-        # Every half-edge now has exactly one twin. Walk around each vertex: the corner after
-        # corner (f, k) at vertex v is the corner whose outgoing half-edge is v -> faces[f, k - 1].
-        directed = tails * num_vertices + heads
-        order = np.argsort(directed)
-        previous = faces[:, [2, 0, 1]].reshape(-1)
-        following = order[np.searchsorted(directed[order], tails * num_vertices + previous)]
-        corners = len(tails)
-        walk = coo_matrix((np.ones(corners), (np.arange(corners), following)), (corners, corners))
-        cycles, _ = connected_components(walk, directed=True, connection="weak")
-        if cycles != num_vertices:
-            defects.append(
-                f"{cycles - num_vertices} extra face fans: some vertices join several surface "
-                "sheets (non-manifold vertices)"
-            )
-        return defects
-
-    def is_watertight_manifold(self) -> bool:
-        """True for a closed, consistently oriented 2-manifold; see :meth:`manifold_defects`."""
-        return not self.manifold_defects()

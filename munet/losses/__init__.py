@@ -21,6 +21,7 @@ import torch
 
 from munet.body import pelvis
 from munet.config import LossConfig
+from munet.geometry import vertex_normals
 from munet.graph import MeshGraph
 from munet.losses.body import (
     canonical_vertex_loss,
@@ -96,7 +97,7 @@ def compute_losses(
     gt_root = pelvis(batch["body_joints"])
     pred_root = pelvis(output.body_joints)
     cloth = output.cloth_vertices - output.cloth_root[:, None]
-    cloth_normals = cloth_graph.vertex_normals(cloth)
+    cloth_normals = vertex_normals(cloth, cloth_graph.faces)
     gt_points = batch["cloth_points"] - gt_root[:, None]
     edges = cloth_graph.edges.to(cloth.device)
 

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from munet.body import pelvis
+from munet.geometry import project
 from munet.metrics.joints import similarity_procrustes
-from munet.model.camera import pixels_to_normalized, project
+from munet.model.camera import pixels_to_normalized
 
 
 def _same_shape(name: str, pred: torch.Tensor, gt: torch.Tensor) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from munet.geometry import uniform_laplacian
 from munet.losses.nearest import gather_points, nearest_indices
 from munet.metrics import point_to_surface_distance
 
@@ -83,13 +84,9 @@ def laplacian_loss(field: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """Mean norm of the uniform graph Laplacian of a per-vertex field ``(B, V, C)``.
 
     ``L(f)_i = f_i - mean_{j ~ i} f_j`` over the graph neighbours of ``i`` given by ``edges``
-    ``(E, 2)``. Applied to the clothed displacements it asks for a smooth offset field (a clothed
-    surface that follows the body's detail), rather than a flat surface.
+    ``(E, 2)`` (:func:`munet.geometry.uniform_laplacian`). Applied to the clothed displacements it
+    asks for a smooth offset field (a clothed surface that follows the body's detail), rather than
+    a flat surface.
     """
-    index = torch.cat([edges[:, 0], edges[:, 1]])
-    neighbour = torch.cat([edges[:, 1], edges[:, 0]])
-    num_vertices = field.shape[1]
-    summed = torch.zeros_like(field).index_add(1, index, field[:, neighbour])
-    degree = torch.bincount(index, minlength=num_vertices).clamp_min(1).to(field.dtype)
-    laplacian = field - summed / degree[None, :, None]
+    laplacian = uniform_laplacian(field, edges)
     return _distance(laplacian, torch.zeros_like(laplacian)).mean()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from munet.data.camera import project
+from munet.geometry import project
 
 
 def fraction_on_mask(points: np.ndarray, K: np.ndarray, mask: np.ndarray) -> float:

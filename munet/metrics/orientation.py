@@ -13,6 +13,7 @@ A few large errors (front/back confusions) dominate its mean: report the median.
 from __future__ import annotations
 
 import torch
+from pytorch3d.transforms import matrix_to_axis_angle
 
 from munet.body.joints import COCO17_NAMES, COCO17_PELVIS
 from munet.metrics._checks import check_points, check_same_shape
@@ -52,9 +53,10 @@ def orientation_error(pred_joints: torch.Tensor, gt_joints: torch.Tensor) -> tor
     """Geodesic angle between the predicted and ground-truth torso frames, in degrees.
 
     Both frames come from :func:`torso_frame`; the error is the rotation angle of
-    ``R_pred R_gt^T``, computed as ``atan2(sin, cos)`` so that it stays accurate near 0° and
-    180° (``arccos`` of the trace loses precision there). Translation and uniform scale of
-    either skeleton do not change it; neither do the limbs or the head.
+    ``R_pred R_gt^T``, the length of its axis-angle vector (PyTorch3D's ``matrix_to_axis_angle``,
+    through a quaternion and ``atan2``, so that it stays accurate near 0° and 180°, where
+    ``arccos`` of the trace loses precision). Translation and uniform scale of either skeleton do
+    not change it; neither do the limbs or the head.
 
     Args:
         pred_joints: predicted COCO-17 joints ``(B, 17, 3)``, metres (any unit, same for both).
@@ -70,7 +72,4 @@ def orientation_error(pred_joints: torch.Tensor, gt_joints: torch.Tensor) -> tor
     check_points("gt_joints", gt_joints, "(B, 17, 3)")
     check_same_shape("pred_joints", pred_joints, "gt_joints", gt_joints)
     relative = torso_frame(pred_joints) @ torso_frame(gt_joints).transpose(1, 2)
-    cos = (relative.diagonal(dim1=1, dim2=2).sum(-1) - 1.0) / 2.0
-    skew = relative - relative.transpose(1, 2)  # 2 sin(angle) [axis]_x
-    sin = torch.stack([skew[:, 2, 1], skew[:, 0, 2], skew[:, 1, 0]], dim=-1).norm(dim=-1) / 2.0
-    return torch.rad2deg(torch.atan2(sin, cos))
+    return torch.rad2deg(matrix_to_axis_angle(relative).norm(dim=-1))

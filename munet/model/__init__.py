@@ -4,7 +4,7 @@
 >>> out = model(image, K)                    # MuNetOutput: body_vertices, body_joints, cloth_vertices, ...
 """
 
-from munet.model.camera import perspective_to_weak, project, weak_to_perspective
+from munet.model.camera import perspective_to_weak, weak_to_perspective
 from munet.model.mutual import MutualState, scale_gradient
 from munet.model.munet import MuNet, MuNetOutput
 from munet.model.templates import PART_NAMES, Templates, build_templates
@@ -17,7 +17,6 @@ __all__ = [
     "Templates",
     "build_templates",
     "perspective_to_weak",
-    "project",
     "scale_gradient",
     "weak_to_perspective",
 ]

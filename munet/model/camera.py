@@ -1,10 +1,9 @@
-"""Cameras: perspective projection, normalised image coordinates, weak → full perspective.
+"""The network's cameras: normalised image coordinates, weak → full perspective.
 
-Conventions (shared by the whole project):
+Conventions: the camera frame and intrinsics of :mod:`munet.geometry.projection` (OpenCV axes,
+metres; ``K`` ``(B, 3, 3)`` in pixels of the ``S × S`` square crop, pixel centres at integer
+coordinates), and
 
-- camera frame = OpenCV: x right, y down, z forward, metres;
-- ``K`` ``(B, 3, 3)`` intrinsics in pixels of the ``S × S`` square crop, pixel centres at integer
-  coordinates (the top-left pixel covers ``[-0.5, 0.5]²``);
 - *normalised image coordinates* map the crop to ``[-1, 1]²`` (``-1`` = left/top edge, ``+1`` =
   right/bottom edge), exactly the convention of ``F.grid_sample(..., align_corners=False)``:
   ``n = (2 u + 1) / S - 1``.
@@ -29,33 +28,12 @@ from __future__ import annotations
 
 import torch
 
-MIN_DEPTH = 1e-3
-"""Depths (metres) are clamped to at least this before dividing, so projection never gives inf."""
+from munet.geometry import MIN_DEPTH
 
 
 def _check_intrinsics(K: torch.Tensor, batch: int) -> None:
     if K.shape != (batch, 3, 3):
         raise ValueError(f"K must have shape ({batch}, 3, 3) (one intrinsics matrix per sample), got {tuple(K.shape)}")
-
-
-def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """Pinhole projection of camera-frame points to pixels.
-
-    Args:
-        points: ``(B, N, 3)`` camera-frame points, metres (``z > 0`` in front of the camera;
-            depths are clamped to :data:`MIN_DEPTH`).
-        K: ``(B, 3, 3)`` intrinsics, pixels.
-
-    Returns:
-        ``(B, N, 2)`` pixel coordinates ``(u, v)``.
-    """
-    if points.dim() != 3 or points.shape[-1] != 3:
-        raise ValueError(f"points must have shape (B, N, 3), got {tuple(points.shape)}")
-    _check_intrinsics(K, points.shape[0])
-    depth = points[..., 2:].clamp_min(MIN_DEPTH)
-    normalized = points[..., None, :2] / depth[..., None]  # (B, N, 1, 2)
-    # K's first two rows applied by broadcasting: faster than a skinny batched matmul on CPU.
-    return (normalized * K[:, None, :2, :2]).sum(dim=3) + K[:, None, :2, 2]
 
 
 def pixels_to_normalized(pixels: torch.Tensor, image_size: int) -> torch.Tensor:

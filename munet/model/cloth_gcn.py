@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from munet.geometry import vertex_normals
 from munet.graph import GraphResBlock, MeshGraph
 from munet.model.body_gcn import GROUPS, vertex_head
 from munet.model.sampling import sample_pixel_features
@@ -84,7 +85,7 @@ class ClothGCN(nn.Module):
             K: ``(B, 3, 3)`` intrinsics; ``image_size``: side of the crop in pixels.
             feature_maps: ``(B, C', h, w)``; global_feature: ``(B, C)``.
         """
-        normals = self.graph.vertex_normals(body)
+        normals = vertex_normals(body, self.graph.faces)
         pixel = sample_pixel_features(feature_maps, body + root[:, None], K, image_size)
         parts = self.part_one_hot.expand(body.shape[0], -1, -1)
         x = self.embed_vertex(torch.cat([body, normals, parts, pixel], dim=-1))

@@ -9,6 +9,7 @@ from torch import nn
 
 from munet.body import BodyModel, pelvis
 from munet.config import MuNetConfig
+from munet.geometry import regress_joints
 from munet.graph import SparseOperator
 from munet.model.body_gcn import BodyGCN, ParamRegressor
 from munet.model.camera import weak_to_perspective
@@ -119,7 +120,7 @@ class MuNet(nn.Module):
 
     def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """COCO-17 joints ``(B, 17, 3)`` of body-mesh vertices ``(B, V, 3)``."""
-        return torch.einsum("jv,bvc->bjc", self.joint_regressor, vertices)
+        return regress_joints(self.joint_regressor, vertices)
 
     def forward(
         self,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from munet.model.camera import pixels_to_normalized, project
+from munet.geometry import project
+from munet.model.camera import pixels_to_normalized
 
 
 def sample_pixel_features(

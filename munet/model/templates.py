@@ -29,6 +29,7 @@ import torch
 from munet.body import BodyModel, pelvis
 from munet.body.anny_backend import load_anny, resolve_cache_dir
 from munet.config import MuNetConfig
+from munet.geometry import manifold_defects
 from munet.graph import (
     MeshGraph,
     SamplingMatrices,
@@ -236,7 +237,7 @@ def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
         coarse_rest = copy.deepcopy(coarse_model).to(torch.float64)()["vertices"][0]
         coarse = MeshGraph.from_arrays(_to_camera(coarse_rest, root), coarse_model.get_triangular_faces())
     for name, graph in (("fine", fine), ("coarse", coarse)):
-        defects = graph.manifold_defects()
+        defects = manifold_defects(graph.faces, graph.num_vertices)
         if defects:
             raise ValueError(f"the {name} mesh is not a closed 2-manifold: {'; '.join(defects)}")
 

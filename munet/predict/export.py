@@ -27,9 +27,10 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from munet.body import COCO17_NAMES, COCO17_PELVIS
-from munet.data.camera import project, resize_intrinsics
+from munet.data.camera import resize_intrinsics
 from munet.data.render import Renderer
 from munet.eval.overlay import BODY_COLOR, CLOTH_COLOR, label, overlay_mesh
+from munet.geometry import project
 from munet.predict.crop import DEFAULT_FOV_DEGREES, PersonCrop
 
 if TYPE_CHECKING:

@@ -34,6 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 
 from munet.data.synth.garments import Volume
+from munet.geometry import manifold_defects
 
 
 class SurfaceError(RuntimeError):
@@ -108,36 +109,6 @@ def smooth_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
         return np.minimum(a, b)
     h = np.maximum(k - np.abs(a - b), 0.0) / k
     return np.minimum(a, b) - h * h * k / 4
-
-
-def manifold_defect(faces: np.ndarray) -> str | None:
-    """Why a triangle mesh is not a closed, consistently oriented 2-manifold (None if it is).
-
-    Checks that every directed edge appears once and its reverse once (closed, edge-manifold,
-    oriented) and that the faces around every vertex form a single fan (vertex-manifold).
-    """
-    faces = np.asarray(faces, dtype=np.int64)
-    n = int(faces.max()) + 1
-    starts = faces.reshape(-1)
-    ends = faces[:, [1, 2, 0]].reshape(-1)
-    keys = starts * n + ends
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    if (np.diff(sorted_keys) == 0).any():
-        return "an edge is used twice in the same direction (non-manifold edge or flipped face)"
-    reverse = np.searchsorted(sorted_keys, ends * n + starts)
-    reverse = np.minimum(reverse, len(keys) - 1)
-    if (sorted_keys[reverse] != ends * n + starts).any():
-        return "the mesh has boundary edges (it is not closed)"
-    # Around vertex v, half-edge v->a of face (v, a, b) is followed by v->b, the twin of b->v.
-    previous = faces[:, [2, 0, 1]].reshape(-1)
-    following = order[np.searchsorted(sorted_keys, starts * n + previous)]
-    count = len(keys)
-    graph = coo_matrix((np.ones(count), (np.arange(count), following)), shape=(count, count))
-    fans = connected_components(graph, directed=False)[0]
-    if fans != len(np.unique(starts)):
-        return "some vertex joins several separate fans of faces (non-manifold vertex)"
-    return None
 
 
 def largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -328,9 +299,9 @@ def extract_surface(
         vertices, faces = largest_component((vertices + grid.low).astype(np.float32), faces)
         if signed_volume(vertices, faces) < 0:
             faces = faces[:, ::-1]
-        defect = manifold_defect(faces)
-        if defect is not None:
-            raise SurfaceError(f"clothed surface rejected: {defect}")
+        defects = manifold_defects(faces, len(vertices))
+        if defects:
+            raise SurfaceError(f"clothed surface rejected: {'; '.join(defects)}")
         return ClothedSurface(
             vertices=vertices,
             faces=np.ascontiguousarray(faces, dtype=np.int32),
