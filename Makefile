@@ -4,6 +4,7 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+MUNET  := $(VENV)/bin/munet
 # Anny builds its model cache here once per machine (about 6 minutes the first time).
 export ANNY_CACHE_DIR ?= $(HOME)/.cache/anny
 export RAY_USAGE_STATS_ENABLED ?= 0
@@ -29,20 +30,22 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --progress-bar off --no-compile -e '.[test]'
-	$(PY) -m munet.body prepare
+	$(MUNET) body prepare
 	touch $@
 
 demo: setup
-	$(PY) jobs/demo.py
+	$(MUNET) demo
 
+# Three pytest-xdist workers: most of the suite's wall time is Ray start-up and polling, not
+# computation (tests/conftest.py keeps each module, and the shared Ray cluster, on one worker).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist loadgroup
 
 bench: setup
-	$(PY) -m munet.bench body
-	$(PY) -m munet.bench metrics
-	$(PY) -m munet.bench model
-	$(PY) -m munet.bench data
+	$(MUNET) bench body
+	$(MUNET) bench metrics
+	$(MUNET) bench model
+	$(MUNET) bench data
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

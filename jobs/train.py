@@ -1,6 +1,7 @@
-"""Train MuNet on Ray: ``python jobs/train.py --out runs/demo [--data DIR] [--workers 2] [--steps 200]``.
+"""``munet train`` as a script: ``python jobs/train.py ARGS`` (e.g. under ``ray job submit``).
 
-See ``python jobs/train.py --help``; the logic lives in :mod:`munet.train.cli`.
+Same arguments and exit codes as ``munet train`` (see ``--help``); the command line lives in
+:mod:`munet.train.cli`.
 """
 
 import sys

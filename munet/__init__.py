@@ -12,14 +12,16 @@ in this list; ``tests/test_layers.py`` enforces the order):
 - :mod:`munet.data` — the synthetic data engine, rendering and the WebDataset shard format.
 - :mod:`munet.metrics` — MPJPE, PA-MPJPE, PVE, orientation, Chamfer, P2S, normal consistency.
 - :mod:`munet.model` — the image encoder, body GCN, clothed GCN and the joint ``MuNet`` module.
+- :mod:`munet.checkpoint` — checkpoints: save, find, load a trained model safely, export.
 - :mod:`munet.losses` — body, clothed and consistency losses.
 - :mod:`munet.fit` — test-time fitting of predicted meshes to a person mask.
-- :mod:`munet.train` — the training step, local and Ray Train (DDP) training, checkpoints.
-- :mod:`munet.eval` — evaluation, reports, loading and exporting trained models.
+- :mod:`munet.train` — the training step, local and Ray Train (DDP) training.
+- :mod:`munet.eval` — evaluation and reports.
 - :mod:`munet.predict` — ``munet predict``: photos in, meshes, overlays and JSON out.
 - :mod:`munet.tune` — experiments over configurations: Ray Tune + Optuna sweeps of the
   mutualistic weights and schedules, and the ablation of the mechanism.
-- :mod:`munet.bench` — benchmarks; :mod:`munet.cluster` — checks of the cluster YAMLs.
+- :mod:`munet.bench` — benchmarks; :mod:`munet.cluster` — checks of the cluster YAMLs;
+  :mod:`munet.demo` — the demo; ``munet/__main__.py`` — the command line, ``munet COMMAND``.
 """
 
 __version__ = "0.1.0"

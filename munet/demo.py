@@ -1,6 +1,7 @@
-"""The main demo: synthetic data → Ray Train (2 workers, DDP) → evaluation → report.
+"""``munet demo`` (also ``python jobs/demo.py``, ``make demo``): synthetic data → Ray Train
+(2 workers, DDP) → evaluation → report.
 
-    python jobs/demo.py [--out runs/demo] [--steps 150] [--samples 96] [--config small]
+    munet demo [--out runs/demo] [--steps 150] [--samples 96] [--config small]
 
 Everything runs on a local Ray started here (or the cluster at RAY_ADDRESS). On a 2-core CPU
 machine it takes about 10–15 minutes; the report path is printed at the end.
@@ -10,22 +11,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from munet.data.generate import generate_shards
-from munet.eval import evaluate
-from munet.train.cli import main as train_main
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet demo``; returns the exit code (training's, when training fails)."""
+    parser = argparse.ArgumentParser(prog="munet demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--config", default="small", help="preset or YAML (default: small, the fast CPU preset)")
+    parser.add_argument("--config", default="small",
+                        help="preset or YAML (default: small, the fast CPU preset)")
     parser.add_argument("--samples", type=int, default=96, help="synthetic training samples")
     parser.add_argument("--eval-samples", type=int, default=16, help="held-out samples")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    from munet.data.generate import generate_shards  # after parsing: --help needs none of these
+    from munet.eval import evaluate
+    from munet.train.cli import main as train_main
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out).resolve()
     train_data, eval_data = out / "data" / "train", out / "data" / "heldout"
@@ -47,7 +51,3 @@ def main() -> int:
     print(f"  training: {out / 'train'} (TensorBoard: tensorboard --logdir {out / 'train' / 'tensorboard'})")
     print(f"  your photos: munet predict PHOTO... --checkpoint {out / 'train'} --out predictions/")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,7 @@
-"""Sweep MuNet's mutualistic loss weights and schedules with Ray Tune + Optuna + ASHA.
+"""``munet sweep`` as a script: ``python sweeps/tune_mutual.py ARGS`` (e.g. under ``ray job submit``).
 
-    python sweeps/tune_mutual.py --out runs/sweep --trials 16 --steps 200 [--data DIR --val-data DIR]
-    python sweeps/tune_mutual.py --out runs/sweep --resume      # continue an interrupted sweep
-
-Writes OUT/results.csv, OUT/results.md, OUT/pareto.png and OUT/best_config.yaml (for
-``jobs/train.py --config``). See ``--help``; the logic lives in :mod:`munet.tune`.
+Same arguments and exit codes as ``munet sweep`` (see ``--help``); the command line lives in
+:mod:`munet.tune.cli`.
 """
 
 import sys

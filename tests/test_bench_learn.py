@@ -9,7 +9,7 @@ import math
 import cv2
 import pytest
 
-from munet.bench.__main__ import main
+from munet.bench.cli import main
 from munet.checkpoint.load import load_trained_model
 from munet.eval.evaluate import evaluate
 from munet.metrics import METRIC_KEYS

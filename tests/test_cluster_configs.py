@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from munet.cluster import load_cluster_yaml, storage_uris, validate_cluster_yaml
-from munet.cluster.__main__ import main
+from munet.cluster.cli import main
 from munet.cluster.validate import PINNED_REQUIREMENTS, RAY_EXTRAS, RAY_VERSION
 from tests.conftest import REPO
 

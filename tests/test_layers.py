@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("eval",),
     ("predict", "tune"),
-    ("bench", "cluster", "__main__"),
+    ("bench", "cluster", "demo", "__main__"),
 )
 """Top-level modules and sub-packages of ``munet``, lowest first. A unit may import units of lower
 layers only (and itself); units of one layer are independent of each other."""

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from munet.config import DataConfig, load_config
-from munet.data.__main__ import main as data_main
+from munet.data.cli import main as data_main
 from munet.data.decode import Decoder, iter_samples
 from munet.data.schema import BadSampleError, SchemaError, encode_sample, is_bad_data
 from munet.data.shards import CorruptShardError, Manifest, ShardStore, shard_name

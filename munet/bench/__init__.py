@@ -1,1 +1,1 @@
-"""Micro-benchmarks: ``python -m munet.bench NAME`` runs ``munet.bench.NAME.main()``."""
+"""Micro-benchmarks: ``munet bench NAME`` runs ``munet.bench.NAME.main()``."""

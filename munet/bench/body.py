@@ -1,6 +1,6 @@
 """Benchmark: body-model forward and forward+backward time on this machine.
 
-``python -m munet.bench body [--batches 1 16 64] [--repeats 3]``
+``munet bench body [--batches 1 16 64] [--repeats 3]``
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _best_ms(fn, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.bench body", description=__doc__)
+    parser = argparse.ArgumentParser(prog="munet bench body", description=__doc__)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--topology", default=BodyConfig.topology)

@@ -1,32 +1,39 @@
-"""Run a benchmark: ``python -m munet.bench NAME [ARGS...]`` calls ``munet.bench.NAME.main(ARGS)``.
+"""``munet bench NAME [ARGS...]`` (also ``python -m munet.bench``): runs ``munet.bench.NAME.main(ARGS)``.
 
 Every module of this package with a ``main(argv)`` function is a benchmark; add a module to add one.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
-import sys
+from collections.abc import Sequence
 
 import munet.bench
 
+_NOT_BENCHMARKS = ("cli",)
+"""Modules of this package that are not benchmarks."""
 
-def _available() -> list[str]:
+
+def available() -> list[str]:
     """Names of the benchmark modules in this package."""
     return sorted(
-        m.name for m in pkgutil.iter_modules(munet.bench.__path__) if not m.name.startswith("_")
+        m.name for m in pkgutil.iter_modules(munet.bench.__path__)
+        if not m.name.startswith("_") and m.name not in _NOT_BENCHMARKS
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Dispatch ``argv`` (default: the command line) to the named benchmark."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in _available():
-        names = ", ".join(_available())
-        raise SystemExit(f"usage: python -m munet.bench NAME [ARGS...]; NAME is one of: {names}")
-    importlib.import_module(f"munet.bench.{argv[0]}").main(argv[1:])
-
-
-if __name__ == "__main__":
-    main()
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet bench``: dispatch ``argv`` (default: the command line) to the named benchmark;
+    returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="munet bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", choices=available(), metavar="NAME",
+                        help=f"the benchmark: {', '.join(available())}")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                        help="the benchmark's own arguments (munet bench NAME --help)")
+    args = parser.parse_args(argv)
+    importlib.import_module(f"munet.bench.{args.name}").main(args.args)
+    return 0

@@ -1,6 +1,6 @@
 """Benchmark: synthetic-data generation per core, and shard reading + decoding through Ray Data.
 
-``python -m munet.bench data [--samples 12] [--views 4] [--image-size 256] [--copies 16]``
+``munet bench data [--samples 12] [--views 4] [--image-size 256] [--copies 16]``
 
 1. Generation runs in this process on one core (torch and llvmpipe limited to one thread), the
    way one Ray generation worker runs; it reports samples/s and the time split between geometry
@@ -81,7 +81,7 @@ def _bench_reading(samples, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.bench data", description=__doc__,
+    parser = argparse.ArgumentParser(prog="munet bench data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=12, help="samples to generate")
     parser.add_argument("--views", type=int, default=GenerationSettings.views, help="views per subject")

@@ -1,6 +1,6 @@
 """Benchmark: how far and how fast a configuration learns, on its training set and on unseen people.
 
-``python -m munet.bench learn [--work DIR] [--config small] [--set KEY=VALUE ...] [--steps N]
+``munet bench learn [--work DIR] [--config small] [--set KEY=VALUE ...] [--steps N]
 [--minutes M] [--eval-every K] [--device cuda] [--resume]``
 
 1. Data: a training set (``--train-samples``, seed ``--seed``, ``--views`` views per person) and a
@@ -16,7 +16,7 @@
    (the learning-rate schedule spans them) or until ``--minutes`` of training, whichever ends
    first.
 3. Evaluation of the untrained network (step 0), every ``--eval-every`` steps and at the end,
-   in eval mode with no teacher forcing, by the per-batch metrics of ``jobs/evaluate.py``
+   in eval mode with no teacher forcing, by the per-batch metrics of ``munet evaluate``
    (:func:`munet.eval.evaluate.evaluate_batch`), on the held-out set and on ``--train-eval``
    training samples spread over the set (not augmented): PA-MPJPE and MPJPE (means, mm), global
    orientation (median, degrees), Chamfer (mean, cm). The wall time counts training only: data
@@ -24,7 +24,7 @@
 4. Output in ``WORK``: ``learn.json`` (every evaluation with the means and medians of all
    metrics), ``learn.md`` (the table), ``learn.png`` (the curves against steps and against wall
    time), rewritten at each evaluation, and ``checkpoint/``, the final training state:
-   ``jobs/evaluate.py --checkpoint WORK/checkpoint --data WORK/heldout --surface-samples 5000``
+   ``munet evaluate --checkpoint WORK/checkpoint --data WORK/heldout --surface-samples 5000``
    (the bench's ``--surface-samples``) recomputes the last held-out row. ``--resume`` continues
    that checkpoint, with its configuration, up to a larger ``--steps`` and extends the curve.
 """
@@ -117,7 +117,7 @@ def training_batches(
 def evaluate_items(model: MuNet, items: list[EvalItem], surface_samples: int) -> dict[str, Any]:
     """Means and medians (:func:`munet.eval.evaluate.summarise`) of the metrics of ``items``,
     predicted in eval mode without teacher forcing, in the batches and with the surface-sampling
-    seed (0) of ``jobs/evaluate.py``; the model is back in train mode after."""
+    seed (0) of ``munet evaluate``; the model is back in train mode after."""
     model.eval()
     try:
         rows = [row for batch in chunked(items, EVAL_BATCH_SIZE)
@@ -259,8 +259,8 @@ class LearningCurve:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of ``python -m munet.bench learn``."""
-    parser = argparse.ArgumentParser(prog="python -m munet.bench learn", description=__doc__,
+    """The flags of ``munet bench learn``."""
+    parser = argparse.ArgumentParser(prog="munet bench learn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="learn", help="folder of the data, report and checkpoint")
     parser.add_argument("--config", default="small", help="preset name or YAML path")
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     curve.stretch_start = time.perf_counter()
     train_local(config, batches, args.steps, checkpoint, model=model, state=state, on_step=curve)
     print(f"report: {work / 'learn.md'}, {work / 'learn.png'}; checkpoint: {checkpoint} "
-          f"(jobs/evaluate.py --checkpoint {checkpoint} --data {work / 'heldout'} "
+          f"(munet evaluate --checkpoint {checkpoint} --data {work / 'heldout'} "
           f"--surface-samples {args.surface_samples} gives the last held-out row)")
 
 

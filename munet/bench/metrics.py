@@ -1,6 +1,6 @@
 """Benchmark: surface metrics (Chamfer / P2S) and PA-MPJPE on this machine's CPU.
 
-``python -m munet.bench metrics [--samples 10000] [--exhaustive-points 10000] [--batch 64]``
+``munet bench metrics [--samples 10000] [--exhaustive-points 10000] [--batch 64]``
 
 Surfaces: a unit icosphere (10,242 vertices, 20,480 faces) as ground truth and a bumpy copy of
 it (errors of about 1 cm) as prediction. Compared, for one point-to-surface direction with the
@@ -31,7 +31,7 @@ def _report(label: str, ms: float, extra: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.bench metrics", description=__doc__)
+    parser = argparse.ArgumentParser(prog="munet bench metrics", description=__doc__)
     parser.add_argument("--samples", type=int, default=10_000, help="points sampled per surface")
     parser.add_argument(
         "--exhaustive-points",

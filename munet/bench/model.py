@@ -1,6 +1,6 @@
 """Benchmark: MuNet size and speed on this machine.
 
-``python -m munet.bench model [--configs cpu paper] [--batch 8] [--repeats 3]``
+``munet bench model [--configs cpu paper] [--batch 8] [--repeats 3]``
 
 For each configuration: parameter counts (encoder, body branch, clothed branch), the time of one
 training step (forward, all losses, backward) on a batch of ``--batch`` for the first
@@ -63,7 +63,7 @@ def _count(module: torch.nn.Module | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.bench model", description=__doc__)
+    parser = argparse.ArgumentParser(prog="munet bench model", description=__doc__)
     parser.add_argument("--configs", nargs="+", default=["cpu", "paper"], help="presets or YAML files")
     parser.add_argument("--batch", type=int, default=8, help="training batch size timed")
     parser.add_argument("--repeats", type=int, default=3)

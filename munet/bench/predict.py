@@ -1,6 +1,7 @@
 """Benchmark: prediction on image files, milliseconds per image on this machine.
 
-``python -m munet.bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu] [--fit-steps 150]``
+``munet bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu]
+[--fit-steps 150]``
 
 Writes a checkpoint of an untrained model of the configuration (the speed does not depend on the
 weights) and ``--images`` copies of scikit-image's astronaut photograph (512², bundled with the
@@ -55,7 +56,7 @@ def _line(summary: RunSummary) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.bench predict", description=__doc__,
+    parser = argparse.ArgumentParser(prog="munet bench predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu", help="preset or YAML file (default cpu)")
     parser.add_argument("--images", type=int, default=16, help="images per end-to-end run")

@@ -1,4 +1,6 @@
-"""``python -m munet.data.synth [--count N] [--seed S] [--voxel M] [--save DIR]``: timings.
+"""Benchmark: procedural clothed humans, per stage.
+
+``munet bench synth [--count N] [--seed S] [--voxel M] [--save DIR]``
 
 Makes ``count`` clothed humans with one :class:`~munet.data.synth.human.ClothedHumanSampler` on
 one thread and prints the mean seconds per stage, the mean CPU seconds per person and the
@@ -20,7 +22,9 @@ from munet.data.synth.human import ClothedHumanSampler, SynthSettings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.data.synth", description=__doc__)
+    """Run ``munet bench synth`` with ``argv`` (default: the command line)."""
+    parser = argparse.ArgumentParser(prog="munet bench synth", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10, help="people to make")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first person")
     parser.add_argument("--voxel", type=float, default=SynthSettings.voxel, help="metres")
@@ -53,7 +57,3 @@ def main(argv: list[str] | None = None) -> None:
     stages = ", ".join(f"{k} {1000 * v / args.count:.0f}" for k, v in totals.items())
     print(f"mean wall ms per stage: {stages}; total {1000 * sum(totals.values()) / args.count:.0f}")
     print(f"mean CPU s per person: {cpu / args.count:.3f}; mean faces: {np.mean(faces):.0f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,9 @@
 """Benchmark: distributed training throughput on Ray Train, by number of workers.
 
-``python -m munet.bench train --data DIR [--workers 1 2] [--steps 40] [--config cpu] [--set K=V ...]``
+``munet bench train --data DIR [--workers 1 2] [--steps 40] [--config cpu] [--set K=V ...]``
 
 For each worker count, trains ``--steps`` steps of the given configuration with
-:func:`munet.train.distributed.run_training` on a local Ray (the same code as ``jobs/train.py``),
+:func:`munet.train.distributed.run_training` on a local Ray (the same code as ``munet train``),
 streaming the shards in ``--data``, and reads back the scalars rank 0 logs every
 ``train.log_every`` steps: samples/s over all workers and the fraction of step time spent waiting
 for the next batch. The first ``--warmup`` steps (worker start, first batches, allocator warm-up)
@@ -33,9 +33,9 @@ def _scalars(tensorboard_dir: Path, tag: str, after_step: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m munet.bench train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="munet bench train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="shard folder or URI (jobs/make_shards.py)")
+    parser.add_argument("--data", required=True, help="shard folder or URI (munet make-shards)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to run")
     parser.add_argument("--steps", type=int, default=40, help="training steps per run")
     parser.add_argument("--warmup", type=int, default=10, help="first steps left out of the figures")

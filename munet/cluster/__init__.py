@@ -3,8 +3,8 @@
 >>> validate_cluster_yaml("cluster/aws-gpu.yaml")        # [] when the file is fine
 >>> storage_uris(load_cluster_yaml("cluster/aws-gpu.yaml"))["runs_uri"]
 
-Command line: ``python -m munet.cluster validate cluster/*.yaml`` and
-``eval "$(python -m munet.cluster env cluster/aws-gpu.yaml)"``. Launching, submitting jobs and
+Command line (:mod:`munet.cluster.cli`): ``munet cluster validate cluster/*.yaml`` and
+``eval "$(munet cluster env cluster/aws-gpu.yaml)"``. Launching, submitting jobs and
 tearing down are described in ``docs/cluster.md``.
 """
 

@@ -1,4 +1,5 @@
-"""``python -m munet.cluster``: check cluster YAMLs offline, or print their storage locations.
+"""``munet cluster`` (also ``python -m munet.cluster``): check cluster YAMLs offline, or print
+their storage locations.
 
 - ``validate [--no-placeholders] FILE...``: one line per problem (``FILE: problem``) or ``FILE: ok``;
   exits 1 if any file has a problem.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 
 from munet.cluster.validate import STORAGE_KEYS, load_cluster_yaml, storage_uris, validate_cluster_yaml
 
@@ -18,9 +20,9 @@ ENV_NAMES = {"data_uri": "MUNET_DATA", "runs_uri": "MUNET_RUNS", "sweeps_uri": "
 """Shell variable for each ``metadata.munet`` key (the names docs/cluster.md uses)."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m munet.cluster", description=__doc__,
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet cluster``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="munet cluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("validate", help="check cluster YAMLs against Ray's schema and the project rules")
@@ -62,7 +64,3 @@ def _print_env(path: str) -> int:
     for key, name in ENV_NAMES.items():
         print(f"export {name}={shlex.quote(uris[key])}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

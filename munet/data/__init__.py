@@ -6,6 +6,8 @@
 - :mod:`~munet.data.schema` — one sample's members and their encoding (``SCHEMA_VERSION``).
 - :mod:`~munet.data.shards` — shard folders on disks and object stores, atomic writer, manifest.
 - :mod:`~munet.data.decode` — raw samples → training arrays; Ray Data and plain readers.
-- :mod:`~munet.data.generate` — the generation job (Ray Data); ``jobs/make_shards.py`` runs it.
-- :mod:`~munet.data.check`, :mod:`~munet.data.preview` — ``python -m munet.data check|preview``.
+- :mod:`~munet.data.generate` — the generation job (Ray Data); ``munet make-shards`` runs it
+  (:mod:`~munet.data.make_shards`).
+- :mod:`~munet.data.check`, :mod:`~munet.data.preview` — ``munet data check|preview``
+  (:mod:`~munet.data.cli`).
 """

@@ -1,4 +1,4 @@
-"""Validate a shard folder against its manifest: ``python -m munet.data check DIR_OR_URI``.
+"""Validate a shard folder against its manifest: ``munet data check DIR_OR_URI``.
 
 Checks, for every shard the manifest lists: the file exists, its size and SHA-256 match, its tar
 reads to the end, keys are in strictly increasing order with each sample's members contiguous, the

@@ -1,18 +1,21 @@
-"""Shard-folder tools.
+"""``munet data`` (also ``python -m munet.data``): shard-folder tools.
 
-``python -m munet.data check DIR_OR_URI``: validate every shard against the manifest (exit 1 on
-problems). ``python -m munet.data preview DIR_OR_URI --out grid.png [--num 6]``: contact sheet.
-Shards are made by ``python jobs/make_shards.py``.
+``munet data check DIR_OR_URI``: validate every shard against the manifest (exit 1 on problems).
+``munet data preview DIR_OR_URI --out grid.png [--num 6]``: contact sheet.
+Shards are made by ``munet make-shards``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m munet.data", description=__doc__)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet data``; returns the exit code (1 when a check finds problems or a preview fails)."""
+    parser = argparse.ArgumentParser(prog="munet data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate shards, checksums and every sample")
     check.add_argument("location", help="shard folder or URI (file://, s3://, gs://...)")
@@ -37,7 +40,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,12 @@
-"""Generate synthetic clothed-human shards with Ray Data.
+"""``munet make-shards`` (also ``python jobs/make_shards.py``): generate synthetic clothed-human
+shards with Ray Data.
 
-    python jobs/make_shards.py --out DIR_OR_URI --num-samples N --seed S \
+    munet make-shards --out DIR_OR_URI --num-samples N --seed S \
         [--image-size 256] [--samples-per-shard 16] [--views 4] [--yaw -180 180] [--workers W]
 
 Runs on the cluster at ``--address`` / ``RAY_ADDRESS`` (e.g. under ``ray job submit``), else on a
 local loopback-only Ray; ``--in-process`` writes the same shards in this process, without Ray
-(small sets). Check the result with ``python -m munet.data check DIR_OR_URI``.
+(small sets). Check the result with ``munet data check DIR_OR_URI``.
 
 An interrupted run continues: run the same command again and the shards it completed are kept
 (checked against their recorded SHA-256), only the others are written. ``manifest.json`` is
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+from collections.abc import Sequence
 
 from munet.config import DataConfig, load_config
 from munet.data.camera import CameraSettings
@@ -25,8 +27,10 @@ from munet.data.generate import GenerationSettings, generate_shards, generate_sh
 from munet.ray_utils import init_ray
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobs/make_shards.py", description=__doc__,
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet make-shards``; returns the exit code (2 when the output already holds a manifest
+    or another generation's files, without ``--overwrite``)."""
+    parser = argparse.ArgumentParser(prog="munet make-shards", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder or URI (file://, s3://, gs://)")
     parser.add_argument("--num-samples", type=int, required=True)
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     body_config = load_config(args.config).body
     try:
         if args.in_process:
-            manifest = generate_shards_here(args.out, settings, body_config=body_config, overwrite=args.overwrite)
+            manifest = generate_shards_here(args.out, settings, body_config=body_config,
+                                            overwrite=args.overwrite)
         else:
             init_ray(address=args.address, num_cpus=args.num_cpus, include_dashboard=False)
             manifest = generate_shards(
@@ -73,7 +78,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {manifest.num_samples} samples in {len(manifest.shards)} shards to {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Command line of ``jobs/train.py``: flags → configuration → Ray → training → summary."""
+"""``munet train`` (also ``python jobs/train.py``): flags → configuration → Ray → training →
+summary."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ log = logging.getLogger("munet.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of ``jobs/train.py``."""
+    """The flags of ``munet train``."""
     parser = argparse.ArgumentParser(
-        prog="jobs/train.py",
+        prog="munet train",
         description="Train MuNet with Ray Train (DDP). Run it directly (a local Ray is started) or "
         "through `ray job submit --working-dir . -- python jobs/train.py ...` on a cluster.",
     )
@@ -48,17 +49,17 @@ def config_from_args(args: argparse.Namespace) -> MuNetConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``jobs/train.py``; returns the process exit code: 0 when training finished with a
+    """Run ``munet train``; returns the process exit code: 0 when training finished with a
     finite loss; 1 when it failed (bad data or NaN/inf losses stop it at once, with what to do)
     or finished on a non-finite loss; 2 when ``--resume`` cannot continue the run (no readable
     checkpoint, or another model configuration) or the run exists and ``--resume`` is missing."""
+    args = build_parser().parse_args(argv)  # first: --help and bad flags need none of the imports below
+    from munet.checkpoint.find import NoUsableCheckpointError
     from munet.data.generate import generate_shards
     from munet.ray_utils import init_ray
     from munet.train.distributed import FatalTrainingError, ResumeConfigError, resume_checkpoint, run_training
-    from munet.checkpoint.find import NoUsableCheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
     config = config_from_args(args)
     try:  # before Ray starts or anything is written: a run that cannot continue stays as it was
         resume_from = resume_checkpoint(config, args.out, args.name, args.resume)

@@ -351,7 +351,7 @@ def run_training(
 
     Args:
         config: the run configuration.
-        data: shard folder or object-store URI (as written by ``jobs/make_shards.py``).
+        data: shard folder or object-store URI (as written by ``munet make-shards``).
         out: run storage root, local folder or URI; the run lives in ``out/name``.
         name: the run name.
         resume: continue the run in ``out/name`` from its newest readable checkpoint.

@@ -1,5 +1,5 @@
 """Hyperparameter sweeps of the mutualistic mechanism with Ray Tune + Optuna (ASHA early stopping,
-one Ray Train ``TorchTrainer`` per trial). Entry point: ``python sweeps/tune_mutual.py``."""
+one Ray Train ``TorchTrainer`` per trial). Commands: ``munet sweep`` and ``munet ablation``."""
 
 from munet.tune.results import SweepResults, TrialRow, collect_results, pareto_mask, write_results
 from munet.tune.settings import SweepSettings, SweepSpec, load_sweep_settings

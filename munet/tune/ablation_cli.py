@@ -1,24 +1,30 @@
-"""Ablation of the mutualistic mechanism with the same compute for every variant, over seeds:
+"""``munet ablation`` (also ``python jobs/ablation.py``): the mutualistic mechanism ablated with the
+same compute for every variant, over seeds.
 
-    python jobs/ablation.py --data DIR --heldout DIR --out DIR [--seeds 0 1] [--steps 300] [--workers 2] [--config cpu]
+    munet ablation --data DIR --heldout DIR --out DIR [--seeds 0 1] [--steps 300] [--workers 2] [--config cpu]
 
 Trains body-only, clothed-only (detached predicted body), guided-without-feedback and full mutual
 once per seed (train.seed and data.seed) in OUT/<variant>/seed_<s> (an existing run folder is
 resumed), evaluates each run, and writes OUT/ablation.csv (one row per run) and OUT/ablation.md
 (mean ± sample standard deviation over seeds per variant, and the paired difference to full
-mutual). Exits 1 if a run failed. Logic: munet.tune.ablation.
+mutual). Exits 1 if a run failed. Logic: :mod:`munet.tune.ablation`.
 """
+
+from __future__ import annotations
 
 import argparse
 import logging
-import os
+from collections.abc import Sequence
+from pathlib import Path
 
 from munet.ray_utils import init_ray
 from munet.tune.ablation import DEFAULT_SEEDS, VARIANTS, run_ablation
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet ablation``; returns the exit code (1 when a run failed)."""
+    parser = argparse.ArgumentParser(prog="munet ablation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
     parser.add_argument("--heldout", required=True)
     parser.add_argument("--out", required=True)
@@ -27,10 +33,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
-                        help="train every variant once per seed (default: %(default)s; 2 or more give a spread)")
+                        help="train every variant once per seed (default: %(default)s; "
+                        "2 or more give a spread)")
     parser.add_argument("--max-eval-samples", type=int)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -38,10 +45,5 @@ def main() -> None:
     overrides = [f"train.steps={args.steps}", f"train.workers={args.workers}", *args.overrides]
     rows = run_ablation(args.data, args.heldout, args.out, args.config, overrides, args.variants,
                         args.max_eval_samples, args.seeds)
-    print((open(os.path.join(args.out, "ablation.md")).read()))
-    if any(r["status"] != "ok" for r in rows):
-        raise SystemExit(1)
-
-
-if __name__ == "__main__":
-    main()
+    print(Path(args.out, "ablation.md").read_text())
+    return 1 if any(r["status"] != "ok" for r in rows) else 0

@@ -1,4 +1,5 @@
-"""Command line of ``sweeps/tune_mutual.py``: flags → sweep spec → data → Ray → sweep → report."""
+"""``munet sweep`` (also ``python sweeps/tune_mutual.py``): flags → sweep spec → data → Ray →
+sweep → report."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ _SPEC_FLAGS = ("config", "sweep", "overrides", "trial_overrides", "trials", "ste
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of ``sweeps/tune_mutual.py``."""
+    """The flags of ``munet sweep``."""
     parser = argparse.ArgumentParser(
-        prog="sweeps/tune_mutual.py",
+        prog="munet sweep",
         description="Sweep the mutualistic loss weights and schedules of MuNet with Ray Tune "
         "(Optuna search, ASHA), one Ray Train TorchTrainer per trial. Writes results.csv, "
         "results.md, pareto.png and best_config.yaml into OUT.",
@@ -139,13 +140,13 @@ def ensure_synthetic_data(spec: SweepSpec) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``sweeps/tune_mutual.py``; returns the exit code (0 when every trial has ended and at
+    """Run ``munet sweep``; returns the exit code (0 when every trial has ended and at
     least one finished, 1 otherwise)."""
+    args = build_parser().parse_args(argv)  # first: --help and bad flags need none of the imports below
     from munet.ray_utils import init_ray
     from munet.tune.sweep import run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
     spec = resolve_spec(args)
     # Tune around a TorchTrainer reaches the trials' training runs through the dashboard.
     init_ray(address=args.address, include_dashboard=True, num_cpus=args.num_cpus)
