@@ -3,6 +3,7 @@
 - :mod:`~munet.data.synth` — procedural clothed humans (Anny body + garments, one watertight surface).
 - :mod:`~munet.data.camera` — random perspective cameras and square crops (OpenCV convention).
 - :mod:`~munet.data.render` — headless OpenGL (EGL) rendering: RGB, mask, normals, depth.
+- :mod:`~munet.data.scene` — a rendered view's random light and background.
 - :mod:`~munet.data.schema` — one sample's members and their encoding (``SCHEMA_VERSION``).
 - :mod:`~munet.data.shards` — shard folders on disks and object stores, atomic writer, manifest.
 - :mod:`~munet.data.decode` — raw samples → training arrays; Ray Data and plain readers.

@@ -38,7 +38,8 @@ import torch
 
 from munet.config import BodyConfig, DataConfig
 from munet.data.camera import CameraSettings, sample_camera
-from munet.data.render import Renderer, sample_background, sample_lighting
+from munet.data.render import Renderer
+from munet.data.scene import sample_background, sample_lighting
 from munet.data.schema import BodyRecord, ClothRecord, SampleRecord, encode_sample, make_key
 from munet.data.shards import (
     MANIFEST_NAME,

@@ -8,7 +8,7 @@ One draw call writes two render targets (multiple render targets): the lit colou
 alpha, and the camera-frame normal with metric depth. The frame is rendered ``supersample`` times
 larger and box-filtered down, so the RGB image has anti-aliased edges while the mask stays binary
 (a pixel belongs to the person when at least half of its sub-samples do). The person is then
-composited over a background image (see :func:`sample_background`).
+composited over a background image (see :func:`munet.data.scene.sample_background`).
 
 The projection is built from the OpenCV intrinsics exactly, pixel centres included: a vertex that
 :func:`munet.geometry.project` sends to pixel ``(u, v)`` is rasterised at the centre of pixel
@@ -101,57 +101,6 @@ class Frame:
     mask: np.ndarray
     normal: np.ndarray
     depth: np.ndarray
-
-
-def sample_lighting(rng: np.random.Generator) -> Lighting:
-    """A random light from the camera's side of the scene (mostly from above)."""
-    direction = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 1.0), rng.uniform(0.6, 1.5)])
-    return Lighting(
-        direction=direction / np.linalg.norm(direction),
-        ambient=float(rng.uniform(0.25, 0.5)),
-        diffuse=float(rng.uniform(0.5, 0.8)),
-    )
-
-
-def _random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
-    return rng.uniform(0.0, 1.0, size=(count, 3))
-
-
-def sample_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random procedural background (S, S, 3) uint8.
-
-    One of: a linear or radial colour gradient, multi-octave value noise, soft stripes or a
-    rotated checkerboard, plus a little per-pixel grain.
-    """
-    coords = (np.arange(size) + 0.5) / size
-    x, y = np.meshgrid(coords, coords)
-    angle = rng.uniform(0.0, np.pi)
-    along = np.cos(angle) * x + np.sin(angle) * y
-    across = -np.sin(angle) * x + np.cos(angle) * y
-    first, second = _random_colors(rng, 2)
-    kind = rng.integers(5)
-    if kind == 0:
-        weight = (along - along.min()) / (along.max() - along.min())
-    elif kind == 1:
-        centre = rng.uniform(0.0, 1.0, size=2)
-        radius = np.hypot(x - centre[0], y - centre[1])
-        weight = radius / radius.max()
-    elif kind == 2:
-        weight = np.zeros_like(x)
-        for octave in range(3):
-            cells = int(rng.integers(2, 6)) * 2**octave
-            grid = rng.uniform(0.0, 1.0, size=(cells, cells)).astype(np.float32)
-            weight += cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC) / 2**octave
-        weight = (weight - weight.min()) / max(float(np.ptp(weight)), 1e-6)
-    elif kind == 3:
-        frequency = rng.uniform(2.0, 12.0)
-        weight = 0.5 + 0.5 * np.sin(2 * np.pi * frequency * along)
-    else:
-        frequency = rng.uniform(2.0, 10.0)
-        weight = (np.floor(along * frequency) + np.floor(across * frequency)) % 2
-    image = first * (1 - weight[..., None]) + second * weight[..., None]
-    image += rng.normal(0.0, rng.uniform(0.0, 0.03), size=image.shape)
-    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
 def opengl_projection(K: np.ndarray, size: int, near: float, far: float) -> np.ndarray:
@@ -273,7 +222,7 @@ class Renderer:
             faces: (F, 3) vertex indices, wound counter-clockwise seen from outside.
             colors: (V, 3) per-vertex albedo in [0, 1].
             K: (3, 3) intrinsics in pixels of the ``image_size``² frame.
-            lighting: light in the camera frame (see :func:`sample_lighting`).
+            lighting: light in the camera frame (see :func:`munet.data.scene.sample_lighting`).
             background: (S, S, 3) uint8 behind the person; black when ``None``.
         """
         vertices = np.asarray(vertices, dtype=np.float64)
