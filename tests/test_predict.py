@@ -33,7 +33,8 @@ from munet.data.schema import SampleRecord, encode_sample
 from munet.geometry import project
 from munet.model import MuNet
 from munet.predict import cli
-from munet.predict.crop import PERSON_FILL, ImageError, image_intrinsics, mask_box, person_crop, read_image
+from munet.predict.crop import PERSON_FILL, image_intrinsics, mask_box, person_crop
+from munet.predict.images import ImageError, read_image
 from munet.predict.segment import grabcut_mask, whole_image_box
 from munet.train.local import train_local
 

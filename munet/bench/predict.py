@@ -32,7 +32,8 @@ from munet.config import load_config
 from munet.fit import FitSettings
 from munet.model import MuNet
 from munet.predict.crop import person_crop
-from munet.predict.run import DISPLAY_SIZE, Predictor, RunSummary, predict_files, resolve_device
+from munet.predict.predictor import Predictor, resolve_device
+from munet.predict.run import DISPLAY_SIZE, RunSummary, predict_files
 
 
 def _write_photos(folder: Path, count: int, with_masks: bool) -> list[Path]:

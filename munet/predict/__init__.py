@@ -1,8 +1,10 @@
 """Prediction on image files: person crop and intrinsics, batched inference, meshes, overlay and
 JSON per image; ``munet predict`` on the command line (:mod:`munet.predict.cli`)."""
 
-from munet.predict.crop import ImageError, PersonCrop, person_crop, read_image
-from munet.predict.run import Prediction, Predictor, RunSummary, predict_files
+from munet.predict.crop import PersonCrop, person_crop
+from munet.predict.images import ImageError, read_image
+from munet.predict.predictor import Prediction, Predictor
+from munet.predict.run import RunSummary, predict_files
 
 __all__ = [
     "ImageError",

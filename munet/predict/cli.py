@@ -2,7 +2,7 @@
 
 >>> munet predict photo.jpg photos/ --checkpoint runs/cpu/train --out predictions/
 
-Each image gets its own folder ``OUT/<stem>/`` (see :mod:`munet.predict.export`; a stem that is
+Each image gets its own folder ``OUT/<stem>/`` (see :mod:`munet.predict.outputs`; a stem that is
 no safe folder name, or one taken by an earlier input of the same call, gets another name, see
 :func:`munet.predict.run.output_folders`). Where the person's
 mask is known (an RGBA cut-out, or a ``<stem>_mask.<ext>`` file), the predicted meshes are fitted
@@ -24,15 +24,10 @@ from pathlib import Path
 
 from munet.data.render import EGLUnavailableError
 from munet.fit import FitSettings
-from munet.predict.crop import (
-    DEFAULT_FOV_DEGREES,
-    IMAGE_SUFFIXES,
-    MASK_SUFFIX,
-    MAX_PIXELS,
-    MAX_SIDE,
-    OPENCV_MAX_PIXELS,
-)
-from munet.predict.run import Predictor, predict_files, resolve_device
+from munet.predict.crop import DEFAULT_FOV_DEGREES
+from munet.predict.images import IMAGE_SUFFIXES, MASK_SUFFIX, MAX_PIXELS, MAX_SIDE, OPENCV_MAX_PIXELS
+from munet.predict.predictor import Predictor, resolve_device
+from munet.predict.run import predict_files
 
 _MESSAGE_LIMIT = 400
 """Longest error message printed (characters); longer ones are cut."""
@@ -48,7 +43,7 @@ def collect_inputs(arguments: Sequence[str]) -> tuple[list[Path], list[tuple[Pat
     """The image files the arguments name, and the arguments that name none.
 
     A file is taken as given (whatever its suffix: it is decoded to find out); a folder gives its
-    files with an image suffix (:data:`~munet.predict.crop.IMAGE_SUFFIXES`, not recursively,
+    files with an image suffix (:data:`~munet.predict.images.IMAGE_SUFFIXES`, not recursively,
     sorted), leaving out mask companions ``*_mask.*``.
 
     Returns:

@@ -19,7 +19,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,9 +32,7 @@ from munet.data.render import Renderer
 from munet.eval.overlay import BODY_COLOR, CLOTH_COLOR, label, overlay_mesh
 from munet.geometry import project
 from munet.predict.crop import DEFAULT_FOV_DEGREES, PersonCrop
-
-if TYPE_CHECKING:
-    from munet.predict.run import Prediction
+from munet.predict.predictor import Prediction
 
 GLTF_FROM_CAMERA = np.diag([1.0, -1.0, -1.0])
 """OpenCV camera frame (y down, z forward) → glTF (y up, z towards the viewer)."""
