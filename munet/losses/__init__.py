@@ -38,7 +38,7 @@ from munet.losses.consistency import inside_loss, tight_loss
 from munet.schedules import schedule_value
 
 if TYPE_CHECKING:
-    from munet.model.munet import MuNetOutput
+    from munet.model.network import MuNetOutput
 
 TERMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LossConfig))
 """Names of the loss terms, in the order of :class:`~munet.config.LossConfig`."""

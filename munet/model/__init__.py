@@ -6,7 +6,7 @@
 
 from munet.model.camera import perspective_to_weak, weak_to_perspective
 from munet.model.mutual import MutualState, scale_gradient
-from munet.model.munet import MuNet, MuNetOutput
+from munet.model.network import MuNet, MuNetOutput
 from munet.model.templates import PART_NAMES, Templates, build_templates
 
 __all__ = [
