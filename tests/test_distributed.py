@@ -74,7 +74,8 @@ def test_two_node_ddp_recovers_from_a_worker_failure_then_resumes(ray_local, sha
 def _training_batches(shards: str, epochs: int, *overrides: str) -> list[list[list[tuple[float, float]]]]:
     """``epochs`` epochs of training batches, each sample as (subject, view) fingerprints: the sum
     of its body shape (shared by the views of one subject) and of its camera-frame joints."""
-    from munet.train.distributed import _batches, training_dataset
+    from munet.train.distributed import training_dataset
+    from munet.train.worker import _batches
 
     config = _tiny(*overrides)
     batches = _batches(training_dataset(shards, config), config, torch.device("cpu"), rank=0)

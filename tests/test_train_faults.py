@@ -110,10 +110,10 @@ def test_resume_falls_back_past_unreadable_checkpoints_then_refuses(tmp_path, ti
     # The workers too: Ray's restored checkpoint (here the truncated one) is passed over.
     import ray.train
 
-    from munet.train.distributed import _start_state
+    from munet.train.worker import _start_state
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="munet.train.distributed"):
+    with caplog.at_level(logging.WARNING, logger="munet.train.worker"):
         checkpoint, state = _start_state(ray.train.Checkpoint(str(newest)), str(first))
     assert checkpoint.path == str(first) and state.step == 2
     assert f"skipping checkpoint {newest}: it is truncated or unreadable" in caplog.text

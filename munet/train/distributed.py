@@ -1,8 +1,8 @@
 """Distributed training on Ray: Ray Data shards → Ray Train ``TorchTrainer`` workers running DDP.
 
 The driver (:func:`run_training`) builds a streaming Ray dataset from WebDataset shards and a
-``TorchTrainer``; every worker runs :func:`train_loop_per_worker`, which calls the same
-:func:`munet.train.step.training_step` as the local trainer. Checkpoints (model, optimizer,
+``TorchTrainer``; every worker runs :func:`munet.train.worker.train_loop_per_worker`, which calls
+the same :func:`munet.train.step.training_step` as the local trainer. Checkpoints (model, optimizer,
 scheduler, step, RNG state, non-finite step counts, config) are reported by rank 0 every
 ``train.checkpoint_every`` steps; a restarted or resumed run continues at the exact next step, from
 the newest checkpoint that loads. Gloo on the CPU, NCCL on GPUs.
@@ -21,26 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from munet.checkpoint.find import (
-    checkpoint_dir_name,
-    checkpoint_step,
-    latest_readable_checkpoint,
-    run_has_checkpoints,
-    run_location,
-    storage_root,
-)
-from munet.checkpoint.load import model_from_checkpoint, network_config_differences
-from munet.checkpoint.state import TrainingState, load_checkpoint, restore_training_state, save_checkpoint
-from munet.config import MuNetConfig, config_from_dict, config_to_dict
-from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
+from munet.checkpoint.find import latest_readable_checkpoint, run_has_checkpoints, run_location, storage_root
+from munet.checkpoint.load import network_config_differences
+from munet.config import MuNetConfig, config_to_dict
+from munet.train.optim import NonFiniteLossError
+from munet.train.worker import train_loop_per_worker
 
 log = logging.getLogger(__name__)
 
@@ -97,157 +85,6 @@ def repeating_failure(error: BaseException, data: str | None = None) -> str | No
     if detail is not None or isinstance(error, NonFiniteLossError):
         return f"{stop}: non-finite losses: {detail or error}"
     return None
-
-
-def _batches(
-    shard: Any, config: MuNetConfig, device: torch.device, rank: int
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless fixed-size batches from this worker's dataset shard (one pass per epoch), mixed in
-    a local shuffle buffer of ``data.shuffle_buffer`` samples seeded by seed, rank and epoch."""
-    epoch = 0
-    buffer = config.data.shuffle_buffer
-    while True:
-        produced = 0
-        for batch in shard.iter_torch_batches(
-            batch_size=config.train.batch_size, drop_last=True, device=device, prefetch_batches=2,
-            local_shuffle_buffer_size=buffer or None,
-            local_shuffle_seed=config.train.seed + 1000 * rank + epoch if buffer else None,
-        ):
-            produced += 1
-            yield batch
-        if produced == 0:
-            raise RuntimeError(
-                f"worker received no full batch of {config.train.batch_size} samples in epoch "
-                f"{epoch}: the data set is smaller than workers × batch size; use more samples "
-                "or a smaller train.batch_size"
-            )
-        epoch += 1
-
-
-def _replica_spread(model: torch.nn.Module) -> float:
-    """Largest difference between ranks of a parameter fingerprint (0 when replicas agree)."""
-    import torch.distributed as dist
-
-    fingerprint = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum()
-    if not (dist.is_available() and dist.is_initialized()):
-        return 0.0
-    gathered = [torch.zeros_like(fingerprint) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, fingerprint.to(next(model.parameters()).device))
-    values = torch.stack([g.cpu() for g in gathered])
-    return float(values.max() - values.min())
-
-
-def _start_state(restored: Any, resume_from: str | None) -> tuple[Any, TrainingState | None]:
-    """The checkpoint to start from, and its state: Ray's restored one (a worker restart within
-    this run) or the newest readable one found in storage when the run was resumed, whichever
-    has the later step; ``(None, None)`` for a fresh start.
-
-    Ray Train records a checkpoint in its run snapshot only after the upload; a job stopped in
-    between leaves a complete checkpoint that only the storage listing knows about. A candidate
-    that does not load (truncated, unreadable) is skipped with a warning naming it.
-    """
-    import ray.train
-
-    candidates = [c for c in (restored, resume_from and ray.train.Checkpoint(resume_from)) if c]
-    for checkpoint in sorted(candidates, key=lambda c: checkpoint_step(c.path) or 0, reverse=True):
-        try:
-            with checkpoint.as_directory() as folder:
-                return checkpoint, load_checkpoint(folder)
-        except (OSError, ValueError) as exc:
-            log.warning("skipping checkpoint %s: it is truncated or unreadable (%s)", checkpoint.path, exc)
-    if candidates:
-        raise FileNotFoundError(
-            f"no readable checkpoint among {[c.path for c in candidates]}: restore one, or start a new run"
-        )
-    return None, None
-
-
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """The per-worker training loop (runs inside Ray Train)."""
-    import ray.train
-    import ray.train.torch
-
-    from munet.body import build_body_model
-    from munet.model import MuNet
-    from munet.train.step import step_generator, training_step
-
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    config = config_from_dict(loop_config["config"])
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.manual_seed(config.train.seed)
-    device = ray.train.torch.get_device()
-
-    start = 0
-    checkpoint, state = _start_state(ray.train.get_checkpoint(), loop_config.get("resume_from"))
-    network = MuNet(config, build_body_model(config.body)) if state is None else model_from_checkpoint(state, config)
-    model = ray.train.torch.prepare_model(network)
-    optimizer, scheduler = build_optimizer(model, config)
-    stepper = OptimizerStep(model, optimizer, scheduler, config)
-    if state is not None:
-        start = restore_training_state(state, optimizer, scheduler, stepper)
-        if rank == 0:
-            log.info("resumed from the checkpoint of step %d (%s), %d non-finite step(s) skipped so far",
-                     start, checkpoint.path, stepper.skipped)
-
-    writer = None
-    if rank == 0 and loop_config.get("tensorboard_dir"):
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(loop_config["tensorboard_dir"])
-
-    batches = _batches(ray.train.get_dataset_shard("train"), config, device, rank)
-    steps, fail_at = config.train.steps, config.train.inject_failure_at_step
-    wait = busy = 0.0
-    window_start = time.perf_counter()
-    for step in range(start + 1, steps + 1):
-        tick = time.perf_counter()
-        batch = next(batches)
-        tock = time.perf_counter()
-        loss, logs = training_step(model, batch, step, config, step_generator(config.train.seed, step, rank))
-        stepped = stepper(loss, step)
-        wait += tock - tick
-        busy += time.perf_counter() - tock
-
-        checkpoint_now = step % config.train.checkpoint_every == 0 or step in (steps, fail_at)
-        if step % config.train.log_every == 0 or checkpoint_now:
-            elapsed = time.perf_counter() - window_start
-            metrics = {
-                "step": step,
-                "loss": float(loss.detach()),
-                **{k: float(v) for k, v in logs.items()},
-                "lr": optimizer.param_groups[0]["lr"],
-                "skipped_steps": stepper.skipped,
-                "step_applied": float(stepped),
-                "data_wait_frac": wait / max(wait + busy, 1e-9),
-                "samples_per_s": world * config.train.batch_size * config.train.log_every / max(elapsed, 1e-9),
-                "replica_spread": _replica_spread(model),
-                "resumed_from": start,
-            }
-            wait = busy = 0.0
-            window_start = time.perf_counter()
-            if writer is not None:
-                for key, value in metrics.items():
-                    writer.add_scalar(key, value, step)
-            if rank == 0:
-                log.info(
-                    "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%%",
-                    step, steps, metrics["loss"], metrics["samples_per_s"], 100 * metrics["data_wait_frac"],
-                )
-            if checkpoint_now:
-                with tempfile.TemporaryDirectory() as tmp:
-                    ckpt = None
-                    if rank == 0:
-                        save_checkpoint(tmp, step=step, model=model, config=config,
-                                        optimizer=optimizer, scheduler=scheduler, guard=stepper.state_dict())
-                        ckpt = ray.train.Checkpoint.from_directory(tmp)
-                    ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=checkpoint_dir_name(step))
-            else:
-                ray.train.report(metrics)
-        if fail_at is not None and step == fail_at and start < fail_at:
-            raise RuntimeError(f"injected failure at step {step} (train.inject_failure_at_step)")
-    if writer is not None:
-        writer.close()
 
 
 def training_dataset(data: str, config: MuNetConfig) -> Any:

@@ -1,0 +1,294 @@
+"""What every Ray Train worker runs: :func:`train_loop_per_worker`, one DDP replica's training loop.
+
+A worker starts from the newest checkpoint that loads (Ray's restored one, or the one a resumed
+run was given), or from a new network; it trains on its shard of the training dataset with the
+same :func:`munet.train.step.training_step` as the local trainer. Every ``train.log_every`` steps,
+and at every checkpoint step, all workers report metrics to Ray Train (throughput over all
+workers, the fraction of time spent waiting for data, the spread of the replicas' parameters);
+rank 0 also logs them, writes them to TensorBoard, and at checkpoint steps saves the checkpoint it
+reports. ``train.inject_failure_at_step`` raises in every worker right after that step's
+checkpoint, once (a restarted run continues past it), to test recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from munet.checkpoint.find import checkpoint_dir_name, checkpoint_step
+from munet.checkpoint.load import model_from_checkpoint
+from munet.checkpoint.state import TrainingState, load_checkpoint, restore_training_state, save_checkpoint
+from munet.config import MuNetConfig, config_from_dict
+from munet.train.optim import OptimizerStep, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Replica:
+    """One worker's replica of the run: its place in the worker group and what it trains.
+
+    Attributes:
+        config: the run configuration.
+        rank, world: this worker's rank and the number of workers.
+        device: where its model and batches live.
+        model: the network, prepared by Ray Train for DDP.
+        optimizer, scheduler, stepper: its optimiser, learning-rate schedule and guarded step.
+        start: the last step trained before this (re)start; 0 for a fresh run.
+    """
+
+    config: MuNetConfig
+    rank: int
+    world: int
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    stepper: OptimizerStep
+    start: int
+
+
+class _Throughput:
+    """Seconds spent waiting for batches and computing steps since the last report (the window)."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        """Start a new window."""
+        self.wait = self.busy = 0.0
+        self.window_start = self._batch_ready = time.perf_counter()
+
+    def next_batch(self, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The next batch, its wait counted."""
+        tick = time.perf_counter()
+        batch = next(batches)
+        self._batch_ready = time.perf_counter()
+        self.wait += self._batch_ready - tick
+        return batch
+
+    def step_done(self) -> None:
+        """Count the time since the last batch arrived as computing."""
+        self.busy += time.perf_counter() - self._batch_ready
+
+    def rates(self, samples: int) -> dict[str, float]:
+        """``data_wait_frac`` (waiting / waiting + computing) and ``samples_per_s`` (``samples``
+        over the window's seconds so far)."""
+        elapsed = time.perf_counter() - self.window_start
+        return {
+            "data_wait_frac": self.wait / max(self.wait + self.busy, 1e-9),
+            "samples_per_s": samples / max(elapsed, 1e-9),
+        }
+
+
+def _batches(
+    shard: Any, config: MuNetConfig, device: torch.device, rank: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless fixed-size batches from this worker's dataset shard (one pass per epoch), mixed in
+    a local shuffle buffer of ``data.shuffle_buffer`` samples seeded by seed, rank and epoch."""
+    epoch = 0
+    buffer = config.data.shuffle_buffer
+    while True:
+        produced = 0
+        for batch in shard.iter_torch_batches(
+            batch_size=config.train.batch_size, drop_last=True, device=device, prefetch_batches=2,
+            local_shuffle_buffer_size=buffer or None,
+            local_shuffle_seed=config.train.seed + 1000 * rank + epoch if buffer else None,
+        ):
+            produced += 1
+            yield batch
+        if produced == 0:
+            raise RuntimeError(
+                f"worker received no full batch of {config.train.batch_size} samples in epoch "
+                f"{epoch}: the data set is smaller than workers × batch size; use more samples "
+                "or a smaller train.batch_size"
+            )
+        epoch += 1
+
+
+def _replica_spread(model: torch.nn.Module) -> float:
+    """Largest difference between ranks of a parameter fingerprint (0 when replicas agree)."""
+    import torch.distributed as dist
+
+    fingerprint = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum()
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0.0
+    gathered = [torch.zeros_like(fingerprint) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, fingerprint.to(next(model.parameters()).device))
+    values = torch.stack([g.cpu() for g in gathered])
+    return float(values.max() - values.min())
+
+
+def _start_state(restored: Any, resume_from: str | None) -> tuple[Any, TrainingState | None]:
+    """The checkpoint to start from, and its state: Ray's restored one (a worker restart within
+    this run) or the newest readable one found in storage when the run was resumed, whichever
+    has the later step; ``(None, None)`` for a fresh start.
+
+    Ray Train records a checkpoint in its run snapshot only after the upload; a job stopped in
+    between leaves a complete checkpoint that only the storage listing knows about. A candidate
+    that does not load (truncated, unreadable) is skipped with a warning naming it.
+    """
+    import ray.train
+
+    candidates = [c for c in (restored, resume_from and ray.train.Checkpoint(resume_from)) if c]
+    for checkpoint in sorted(candidates, key=lambda c: checkpoint_step(c.path) or 0, reverse=True):
+        try:
+            with checkpoint.as_directory() as folder:
+                return checkpoint, load_checkpoint(folder)
+        except (OSError, ValueError) as exc:
+            log.warning("skipping checkpoint %s: it is truncated or unreadable (%s)", checkpoint.path, exc)
+    if candidates:
+        raise FileNotFoundError(
+            f"no readable checkpoint among {[c.path for c in candidates]}: restore one, or start a new run"
+        )
+    return None, None
+
+
+def _start(config: MuNetConfig, resume_from: str | None) -> _Replica:
+    """This worker's replica: the network of the checkpoint to start from (:func:`_start_state`)
+    with its optimiser, schedule, guard and RNG states restored, or a new network; prepared for
+    DDP on this worker's device."""
+    import ray.train
+    import ray.train.torch
+
+    from munet.body import build_body_model
+    from munet.model import MuNet
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(config.train.seed)
+    device = ray.train.torch.get_device()
+
+    start = 0
+    checkpoint, state = _start_state(ray.train.get_checkpoint(), resume_from)
+    if state is None:
+        network = MuNet(config, build_body_model(config.body))
+    else:
+        network = model_from_checkpoint(state, config)
+    model = ray.train.torch.prepare_model(network)
+    optimizer, scheduler = build_optimizer(model, config)
+    stepper = OptimizerStep(model, optimizer, scheduler, config)
+    if state is not None:
+        start = restore_training_state(state, optimizer, scheduler, stepper)
+        if rank == 0:
+            log.info("resumed from the checkpoint of step %d (%s), %d non-finite step(s) skipped so far",
+                     start, checkpoint.path, stepper.skipped)
+    return _Replica(config, rank, world, device, model, optimizer, scheduler, stepper, start)
+
+
+def _tensorboard(directory: str | None, rank: int) -> Any:
+    """Rank 0's TensorBoard ``SummaryWriter`` into ``directory``; ``None`` on the other ranks or
+    without a directory."""
+    if rank != 0 or not directory:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(directory)
+
+
+def _metrics(
+    replica: _Replica,
+    step: int,
+    loss: torch.Tensor,
+    logs: dict[str, Any],
+    applied: bool,
+    throughput: _Throughput,
+) -> dict[str, float]:
+    """The metrics reported at ``step``: the loss and its terms (``logs``), learning rate, skipped
+    and applied steps, throughput of the window over all workers, replica spread (a collective:
+    every rank computes it at the same step) and the step this (re)start began after."""
+    config = replica.config
+    rates = throughput.rates(replica.world * config.train.batch_size * config.train.log_every)
+    return {
+        "step": step,
+        "loss": float(loss.detach()),
+        **{k: float(v) for k, v in logs.items()},
+        "lr": replica.optimizer.param_groups[0]["lr"],
+        "skipped_steps": replica.stepper.skipped,
+        "step_applied": float(applied),
+        **rates,
+        "replica_spread": _replica_spread(replica.model),
+        "resumed_from": replica.start,
+    }
+
+
+def _show(metrics: dict[str, float], steps: int, rank: int, writer: Any) -> None:
+    """Write ``metrics`` to TensorBoard (when ``writer``) and log a progress line on rank 0."""
+    step = int(metrics["step"])
+    if writer is not None:
+        for key, value in metrics.items():
+            writer.add_scalar(key, value, step)
+    if rank == 0:
+        log.info(
+            "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%%",
+            step, steps, metrics["loss"], metrics["samples_per_s"], 100 * metrics["data_wait_frac"],
+        )
+
+
+def _report(replica: _Replica, metrics: dict[str, float], with_checkpoint: bool) -> None:
+    """Report ``metrics`` to Ray Train; ``with_checkpoint``, every rank reports under the step's
+    checkpoint folder name and rank 0 attaches the checkpoint it saves."""
+    import ray.train
+
+    if not with_checkpoint:
+        ray.train.report(metrics)
+        return
+    step = int(metrics["step"])
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if replica.rank == 0:
+            save_checkpoint(tmp, step=step, model=replica.model, config=replica.config,
+                            optimizer=replica.optimizer, scheduler=replica.scheduler,
+                            guard=replica.stepper.state_dict())
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_dir_name(step))
+
+
+def _inject_failure(step: int, fail_at: int | None, start: int) -> None:
+    """Raise after step ``fail_at`` (``train.inject_failure_at_step``) unless this (re)start began
+    at or past it."""
+    if fail_at is not None and step == fail_at and start < fail_at:
+        raise RuntimeError(f"injected failure at step {step} (train.inject_failure_at_step)")
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """The per-worker training loop (runs inside Ray Train).
+
+    Args:
+        loop_config: ``config`` (the run's configuration as nested dicts), ``tensorboard_dir``
+            (rank 0 writes its metrics there; ``None``: nowhere) and ``resume_from`` (the
+            checkpoint to start from when Ray restores none, or ``None``).
+    """
+    import ray.train
+
+    from munet.train.step import step_generator, training_step
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    replica = _start(config_from_dict(loop_config["config"]), loop_config.get("resume_from"))
+    config, rank = replica.config, replica.rank
+    writer = _tensorboard(loop_config.get("tensorboard_dir"), rank)
+    batches = _batches(ray.train.get_dataset_shard("train"), config, replica.device, rank)
+    steps, fail_at = config.train.steps, config.train.inject_failure_at_step
+    throughput = _Throughput()
+    for step in range(replica.start + 1, steps + 1):
+        batch = throughput.next_batch(batches)
+        generator = step_generator(config.train.seed, step, rank)
+        loss, logs = training_step(replica.model, batch, step, config, generator)
+        applied = replica.stepper(loss, step)
+        throughput.step_done()
+
+        checkpoint_now = step % config.train.checkpoint_every == 0 or step in (steps, fail_at)
+        if step % config.train.log_every == 0 or checkpoint_now:
+            metrics = _metrics(replica, step, loss, logs, applied, throughput)
+            throughput.restart()
+            _show(metrics, steps, rank, writer)
+            _report(replica, metrics, checkpoint_now)
+        _inject_failure(step, fail_at, replica.start)
+    if writer is not None:
+        writer.close()
