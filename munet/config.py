@@ -187,7 +187,7 @@ class DataConfig:
     """What a reader does with a bad sample (missing or unreadable member, non-finite array) or a
     bad shard (missing, truncated, checksum differs from the manifest): ``error`` stops with a
     ``BadSampleError`` naming the shard and the key (it would fail again on every read); ``skip``
-    leaves it out, logs its key and counts it (``munet.data.decode.skipped_samples``)."""
+    leaves it out, logs its key and counts it (``munet.data.ray_dataset.skipped_samples``)."""
 
 
 @dataclass

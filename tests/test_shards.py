@@ -16,8 +16,9 @@ import torch
 from munet.config import DataConfig
 from munet.data.camera import sample_camera
 from munet.data.check import check_shards
-from munet.data.decode import Decoder, decode_sample, iter_samples, ray_dataset, skipped_samples, usable_shards
+from munet.data.decode import Decoder, decode_sample, iter_samples, usable_shards
 from munet.data.generate import sample_surface
+from munet.data.ray_dataset import ray_dataset, skipped_samples
 from munet.data.render import Renderer
 from munet.data.scene import sample_background, sample_lighting
 from munet.data.schema import (

@@ -6,7 +6,7 @@
    way one Ray generation worker runs; it reports samples/s and the time split between geometry
    (clothed human + surface points), rendering (camera, background, rasterisation) and encoding.
 2. Reading writes the generated samples ``--copies`` times (distinct keys, same bytes) to a shard
-   folder, then times full passes of :func:`munet.data.decode.ray_dataset` on a local Ray (the
+   folder, then times full passes of :func:`munet.data.ray_dataset.ray_dataset` on a local Ray (the
    first pass warms the workers up and is reported separately).
 """
 
@@ -53,7 +53,7 @@ def _bench_generation(args) -> list[tuple[str, dict[str, bytes]]]:
 
 def _bench_reading(samples, args) -> None:
     from munet.config import DataConfig
-    from munet.data.decode import ray_dataset
+    from munet.data.ray_dataset import ray_dataset
     from munet.data.shards import Manifest, ShardStore, shard_name
     from munet.ray_utils import init_ray
 

@@ -6,7 +6,8 @@
 - :mod:`~munet.data.scene` — a rendered view's random light and background.
 - :mod:`~munet.data.schema` — one sample's members and their encoding (``SCHEMA_VERSION``).
 - :mod:`~munet.data.shards` — shard folders on disks and object stores, atomic writer, manifest.
-- :mod:`~munet.data.decode` — raw samples → training arrays; Ray Data and plain readers.
+- :mod:`~munet.data.decode` — raw samples → training arrays; the plain (Ray-free) reader.
+- :mod:`~munet.data.ray_dataset` — Ray Data datasets of decoded samples (training's stream).
 - :mod:`~munet.data.generate` — the generation job (Ray Data); ``munet make-shards`` runs it
   (:mod:`~munet.data.make_shards`).
 - :mod:`~munet.data.check`, :mod:`~munet.data.preview` — ``munet data check|preview``

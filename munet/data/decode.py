@@ -35,18 +35,17 @@ checksum) or not a readable tar. Such an error repeats on every read: a trainer 
 than restart workers (:func:`~munet.data.schema.is_bad_data` finds one inside Ray's wrappers).
 ``"skip"`` drops the bad sample (or the unreadable rest of a shard), logs a warning naming it, and
 counts the samples dropped: in :attr:`Decoder.skipped` when iterating locally, and, for Ray
-datasets, in a counter shared by the Ray job that :func:`skipped_samples` reads (per shard
-folder), e.g. for a run report.
+datasets (:mod:`munet.data.ray_dataset`), in a counter shared by the Ray job that
+:func:`munet.data.ray_dataset.skipped_samples` reads (per shard folder), e.g. for a run report.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,16 +66,12 @@ from munet.data.schema import (
 )
 from munet.data.shards import (
     CorruptShardError,
-    ShardError,
     ShardInfo,
     ShardStore,
     fix_hint,
     iter_tar_samples,
     verify_shard,
 )
-
-if TYPE_CHECKING:
-    import ray.data
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +162,7 @@ def decode_sample(
     }
 
 
-def _data_section(config: DataConfig | MuNetConfig) -> DataConfig:
+def data_section(config: DataConfig | MuNetConfig) -> DataConfig:
     """The data settings of a whole configuration, or the data settings themselves."""
     return config.data if isinstance(config, MuNetConfig) else config
 
@@ -184,58 +179,6 @@ def bad_data_policy(value: str) -> str:
     return "raise" if value == "error" else value
 
 
-SKIP_COUNTER_NAME = "munet_skipped_samples"
-"""Name of the Ray actor that counts the samples skipped by the Ray datasets of one Ray job."""
-
-
-class _SkipCounter:
-    """Ray actor (created by :func:`ray_dataset` under ``"skip"``): skipped samples per folder."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def add(self, location: str, count: int) -> None:
-        self.counts[location] = self.counts.get(location, 0) + int(count)
-
-    def get(self) -> dict[str, int]:
-        return dict(self.counts)
-
-
-_counter_handle: tuple[str, Any] | None = None
-"""This process's handle on the skip counter, with the Ray job it belongs to (Ray ends an actor
-when no handle to it is left, so the driver keeps this one)."""
-
-
-def _skip_counter(create: bool = False) -> Any:
-    """The job's skip-counter actor handle (created when ``create``), or ``None``."""
-    global _counter_handle
-    import ray
-
-    job = ray.get_runtime_context().get_job_id()
-    if _counter_handle is None or _counter_handle[0] != job:
-        if create:
-            actor = ray.remote(num_cpus=0)(_SkipCounter)
-            _counter_handle = (job, actor.options(name=SKIP_COUNTER_NAME, get_if_exists=True).remote())
-        else:
-            try:
-                _counter_handle = (job, ray.get_actor(SKIP_COUNTER_NAME))
-            except ValueError:
-                return None
-    return _counter_handle[1]
-
-
-def skipped_samples() -> dict[str, int]:
-    """Samples skipped so far under ``on_bad_sample: skip`` by the Ray datasets that
-    :func:`ray_dataset` built in this Ray job: ``{shard folder: count}`` (empty when none; a shard
-    left out whole counts all its samples). Call it from the driver or any worker of the job."""
-    import ray
-
-    if not ray.is_initialized():
-        return {}
-    counter = _skip_counter()
-    return {} if counter is None else ray.get(counter.get.remote())
-
-
 @dataclass
 class Decoder:
     """:func:`decode_sample` with fixed settings and an error policy; picklable for Ray.
@@ -244,8 +187,9 @@ class Decoder:
         image_size, cloth_points, augment, colour: as in :func:`decode_sample`.
         on_error: ``"raise"`` (or ``"error"``) or ``"skip"`` (see the module docstring).
         skipped: number of samples skipped by this instance (local iteration).
-        skip_counter: a handle on the Ray job's skip counter (:func:`skipped_samples`) that every
-            skip is also added to; set by :func:`ray_dataset`.
+        skip_counter: a handle on the Ray job's skip counter
+            (:func:`munet.data.ray_dataset.skipped_samples`) that every skip is also added to; set by
+            :func:`munet.data.ray_dataset.ray_dataset`.
         location: the shard folder, the counter's key.
     """
 
@@ -267,7 +211,7 @@ class Decoder:
     ) -> Decoder:
         """Settings from ``config.data`` (``augment`` defaults to ``data.augment``, ``on_error`` to
         ``data.on_bad_sample``; ``colour`` is ``data.augmentation.colour``)."""
-        data = _data_section(config)
+        data = data_section(config)
         return cls(
             image_size=data.image_size,
             cloth_points=data.cloth_points,
@@ -330,19 +274,6 @@ class Decoder:
             self.skip(max(shard.num_samples - read, 1), exc)
 
 
-class _ShardFileDecoder:
-    """Ray ``flat_map`` function: one row ``{"bytes", "path"}`` per shard file → its samples."""
-
-    def __init__(self, decoder: Decoder, store: ShardStore, shards: list[ShardInfo]):
-        self.decoder = decoder
-        self.shards = {shard.name: shard for shard in shards}
-        self.uris = {shard.name: store.uri(shard.name) for shard in shards}
-
-    def __call__(self, row: dict[str, Any]) -> list[dict[str, np.ndarray]]:
-        name = posixpath.basename(str(row["path"]))
-        return list(self.decoder.decode_shard(row["bytes"], self.shards[name], self.uris[name]))
-
-
 def usable_shards(store: ShardStore, on_error: str = "raise") -> list[ShardInfo]:
     """The manifest's shards whose files exist with the recorded size (a cheap listing; the
     checksum is verified when a shard is read).
@@ -352,11 +283,19 @@ def usable_shards(store: ShardStore, on_error: str = "raise") -> list[ShardInfo]
         CorruptShardError: under ``on_error="raise"``, a missing or wrongly sized (e.g.
             truncated) shard, named in the message.
     """
-    usable, _ = _usable_and_left_out(store, bad_data_policy(on_error))
+    usable, _ = usable_and_left_out(store, bad_data_policy(on_error))
     return usable
 
 
-def _usable_and_left_out(store: ShardStore, on_error: str) -> tuple[list[ShardInfo], list[ShardInfo]]:
+def usable_and_left_out(store: ShardStore, on_error: str) -> tuple[list[ShardInfo], list[ShardInfo]]:
+    """The manifest's shards split into usable ones (their files exist with the recorded size) and
+    those left out under ``on_error="skip"`` (each logged with its sample count); ``on_error`` is
+    ``"raise"`` or ``"skip"`` (see :func:`bad_data_policy`).
+
+    Raises:
+        ShardError: no/invalid manifest.
+        CorruptShardError: under ``on_error="raise"``, the first missing or wrongly sized shard.
+    """
     usable, left_out = [], []
     for shard in store.read_manifest().shards:
         size = store.size(shard.name)
@@ -386,7 +325,7 @@ def iter_samples(location: str, decoder: Decoder) -> Iterator[dict[str, np.ndarr
     store = ShardStore(location)
     if not decoder.location:
         decoder.location = store.location
-    usable, left_out = _usable_and_left_out(store, decoder.on_error)
+    usable, left_out = usable_and_left_out(store, decoder.on_error)
     decoder.skipped += sum(shard.num_samples for shard in left_out)
     for shard in usable:
         try:
@@ -397,67 +336,3 @@ def iter_samples(location: str, decoder: Decoder) -> Iterator[dict[str, np.ndarr
             decoder.skip(shard.num_samples, exc)
             continue
         yield from decoder.decode_shard(data, shard, store.uri(shard.name))
-
-
-def ray_dataset(
-    location: str,
-    config: DataConfig | MuNetConfig,
-    augment: bool | None = None,
-    on_error: str | None = None,
-    shuffle_files: bool = False,
-    num_cpus: float = 0.0,
-    concurrency: int | None = None,
-) -> ray.data.Dataset:
-    """A Ray Dataset of decoded samples (the contract above) from a shard folder.
-
-    Shards come from the manifest (checked for existence and size first). Each read task reads
-    whole shard files, verifies their SHA-256 and decodes their samples (bad data as
-    ``on_error`` says; skips are counted for :func:`skipped_samples`). Each row holds only the
-    contract's arrays, so ``iter_torch_batches`` works on it directly.
-
-    Args:
-        location: shard folder or object-store URI.
-        config: ``data.image_size``, ``data.cloth_points``, ``data.augment``,
-            ``data.augmentation.colour``, ``data.on_bad_sample`` and ``data.seed`` are used.
-        augment: override ``data.augment``.
-        on_error: override ``data.on_bad_sample``: ``"error"``/``"raise"`` or ``"skip"`` (see the
-            module docstring).
-        shuffle_files: read the shards in a random order, a new one for every pass (seeded by
-            ``data.seed``).
-        num_cpus: logical CPUs each read and decode task reserves. The default 0 keeps reading from
-            starving when training workers hold every logical CPU of the node.
-        concurrency: most read-and-decode tasks running at once (default: the cluster's logical
-            CPUs). Tasks that reserve no CPU are otherwise unbounded, and every extra task may
-            start another Python worker process. Each shard is one task (Ray fuses the read and
-            the decoding), so more shards than this keep every task busy.
-    """
-    import ray.data
-
-    data = _data_section(config)
-    policy = bad_data_policy(data.on_bad_sample if on_error is None else on_error)
-    store = ShardStore(location)
-    shards, left_out = _usable_and_left_out(store, policy)
-    if not shards:
-        raise ShardError(f"{location}: no usable shards")
-    decoder = Decoder.from_config(config, augment=augment, on_error=policy)
-    decoder.location = store.location
-    if policy == "skip":
-        decoder.skip_counter = _skip_counter(create=True)
-        ray.get(decoder.skip_counter.add.remote(store.location, sum(shard.num_samples for shard in left_out)))
-    if concurrency is None:
-        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    concurrency = min(concurrency, len(shards))  # one read-and-decode task per shard at most
-    files = ray.data.read_binary_files(
-        [store.path(shard.name) for shard in shards],
-        include_paths=True,
-        filesystem=store.fs,
-        shuffle=ray.data.FileShuffleConfig(seed=data.seed) if shuffle_files else None,
-        num_cpus=num_cpus,
-        concurrency=concurrency,
-        override_num_blocks=len(shards),
-    )
-    return files.flat_map(
-        _ShardFileDecoder(decoder, store, shards),
-        compute=ray.data.TaskPoolStrategy(size=concurrency),
-        num_cpus=num_cpus,
-    )

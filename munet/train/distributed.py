@@ -90,7 +90,7 @@ def repeating_failure(error: BaseException, data: str | None = None) -> str | No
 def training_dataset(data: str, config: MuNetConfig) -> Any:
     """The streaming Ray dataset a training run reads: shards in a new order every epoch when
     ``data.shuffle_buffer`` is positive (the workers mix samples in their local buffers)."""
-    from munet.data.decode import ray_dataset
+    from munet.data.ray_dataset import ray_dataset
 
     return ray_dataset(data, config, shuffle_files=config.data.shuffle_buffer > 0)
 

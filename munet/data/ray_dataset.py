@@ -1,0 +1,149 @@
+"""Ray Data datasets of decoded samples: the training stream read from a shard folder.
+
+:func:`ray_dataset` reads whole shard files in Ray tasks and decodes them with a
+:class:`~munet.data.decode.Decoder` (the decoded-sample contract of :mod:`munet.data.decode`), so
+each row holds only the contract's arrays. Under ``data.on_bad_sample: skip`` the samples left out
+are counted in one Ray actor per Ray job, which :func:`skipped_samples` reads.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from munet.config import DataConfig, MuNetConfig
+from munet.data.decode import Decoder, bad_data_policy, data_section, usable_and_left_out
+from munet.data.shards import ShardError, ShardInfo, ShardStore
+
+if TYPE_CHECKING:
+    import ray.data
+
+SKIP_COUNTER_NAME = "munet_skipped_samples"
+"""Name of the Ray actor that counts the samples skipped by the Ray datasets of one Ray job."""
+
+
+class _SkipCounter:
+    """Ray actor (created by :func:`ray_dataset` under ``"skip"``): skipped samples per folder."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, location: str, count: int) -> None:
+        self.counts[location] = self.counts.get(location, 0) + int(count)
+
+    def get(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+_counter_handle: tuple[str, Any] | None = None
+"""This process's handle on the skip counter, with the Ray job it belongs to (Ray ends an actor
+when no handle to it is left, so the driver keeps this one)."""
+
+
+def _skip_counter(create: bool = False) -> Any:
+    """The job's skip-counter actor handle (created when ``create``), or ``None``."""
+    global _counter_handle
+    import ray
+
+    job = ray.get_runtime_context().get_job_id()
+    if _counter_handle is None or _counter_handle[0] != job:
+        if create:
+            actor = ray.remote(num_cpus=0)(_SkipCounter)
+            _counter_handle = (job, actor.options(name=SKIP_COUNTER_NAME, get_if_exists=True).remote())
+        else:
+            try:
+                _counter_handle = (job, ray.get_actor(SKIP_COUNTER_NAME))
+            except ValueError:
+                return None
+    return _counter_handle[1]
+
+
+def skipped_samples() -> dict[str, int]:
+    """Samples skipped so far under ``on_bad_sample: skip`` by the Ray datasets that
+    :func:`ray_dataset` built in this Ray job: ``{shard folder: count}`` (empty when none; a shard
+    left out whole counts all its samples). Call it from the driver or any worker of the job."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    counter = _skip_counter()
+    return {} if counter is None else ray.get(counter.get.remote())
+
+
+class _ShardFileDecoder:
+    """Ray ``flat_map`` function: one row ``{"bytes", "path"}`` per shard file → its samples."""
+
+    def __init__(self, decoder: Decoder, store: ShardStore, shards: list[ShardInfo]):
+        self.decoder = decoder
+        self.shards = {shard.name: shard for shard in shards}
+        self.uris = {shard.name: store.uri(shard.name) for shard in shards}
+
+    def __call__(self, row: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+        name = posixpath.basename(str(row["path"]))
+        return list(self.decoder.decode_shard(row["bytes"], self.shards[name], self.uris[name]))
+
+
+def ray_dataset(
+    location: str,
+    config: DataConfig | MuNetConfig,
+    augment: bool | None = None,
+    on_error: str | None = None,
+    shuffle_files: bool = False,
+    num_cpus: float = 0.0,
+    concurrency: int | None = None,
+) -> ray.data.Dataset:
+    """A Ray Dataset of decoded samples (the contract above) from a shard folder.
+
+    Shards come from the manifest (checked for existence and size first). Each read task reads
+    whole shard files, verifies their SHA-256 and decodes their samples (bad data as
+    ``on_error`` says; skips are counted for :func:`skipped_samples`). Each row holds only the
+    contract's arrays (:mod:`munet.data.decode`), so ``iter_torch_batches`` works on it directly.
+
+    Args:
+        location: shard folder or object-store URI.
+        config: ``data.image_size``, ``data.cloth_points``, ``data.augment``,
+            ``data.augmentation.colour``, ``data.on_bad_sample`` and ``data.seed`` are used.
+        augment: override ``data.augment``.
+        on_error: override ``data.on_bad_sample``: ``"error"``/``"raise"`` or ``"skip"`` (see
+            :mod:`munet.data.decode`).
+        shuffle_files: read the shards in a random order, a new one for every pass (seeded by
+            ``data.seed``).
+        num_cpus: logical CPUs each read and decode task reserves. The default 0 keeps reading from
+            starving when training workers hold every logical CPU of the node.
+        concurrency: most read-and-decode tasks running at once (default: the cluster's logical
+            CPUs). Tasks that reserve no CPU are otherwise unbounded, and every extra task may
+            start another Python worker process. Each shard is one task (Ray fuses the read and
+            the decoding), so more shards than this keep every task busy.
+    """
+    import ray.data
+
+    data = data_section(config)
+    policy = bad_data_policy(data.on_bad_sample if on_error is None else on_error)
+    store = ShardStore(location)
+    shards, left_out = usable_and_left_out(store, policy)
+    if not shards:
+        raise ShardError(f"{location}: no usable shards")
+    decoder = Decoder.from_config(config, augment=augment, on_error=policy)
+    decoder.location = store.location
+    if policy == "skip":
+        decoder.skip_counter = _skip_counter(create=True)
+        ray.get(decoder.skip_counter.add.remote(store.location, sum(shard.num_samples for shard in left_out)))
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    concurrency = min(concurrency, len(shards))  # one read-and-decode task per shard at most
+    files = ray.data.read_binary_files(
+        [store.path(shard.name) for shard in shards],
+        include_paths=True,
+        filesystem=store.fs,
+        shuffle=ray.data.FileShuffleConfig(seed=data.seed) if shuffle_files else None,
+        num_cpus=num_cpus,
+        concurrency=concurrency,
+        override_num_blocks=len(shards),
+    )
+    return files.flat_map(
+        _ShardFileDecoder(decoder, store, shards),
+        compute=ray.data.TaskPoolStrategy(size=concurrency),
+        num_cpus=num_cpus,
+    )
