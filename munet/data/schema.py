@@ -55,8 +55,6 @@ BODY_MEMBER = "body.npz"
 CLOTH_MEMBER = "cloth.npz"
 CAMERA_MEMBER = "camera.json"
 META_MEMBER = "meta.json"
-REQUIRED_MEMBERS = (MASK_MEMBER, BODY_MEMBER, CLOTH_MEMBER, CAMERA_MEMBER, META_MEMBER)
-"""Members every sample has (plus one of :data:`IMAGE_MEMBERS`)."""
 
 _BODY_ARRAYS = ("pose", "shape", "vertices", "joints", "joints_2d")
 _CLOTH_ARRAYS = ("vertices", "faces", "face_labels", "points", "normals")
