@@ -1,6 +1,6 @@
 # MuNet on Ray — set-up, demo and tests. Every target installs what it needs on a fresh machine.
 #   make demo   generate synthetic data, train on a local Ray (2 workers), evaluate, print the report path
-#   make test   run the test suite
+#   make test   run the test suite (make test-all: with the long end-to-end runs)
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +10,7 @@ export ANNY_CACHE_DIR ?= $(HOME)/.cache/anny
 export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test test-all bench clean
 
 setup: $(VENV)/.installed
 
@@ -36,10 +36,13 @@ $(VENV)/.installed: pyproject.toml | system-deps
 demo: setup
 	$(MUNET) demo
 
-# Three pytest-xdist workers: most of the suite's wall time is Ray start-up and polling, not
-# computation (tests/conftest.py keeps each module, and the shared Ray cluster, on one worker).
+# make test: every test but the long end-to-end runs marked `slow` (under 15 minutes on 2 cores);
+# make test-all: all of them (the full Tune sweep, `ray job submit`, the DDP ablation: about 30 more).
 test: setup
-	$(PY) -m pytest -q -n 3 --dist loadgroup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest -q
 
 bench: setup
 	$(MUNET) bench body

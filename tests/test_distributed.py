@@ -99,6 +99,7 @@ def test_training_batches_mix_subjects_and_cover_every_sample_each_epoch(shards)
     assert any(len({subject for subject, _ in batch}) == 2 for epoch in mixed for batch in epoch)
 
 
+@pytest.mark.slow
 def test_ablation_over_seeds_trains_and_evaluates_with_ddp(shards, tmp_path):
     """Two variants × two seeds with 2 DDP workers (clothed-only leaves the body branch without
     gradient): one run folder per seed, the seed in its configuration, one table with the spread."""
@@ -211,6 +212,7 @@ def _job_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_ray_job_submit_end_to_end_with_object_store_uri_and_resume(shards, tmp_path):
     """A head node started here; the job streams shards, writes to a file:// URI (the local
     stand-in for object storage through pyarrow), is stopped mid-run and resumed."""

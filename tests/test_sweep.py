@@ -263,6 +263,7 @@ def sweep(tmp_path_factory):
                      rows=_rows(out), log=second_log)
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_reports_what_it_has(sweep):
     rows = sweep.first_rows
     assert sweep.first_code == 1  # interrupted: "rerun with --resume"
@@ -270,6 +271,7 @@ def test_interrupted_sweep_reports_what_it_has(sweep):
     assert any(row["status"] == "unfinished" for row in rows.values()), rows
 
 
+@pytest.mark.slow
 def test_resume_keeps_finished_trials_and_finishes_the_rest(sweep):
     rows = sweep.rows
     assert sorted(rows) == ["trial_001", "trial_002", "trial_003", "trial_004"]
@@ -282,6 +284,7 @@ def test_resume_keeps_finished_trials_and_finishes_the_rest(sweep):
     assert [rows[n]["status"] for n in sorted(rows)] == ["done", "error", "done", "done"]
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_others_finish(sweep):
     failed = sweep.rows["trial_002"]
     assert "injected failure at step 1" in failed["error"]
@@ -291,6 +294,7 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(sweep):
         assert (sweep.out / "tune" / name / "eval" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_table_plot_and_best_config(sweep):
     done = {name: row for name, row in sweep.rows.items() if row["status"] == "done"}
     # The score and the front, recomputed from the table's own metrics.
@@ -312,6 +316,7 @@ def test_table_plot_and_best_config(sweep):
     assert config.mutual.feedback_weight.end == pytest.approx(float(done[best]["feedback_weight"]))
 
 
+@pytest.mark.slow
 def test_best_config_trains_with_jobs_train(sweep):
     log = sweep.root / "train.log"
     with open(log, "w") as handle:

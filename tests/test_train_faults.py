@@ -218,6 +218,7 @@ def test_bad_sample_ends_training_at_once_with_what_to_do(bad_shards, tmp_path, 
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_nan_losses_end_the_run_non_zero_and_the_count_survives_resume(good_shards, tmp_path, caplog):
     """A learning rate of 1e30: step 1 applies (finite loss) and blows the weights up, so every later
     step is skipped. Run 1 ends on a NaN loss; the resumed run, with a truncated newer checkpoint
