@@ -70,6 +70,11 @@ class ModelConfig:
     ``batch`` (large per-device batches only), ``auto`` (``frozen_batch`` with encoder weights,
     else ``group``); see :mod:`munet.model.encoder`."""
     image_size: int = 128
+    """Side of the square crops the network is trained on, pixels. The network takes any side (it
+    reads the size off its input) and is fed ``data.image_size`` crops by the decoder and by
+    prediction, so this setting records that size: in checkpoints, and among the settings a resumed
+    run must keep. Configurations read from YAML or overrides must give both the same value
+    (:func:`check_config`); checkpoints load with what they stored."""
     body_channels: int = 64
     body_blocks: int = 3
     body_iterations: int = 2
@@ -171,6 +176,8 @@ class DataConfig:
     path: str | None = None
     """Shard folder or object-store URI (``s3://…``, ``gs://…``); empty: generate synthetic data."""
     image_size: int = 128
+    """Side S, pixels, that the decoder resizes every sample (image, mask, ``K``, 2D joints) to and
+    that prediction crops to: the network's input size. ``model.image_size`` must say the same."""
     cloth_points: int = 2048
     """Fixed number of clothed-surface points (with normals) per sample."""
     synthetic_samples: int = 64
@@ -325,13 +332,31 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
+def check_config(config: MuNetConfig) -> MuNetConfig:
+    """``config`` itself, once the settings that must agree across sections do.
+
+    Raises:
+        ConfigError: ``model.image_size`` differs from ``data.image_size`` (the network is fed
+            ``data.image_size`` crops; ``model.image_size`` records that size); the message says to
+            set ``model.image_size`` to ``data.image_size``.
+    """
+    model, data = config.model.image_size, config.data.image_size
+    if model != data:
+        raise ConfigError(
+            f"model.image_size ({model}) differs from data.image_size ({data}): the network is fed "
+            f"data.image_size crops and model.image_size records that size in checkpoints. Set "
+            f"model.image_size={data} (--set model.image_size={data}), or set both to the size you want."
+        )
+    return config
+
+
 def apply_overrides(config: MuNetConfig, overrides: list[str]) -> MuNetConfig:
     """``config`` with ``key=value`` overrides (as in :func:`load_config`) applied on top; every
-    key not named keeps its value in ``config``."""
+    key not named keeps its value in ``config``. The result is checked (:func:`check_config`)."""
     values: dict[str, Any] = {}
     for text in overrides:
         values = _merge(values, parse_override(text))
-    return _build(MuNetConfig, values, "override", config)
+    return check_config(_build(MuNetConfig, values, "override", config))
 
 
 def resolve_config_path(path: str | Path) -> Path:
@@ -349,7 +374,12 @@ def resolve_config_path(path: str | Path) -> Path:
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> MuNetConfig:
-    """Load a configuration: defaults ← YAML file (path or preset name) ← ``key=value`` overrides."""
+    """Load a configuration: defaults ← YAML file (path or preset name) ← ``key=value`` overrides.
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, a file that is missing or not a
+            mapping of sections, or settings that disagree (:func:`check_config`).
+    """
     values: dict[str, Any] = {}
     if path is not None:
         resolved = resolve_config_path(path)
@@ -362,7 +392,7 @@ def load_config(
         values = loaded or {}
     for text in overrides or []:
         values = _merge(values, parse_override(text))
-    return config_from_dict(values)
+    return check_config(config_from_dict(values))
 
 
 def config_to_dict(config: MuNetConfig) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from munet.train.optim import OptimizerStep, build_optimizer
 
 def _munet_setup(anny_body, templates=None):
     """A small real MuNet, its optimiser and stepper (templates shared when given)."""
-    config = load_config("small", ["model.image_size=32", "model.body_channels=16", "model.cloth_channels=16",
-                                   "model.body_blocks=1", "model.cloth_blocks=1", "train.steps=10",
-                                   "train.lr_warmup=2"])
+    config = load_config("small", ["model.image_size=32", "data.image_size=32", "model.body_channels=16",
+                                   "model.cloth_channels=16", "model.body_blocks=1", "model.cloth_blocks=1",
+                                   "train.steps=10", "train.lr_warmup=2"])
     torch.manual_seed(0)
     model = MuNet(config, anny_body, templates)
     optimizer, scheduler = build_optimizer(model, config)

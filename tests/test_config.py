@@ -8,6 +8,8 @@ from munet.config import (
     ConfigError,
     MuNetConfig,
     Schedule,
+    apply_overrides,
+    config_from_dict,
     load_config,
     parse_override,
     save_config,
@@ -50,3 +52,16 @@ def test_float_overrides_accept_exponents_and_refuse_non_numbers():
     assert load_config("small", ["train.lr=1e-3"]).train.lr == 0.001  # YAML 1.1 reads "1e-3" as text
     with pytest.raises(ConfigError, match="train.lr: expected a number, got 'fast'"):
         load_config("small", ["train.lr=fast"])
+
+
+def test_model_and_data_image_sizes_must_agree():
+    """The network is fed data.image_size crops; model.image_size records that size."""
+    with pytest.raises(ConfigError, match=r"model.image_size \(64\) differs from data.image_size \(128\)"
+                       r".*Set model.image_size=128"):
+        load_config("cpu", ["model.image_size=64"])
+    with pytest.raises(ConfigError, match=r"data.image_size \(96\).*model.image_size=96"):
+        apply_overrides(load_config("cpu"), ["data.image_size=96"])
+    both = load_config("cpu", ["model.image_size=64", "data.image_size=64"])
+    assert (both.model.image_size, both.data.image_size) == (64, 64)
+    # A stored configuration (a checkpoint's) is read as it is.
+    assert config_from_dict({"model": {"image_size": 64}}).model.image_size == 64
