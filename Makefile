@@ -10,7 +10,7 @@ export ANNY_CACHE_DIR ?= $(HOME)/.cache/anny
 export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup system-deps demo test test-all bench clean
+.PHONY: setup system-deps demo lint test test-all bench clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ $(VENV)/.installed: pyproject.toml | system-deps
 
 demo: setup
 	$(MUNET) demo
+
+# Style: ruff's linter and formatter (settings in pyproject.toml); `ruff format .` fixes the layout.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # make test: every test but the long end-to-end runs marked `slow` (under 15 minutes on 2 cores);
 # make test-all: all of them (the full Tune sweep, `ray job submit`, the DDP ablation: about 30 more).

@@ -260,12 +260,9 @@ def _build(cls: type, values: Any, where: str, base: Any = None) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
-        )
+        raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}")
     kwargs = {
-        name: _coerce(hints[name], value, f"{where}.{name}", getattr(base, name))
-        for name, value in values.items()
+        name: _coerce(hints[name], value, f"{where}.{name}", getattr(base, name)) for name, value in values.items()
     }
     return dataclasses.replace(base, **kwargs)
 
@@ -371,9 +368,7 @@ def resolve_config_path(path: str | Path) -> Path:
     raise ConfigError(f"config file {str(path)!r} not found; give a YAML path or a preset {presets}")
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None
-) -> MuNetConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> MuNetConfig:
     """Load a configuration: defaults ← YAML file (path or preset name) ← ``key=value`` overrides.
 
     Raises:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet demo``; returns the exit code (training's, when training fails)."""
-    parser = argparse.ArgumentParser(prog="munet demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--config", default="small",
-                        help="preset or YAML (default: small, the fast CPU preset)")
+    parser.add_argument("--config", default="small", help="preset or YAML (default: small, the fast CPU preset)")
     parser.add_argument("--samples", type=int, default=96, help="synthetic training samples")
     parser.add_argument("--eval-samples", type=int, default=16, help="held-out samples")
     args = parser.parse_args(argv)
@@ -34,12 +34,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out).resolve()
     train_data, eval_data = out / "data" / "train", out / "data" / "heldout"
 
-    code = train_main([
-        "--out", str(out), "--name", "train", "--steps", str(args.steps), "--workers", "2",
-        "--config", args.config,
-        "--data", str(train_data), "--generate", str(args.samples),
-        *(["--resume"] if (out / "train").exists() else []),
-    ])
+    code = train_main(
+        [
+            "--out",
+            str(out),
+            "--name",
+            "train",
+            "--steps",
+            str(args.steps),
+            "--workers",
+            "2",
+            "--config",
+            args.config,
+            "--data",
+            str(train_data),
+            "--generate",
+            str(args.samples),
+            *(["--resume"] if (out / "train").exists() else []),
+        ]
+    )
     if code != 0:
         return code
     if not (eval_data / "manifest.json").exists():

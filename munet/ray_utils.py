@@ -114,5 +114,7 @@ def init_ray(
         log.warning(
             "the local Ray bound to %s, not %s: `ray` was imported before "
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set. Set it in the environment, or call "
-            "init_ray before importing ray.", ray.util.get_node_ip_address(), LOOPBACK,
+            "init_ray before importing ray.",
+            ray.util.get_node_ip_address(),
+            LOOPBACK,
         )

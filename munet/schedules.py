@@ -27,8 +27,7 @@ def validate_schedule(schedule: Schedule, name: str = "schedule") -> None:
         raise ValueError(f"{name}: unknown schedule kind {schedule.kind!r}; choose one of {list(KINDS)}")
     if schedule.warmup < 0 or schedule.ramp < 0:
         raise ValueError(
-            f"{name}: warmup and ramp must be >= 0 steps, got warmup={schedule.warmup}, "
-            f"ramp={schedule.ramp}"
+            f"{name}: warmup and ramp must be >= 0 steps, got warmup={schedule.warmup}, ramp={schedule.ramp}"
         )
     for field in ("start", "end"):
         value = getattr(schedule, field)

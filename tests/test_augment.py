@@ -142,8 +142,10 @@ def test_warp_follows_the_pixel_map_with_pixel_centres_at_integers():
     (a half-pixel slip of the convention would move it by 0.15 px at this zoom)."""
     centre = torch.tensor([[23.3, 35.6]])
     A = torch.tensor(
-        [[[1.3, 0, -5.0], [0, 1.3, 2.0], [0, 0, 1]],  # zoom in and shift
-         [[-0.8, 0, 60.0], [0, 0.8, 4.5], [0, 0, 1]]],  # zoom out and flip
+        [
+            [[1.3, 0, -5.0], [0, 1.3, 2.0], [0, 0, 1]],  # zoom in and shift
+            [[-0.8, 0, 60.0], [0, 0.8, 4.5], [0, 0, 1]],
+        ],  # zoom out and flip
         dtype=torch.float64,
     )
     warped = warp_images(_blob(centre, 64).expand(2, -1, -1, -1).double(), A)
@@ -258,11 +260,21 @@ def test_mirror_maps_must_fit_the_batch(samples, anny_body, mirror):
 def test_training_step_augments_reproducibly_with_the_step_generator(anny_body):
     """Through the templates' mirror maps, with the body-model parameters regressed (the mirrored
     pose is a valid target)."""
-    config = load_config("cpu", [
-        "model.image_size=64", "data.image_size=64", "data.cloth_points=256", "model.body_blocks=1",
-        "model.cloth_blocks=1", "graph.cloth_subdivisions=0", "loss.cloth_p2s=0",
-        "model.regress_params=true", "loss.body_params=1", "data.augmentation.flip=1",
-    ])
+    config = load_config(
+        "cpu",
+        [
+            "model.image_size=64",
+            "data.image_size=64",
+            "data.cloth_points=256",
+            "model.body_blocks=1",
+            "model.cloth_blocks=1",
+            "graph.cloth_subdivisions=0",
+            "loss.cloth_p2s=0",
+            "model.regress_params=true",
+            "loss.body_params=1",
+            "data.augmentation.flip=1",
+        ],
+    )
     batch = stack(make_samples(anny_body, 2, 64, 256))
     torch.manual_seed(0)
     model = MuNet(config, anny_body)

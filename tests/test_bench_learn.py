@@ -14,10 +14,32 @@ from munet.checkpoint.load import load_trained_model
 from munet.eval.evaluate import evaluate
 from munet.metrics import METRIC_KEYS
 
-TINY = ["model.image_size=64", "data.image_size=64", "data.cloth_points=256", "train.batch_size=2",
-        "model.body_channels=16", "model.cloth_channels=16", "model.body_blocks=1", "model.cloth_blocks=1"]
-DATA = ["--train-samples", "4", "--views", "2", "--heldout-samples", "2", "--train-eval", "2",
-        "--render-size", "64", "--surface-samples", "500", "--device", "cpu"]
+TINY = [
+    "model.image_size=64",
+    "data.image_size=64",
+    "data.cloth_points=256",
+    "train.batch_size=2",
+    "model.body_channels=16",
+    "model.cloth_channels=16",
+    "model.body_blocks=1",
+    "model.cloth_blocks=1",
+]
+DATA = [
+    "--train-samples",
+    "4",
+    "--views",
+    "2",
+    "--heldout-samples",
+    "2",
+    "--train-eval",
+    "2",
+    "--render-size",
+    "64",
+    "--surface-samples",
+    "500",
+    "--device",
+    "cpu",
+]
 
 
 def test_learn_is_listed_and_has_help(capsys):
@@ -57,8 +79,9 @@ def test_learn_writes_curve_table_plot_and_checkpoint_then_resumes(tmp_path, cap
     _, _, step = load_trained_model(work / "checkpoint")
     assert step == 3
     # jobs/evaluate.py on the checkpoint gives the last held-out row.
-    summary = evaluate(work / "checkpoint", str(work / "heldout"), tmp_path / "eval",
-                       num_surface_samples=500, num_pictures=0)
+    summary = evaluate(
+        work / "checkpoint", str(work / "heldout"), tmp_path / "eval", num_surface_samples=500, num_pictures=0
+    )
     for metric in METRIC_KEYS:
         assert summary[metric] == pytest.approx(records[-1]["heldout"][metric], rel=1e-4, abs=1e-4)
 

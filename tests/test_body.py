@@ -58,7 +58,7 @@ def test_anny_is_differentiable_finite_differences(anny_body):
     anny64 = anny_body.double()
     try:
         gen = torch.Generator().manual_seed(1)
-        pose = (0.3 * torch.randn(1, anny64.pose_dim, generator=gen, dtype=torch.float64))
+        pose = 0.3 * torch.randn(1, anny64.pose_dim, generator=gen, dtype=torch.float64)
         shape = torch.rand(1, anny64.shape_dim, generator=gen, dtype=torch.float64)
         pose.requires_grad_(True)
         shape.requires_grad_(True)
@@ -75,7 +75,9 @@ def test_anny_is_differentiable_finite_differences(anny_body):
             args = {"pose": (plus, shape.detach()), "shape": (pose.detach(), plus)}[what]
             args_m = {"pose": (minus, shape.detach()), "shape": (pose.detach(), minus)}[what]
             with torch.no_grad():
-                numeric = (anny64(*args).vertices[0, vertex, coord] - anny64(*args_m).vertices[0, vertex, coord]) / (2 * eps)
+                numeric = (anny64(*args).vertices[0, vertex, coord] - anny64(*args_m).vertices[0, vertex, coord]) / (
+                    2 * eps
+                )
             assert abs(float(numeric) - float(grad[0, index])) < 1e-5 + 1e-3 * abs(float(numeric)), (what, index)
         assert grad_shape.abs().sum() > 0 and grad_pose.abs().sum() > 0
     finally:
@@ -205,7 +207,7 @@ def test_smpl_pkl_is_read_without_running_its_code(tmp_path):
         path.write_bytes(pickle.dumps([_Plant(marker)], protocol=protocol))
         with pytest.raises(UnsafePickleError, match="refused to unpickle io.open"):
             read_model_file(path)
-    path.write_bytes(b"c__builtin__\neval\n(S'open(\"" + str(marker).encode() + b"\", \"w\")'\ntR.")
+    path.write_bytes(b"c__builtin__\neval\n(S'open(\"" + str(marker).encode() + b'", "w")\'\ntR.')
     with pytest.raises(UnsafePickleError, match=r"refused to unpickle __builtin__\.eval"):
         read_model_file(path)
     assert not marker.exists()

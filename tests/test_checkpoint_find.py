@@ -26,9 +26,7 @@ def test_checkpoint_names_encode_the_step_and_sort_by_it():
     assert checkpoint_step("s3://bucket/run/checkpoint_00000120/") == 120
     assert checkpoint_step("checkpoint_2026-11-24_01-43-52.298739") is None
     assert checkpoint_step("model_00000120") is None
-    assert sorted([checkpoint_dir_name(s) for s in (1000, 20, 3)]) == [
-        checkpoint_dir_name(s) for s in (3, 20, 1000)
-    ]
+    assert sorted([checkpoint_dir_name(s) for s in (1000, 20, 3)]) == [checkpoint_dir_name(s) for s in (3, 20, 1000)]
 
 
 @pytest.mark.parametrize("as_uri", [False, True])
@@ -43,7 +41,9 @@ def test_latest_complete_checkpoint_skips_partial_uploads(tmp_path, as_uri):
 
     found = complete_checkpoints(location)
     assert [Path(p).name for p in found] == [
-        "checkpoint_2026-11-24_01-43-52.298739", checkpoint_dir_name(9), checkpoint_dir_name(20)
+        "checkpoint_2026-11-24_01-43-52.298739",
+        checkpoint_dir_name(9),
+        checkpoint_dir_name(20),
     ]
     assert latest_checkpoint(location) == f"{location}/{checkpoint_dir_name(20)}"
     out = f"file://{tmp_path / 'out'}" if as_uri else str(tmp_path / "out")

@@ -13,8 +13,15 @@ from munet.checkpoint.state import save_checkpoint
 from munet.config import load_config
 from munet.model import MuNet
 
-TINY = ["model.image_size=64", "data.image_size=64", "data.cloth_points=256",
-        "model.body_channels=16", "model.cloth_channels=16", "model.body_blocks=1", "model.cloth_blocks=1"]
+TINY = [
+    "model.image_size=64",
+    "data.image_size=64",
+    "data.cloth_points=256",
+    "model.body_channels=16",
+    "model.cloth_channels=16",
+    "model.body_blocks=1",
+    "model.cloth_blocks=1",
+]
 
 
 @pytest.fixture(scope="module")

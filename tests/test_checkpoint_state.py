@@ -18,9 +18,19 @@ from munet.train.optim import OptimizerStep, build_optimizer
 
 def _munet_setup(anny_body, templates=None):
     """A small real MuNet, its optimiser and stepper (templates shared when given)."""
-    config = load_config("small", ["model.image_size=32", "data.image_size=32", "model.body_channels=16",
-                                   "model.cloth_channels=16", "model.body_blocks=1", "model.cloth_blocks=1",
-                                   "train.steps=10", "train.lr_warmup=2"])
+    config = load_config(
+        "small",
+        [
+            "model.image_size=32",
+            "data.image_size=32",
+            "model.body_channels=16",
+            "model.cloth_channels=16",
+            "model.body_blocks=1",
+            "model.cloth_blocks=1",
+            "train.steps=10",
+            "train.lr_warmup=2",
+        ],
+    )
     torch.manual_seed(0)
     model = MuNet(config, anny_body, templates)
     optimizer, scheduler = build_optimizer(model, config)
@@ -39,8 +49,7 @@ def test_checkpoint_resume_matches_uninterrupted_training(tmp_path, anny_body):
     config, model, optimizer, scheduler, stepper = _munet_setup(anny_body)
     for step in range(1, 4):
         stepper(_munet_loss(model, step), step)
-    save_checkpoint(tmp_path / "ckpt", step=3, model=model, config=config,
-                    optimizer=optimizer, scheduler=scheduler)
+    save_checkpoint(tmp_path / "ckpt", step=3, model=model, config=config, optimizer=optimizer, scheduler=scheduler)
     expected_random = (torch.rand(3), np.random.rand(2), random.random())
     for step in range(4, 7):
         stepper(_munet_loss(model, step), step)

@@ -56,10 +56,17 @@ def test_an_unknown_command_exits_2_naming_it():
     assert missing.returncode == 2 and "munet: no command given" in missing.stderr
 
 
-@pytest.mark.parametrize(("script", "command"), [
-    ("jobs/train.py", "train"), ("jobs/evaluate.py", "evaluate"), ("jobs/make_shards.py", "make-shards"),
-    ("jobs/ablation.py", "ablation"), ("jobs/demo.py", "demo"), ("sweeps/tune_mutual.py", "sweep"),
-])
+@pytest.mark.parametrize(
+    ("script", "command"),
+    [
+        ("jobs/train.py", "train"),
+        ("jobs/evaluate.py", "evaluate"),
+        ("jobs/make_shards.py", "make-shards"),
+        ("jobs/ablation.py", "ablation"),
+        ("jobs/demo.py", "demo"),
+        ("sweeps/tune_mutual.py", "sweep"),
+    ],
+)
 def test_scripts_are_the_commands(script, command, monkeypatch, capsys):
     """``python jobs/X.py ARGS`` (as ``ray job submit`` runs it) parses ARGS with the command's parser."""
     monkeypatch.setattr(sys, "argv", [script, "--help"])

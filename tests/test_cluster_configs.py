@@ -83,10 +83,14 @@ def test_gcs_port_open_to_the_internet_is_reported(tmp_path):
     ("rule", "expected"),
     [
         ({"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}, "GCS 6379, object manager 8076, dashboard 8265"),
-        ({"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 9000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-         "(object manager 8076, dashboard 8265)"),
-        ({"IpProtocol": "tcp", "FromPort": 15000, "ToPort": 15000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-         "(worker 10002-19999)"),
+        (
+            {"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 9000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+            "(object manager 8076, dashboard 8265)",
+        ),
+        (
+            {"IpProtocol": "tcp", "FromPort": 15000, "ToPort": 15000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+            "(worker 10002-19999)",
+        ),
     ],
     ids=["all-traffic-ipv6", "port-range", "worker-port"],
 )
@@ -111,9 +115,13 @@ def test_rules_that_keep_ray_ports_private_pass(tmp_path, rule):
 def test_unpinned_torch_is_reported_for_every_node_type(tmp_path):
     text = AWS.read_text()
     assert text.count("pip install torch==2.12.1 ") == 1
-    problems = validate_cluster_yaml(write_text(tmp_path, text.replace("pip install torch==2.12.1 ", "pip install torch ")))
+    problems = validate_cluster_yaml(
+        write_text(tmp_path, text.replace("pip install torch==2.12.1 ", "pip install torch "))
+    )
     assert [re.search(r"node type '([\w-]+)'", problem).group(1) for problem in problems] == [
-        "head", "gpu-1x-spot", "gpu-4x"
+        "head",
+        "gpu-1x-spot",
+        "gpu-4x",
     ]
     for problem in problems:
         assert problem.startswith("pins:") and "do not install torch==2.12.1 (" in problem
@@ -140,10 +148,15 @@ def test_an_unpinned_installer_piped_into_a_shell_is_reported(tmp_path, path):
     text = path.read_text()
     assert "https://astral.sh/uv/0.9.5/install.sh | sh" in text  # the shipped files pin it
     problems = validate_cluster_yaml(write_text(tmp_path, text.replace("/uv/0.9.5/install.sh", "/uv/install.sh")))
-    assert len(problems) == 1 and problems[0].startswith("installer: the setup commands pipe https://astral.sh/uv/install.sh")
-    other = text.replace("curl -LsSf https://astral.sh/uv/0.9.5/install.sh | sh", "wget -qO- https://example.org/get.sh | sudo bash")
+    assert len(problems) == 1 and problems[0].startswith(
+        "installer: the setup commands pipe https://astral.sh/uv/install.sh"
+    )
+    other = text.replace(
+        "curl -LsSf https://astral.sh/uv/0.9.5/install.sh | sh", "wget -qO- https://example.org/get.sh | sudo bash"
+    )
     assert [p.split(" pipe ")[1].split()[0] for p in validate_cluster_yaml(write_text(tmp_path, other))] == [
-        "https://example.org/get.sh"]
+        "https://example.org/get.sh"
+    ]
 
 
 def test_unknown_top_level_key_is_a_schema_problem(tmp_path):
@@ -165,12 +178,21 @@ def test_wrong_type_is_a_schema_problem_with_its_path(tmp_path):
 @pytest.mark.parametrize(
     ("source", "edit", "expected"),
     [
-        (AWS, lambda config: config.update(head_node_type="cpu-head"),
-         "ray: ValueError: `head_node_type` must be one of `available_node_types`."),
-        (GCP, lambda config: config["available_node_types"]["gpu-4x"].update(min_workers=9),
-         "ray: ValueError: The specified global `max_workers` is smaller than the sum of `min_workers`"),
-        (ONPREM, lambda config: config["provider"].pop("head_ip"),
-         "ray: ClickException: Please supply a `head_ip` and list of `worker_ips`."),
+        (
+            AWS,
+            lambda config: config.update(head_node_type="cpu-head"),
+            "ray: ValueError: `head_node_type` must be one of `available_node_types`.",
+        ),
+        (
+            GCP,
+            lambda config: config["available_node_types"]["gpu-4x"].update(min_workers=9),
+            "ray: ValueError: The specified global `max_workers` is smaller than the sum of `min_workers`",
+        ),
+        (
+            ONPREM,
+            lambda config: config["provider"].pop("head_ip"),
+            "ray: ClickException: Please supply a `head_ip` and list of `worker_ips`.",
+        ),
     ],
     ids=["unknown-head-type", "min-above-max", "onprem-without-head"],
 )
@@ -185,9 +207,24 @@ def test_ray_own_checks_run_after_the_schema(tmp_path, source, edit, expected):
     ("source", "key", "value", "expected"),
     [
         (AWS, "runs_uri", None, "storage: metadata.munet.runs_uri is not set: give where training runs write"),
-        (AWS, "data_uri", "gs://bucket/shards", "storage: metadata.munet.data_uri = 'gs://bucket/shards' is not on aws's"),
-        (GCP, "sweeps_uri", "s3://bucket/sweeps", "storage: metadata.munet.sweeps_uri = 's3://bucket/sweeps' is not on gcp's"),
-        (ONPREM, "runs_uri", "shared/runs", "storage: metadata.munet.runs_uri = 'shared/runs' must be an absolute path"),
+        (
+            AWS,
+            "data_uri",
+            "gs://bucket/shards",
+            "storage: metadata.munet.data_uri = 'gs://bucket/shards' is not on aws's",
+        ),
+        (
+            GCP,
+            "sweeps_uri",
+            "s3://bucket/sweeps",
+            "storage: metadata.munet.sweeps_uri = 's3://bucket/sweeps' is not on gcp's",
+        ),
+        (
+            ONPREM,
+            "runs_uri",
+            "shared/runs",
+            "storage: metadata.munet.runs_uri = 'shared/runs' must be an absolute path",
+        ),
     ],
     ids=["missing", "wrong-cloud-aws", "wrong-cloud-gcp", "relative-onprem"],
 )
@@ -276,21 +313,29 @@ def test_env_command_fails_on_a_missing_uri(tmp_path, capsys):
 
 
 def test_command_line_reports_each_file_and_fails_on_any_problem(tmp_path):
-    bad = write_text(tmp_path, ONPREM.read_text().replace("install torch==2.12.1 ", "install torch>=2 "), name="bad.yaml")
+    bad = write_text(
+        tmp_path, ONPREM.read_text().replace("install torch==2.12.1 ", "install torch>=2 "), name="bad.yaml"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "munet.cluster", "validate", *map(str, SHIPPED), str(bad)],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert [f"{path}: ok" for path in SHIPPED] == lines[: len(SHIPPED)]
-    assert lines[len(SHIPPED):] == [
+    assert lines[len(SHIPPED) :] == [
         f"{bad}: pins: setup commands of {role} node type 'local.cluster.node' do not install torch==2.12.1 "
         "(PyTorch3D's registry build needs exactly this torch; keep them equal to pyproject.toml)"
         for role in ("head", "worker")
     ]
     good = subprocess.run(
         [sys.executable, "-m", "munet.cluster", "validate", *map(str, SHIPPED)],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert good.returncode == 0, good.stdout + good.stderr

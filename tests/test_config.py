@@ -56,8 +56,11 @@ def test_float_overrides_accept_exponents_and_refuse_non_numbers():
 
 def test_model_and_data_image_sizes_must_agree():
     """The network is fed data.image_size crops; model.image_size records that size."""
-    with pytest.raises(ConfigError, match=r"model.image_size \(64\) differs from data.image_size \(128\)"
-                       r".*Set model.image_size=128"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.image_size \(64\) differs from data.image_size \(128\)"
+        r".*Set model.image_size=128",
+    ):
         load_config("cpu", ["model.image_size=64"])
     with pytest.raises(ConfigError, match=r"data.image_size \(96\).*model.image_size=96"):
         apply_overrides(load_config("cpu"), ["data.image_size=96"])

@@ -30,14 +30,34 @@ def heldout(ray_local, tmp_path_factory):
 def test_evaluate_cli_writes_metrics_table_and_pictures(heldout, run_dir, tmp_path):
     out = tmp_path / "report"
     done = subprocess.run(
-        [sys.executable, str(REPO / "jobs" / "evaluate.py"), "--checkpoint", str(run_dir),
-         "--data", heldout, "--out", str(out), "--surface-samples", "2000"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(REPO / "jobs" / "evaluate.py"),
+            "--checkpoint",
+            str(run_dir),
+            "--data",
+            heldout,
+            "--out",
+            str(out),
+            "--surface-samples",
+            "2000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "metrics.json").read_text())
-    keys = ["mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "orientation_deg", "chamfer_cm", "p2s_cm", "normal_consistency",
-            "body_on_mask"]
+    keys = [
+        "mpjpe_mm",
+        "pa_mpjpe_mm",
+        "pve_mm",
+        "orientation_deg",
+        "chamfer_cm",
+        "p2s_cm",
+        "normal_consistency",
+        "body_on_mask",
+    ]
     assert summary["num_samples"] == 3 and summary["num_surface_samples"] == 2000
     with open(out / "per_sample.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -65,8 +85,11 @@ def test_ground_truth_bodies_project_onto_their_masks(heldout):
         record = item.record
         assert fraction_on_mask(record.body.vertices, record.camera.K, record.mask) > 0.99
         # Decoding resizes the render: the decoded K projects the same vertices onto the same places.
-        decoded = fraction_on_mask(item.inputs["body_vertices"], item.inputs["K"],
-                                   cv2.resize(record.mask.astype(np.uint8), (64, 64), interpolation=cv2.INTER_AREA) > 0)
+        decoded = fraction_on_mask(
+            item.inputs["body_vertices"],
+            item.inputs["K"],
+            cv2.resize(record.mask.astype(np.uint8), (64, 64), interpolation=cv2.INTER_AREA) > 0,
+        )
         assert decoded > 0.95  # a mis-scaled or flipped camera lands far lower
 
 

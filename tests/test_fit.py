@@ -4,6 +4,7 @@ through a real MuNet's graph operators."""
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,11 +24,22 @@ SIZE = 128
 
 @pytest.fixture(scope="module")
 def model_and_batch(anny_body):
-    config = load_config("cpu", ["model.image_size=64", "data.image_size=64", "model.body_channels=32",
-                                 "model.cloth_channels=32", "model.body_blocks=1", "model.cloth_blocks=1"])
+    config = load_config(
+        "cpu",
+        [
+            "model.image_size=64",
+            "data.image_size=64",
+            "model.body_channels=32",
+            "model.cloth_channels=32",
+            "model.body_blocks=1",
+            "model.cloth_blocks=1",
+        ],
+    )
     torch.manual_seed(0)
     model = MuNet(config, anny_body).eval()
-    batch = batch_to_tensors(stack(make_samples(anny_body, count=2, image_size=SIZE, cloth_points=256)), torch.device("cpu"))
+    batch = batch_to_tensors(
+        stack(make_samples(anny_body, count=2, image_size=SIZE, cloth_points=256)), torch.device("cpu")
+    )
     return model, batch
 
 
@@ -64,7 +76,9 @@ def test_fit_brings_a_shifted_body_back_onto_its_mask(model_and_batch):
     fitted, reports = fitter(moved, batch["K"], masks)
     for i, report in enumerate(reports):
         assert report.on_mask_before < 0.75 and report.on_mask_after > 0.95, report
-        assert report.on_mask_after == pytest.approx(fraction_on_mask(fitted.body[i].numpy(), batch["K"][i].numpy(), masks[i]))
+        assert report.on_mask_after == pytest.approx(
+            fraction_on_mask(fitted.body[i].numpy(), batch["K"][i].numpy(), masks[i])
+        )
         assert report.outline_gap_after < 0.5 * report.outline_gap_before
     # The shift is undone (the silhouette fixes x and y; depth is weakly observed), and the body's
     # shape is kept: vertex error after the fit is a fraction of the shift.
@@ -81,16 +95,20 @@ def test_fit_output_fits_only_samples_with_a_mask(model_and_batch):
         output = model(batch["image"][:, :, ::2, ::2], batch["K"] * torch.tensor([[0.5], [0.5], [1.0]]))
     K_input = batch["K"] * torch.tensor([[0.5], [0.5], [1.0]])
     masks = [batch["mask"][0, 0].numpy() > 0.5, None]
-    unfitted, none = fit_output(SilhouetteFitter.for_model(model), output, K_input, 64, batch["K"],
-                                [np.zeros((SIZE, SIZE), bool), None])
+    unfitted, none = fit_output(
+        SilhouetteFitter.for_model(model), output, K_input, 64, batch["K"], [np.zeros((SIZE, SIZE), bool), None]
+    )
     assert none == [None, None] and unfitted is output  # an empty mask is no mask
     broken = dataclasses.replace(output, body_vertices=output.body_vertices.clone())
     broken.body_vertices[0, 0, 0] = float("nan")
     same, none = fit_output(SilhouetteFitter.for_model(model), broken, K_input, 64, batch["K"], [masks[0], None])
     assert none == [None, None] and same is broken  # a non-finite prediction is not fitted ...
     with pytest.raises(ValueError, match="NaN or infinite"):  # ... and the fitter refuses it
-        SilhouetteFitter.for_model(model)(FittedMeshes(broken.body_vertices, broken.body_coarse, broken.cloth_vertices,
-                                                       broken.translation), batch["K"], masks[:1] * 2)
+        SilhouetteFitter.for_model(model)(
+            FittedMeshes(broken.body_vertices, broken.body_coarse, broken.cloth_vertices, broken.translation),
+            batch["K"],
+            masks[:1] * 2,
+        )
     fitter = SilhouetteFitter.for_model(model, FitSettings(steps=30))
     fitted, reports = fit_output(fitter, output, K_input, 64, batch["K"], masks)
     assert reports[1] is None and reports[0].on_mask_after > reports[0].on_mask_before

@@ -33,14 +33,22 @@ TETRAHEDRON = (
 
 # A unit cube's corners are the bit patterns of their index (x = bit 0, y = bit 1, z = bit 2).
 CUBE_VERTICES = np.array([[(i >> k) & 1 for k in range(3)] for i in range(8)], dtype=float)
-CUBE_FACES = np.array([
-    [0, 2, 3], [0, 3, 1],  # z = 0, seen from below
-    [4, 5, 7], [4, 7, 6],  # z = 1
-    [0, 1, 5], [0, 5, 4],  # y = 0
-    [2, 6, 7], [2, 7, 3],  # y = 1
-    [0, 4, 6], [0, 6, 2],  # x = 0
-    [1, 3, 7], [1, 7, 5],  # x = 1
-])
+CUBE_FACES = np.array(
+    [
+        [0, 2, 3],
+        [0, 3, 1],  # z = 0, seen from below
+        [4, 5, 7],
+        [4, 7, 6],  # z = 1
+        [0, 1, 5],
+        [0, 5, 4],  # y = 0
+        [2, 6, 7],
+        [2, 7, 3],  # y = 1
+        [0, 4, 6],
+        [0, 6, 2],  # x = 0
+        [1, 3, 7],
+        [1, 7, 5],  # x = 1
+    ]
+)
 
 
 def _icosphere(subdivisions: int) -> trimesh.Trimesh:
@@ -240,9 +248,7 @@ def test_laplacian_on_a_path_by_hand():
     linear = torch.tensor([[[0.0], [1.0], [2.0]]])
     # Open: (0 - 1, 1 - (0 + 2) / 2, 2 - 1). Closed: (0 - 1/2, 1 - 3/3, 2 - 3/2).
     torch.testing.assert_close(uniform_laplacian(linear, PATH), torch.tensor([[[-1.0], [0.0], [1.0]]]))
-    torch.testing.assert_close(
-        uniform_laplacian(linear, PATH, closed=True), torch.tensor([[[-0.5], [0.0], [0.5]]])
-    )
+    torch.testing.assert_close(uniform_laplacian(linear, PATH, closed=True), torch.tensor([[[-0.5], [0.0], [0.5]]]))
 
 
 @pytest.mark.parametrize("closed", [False, True])

@@ -79,21 +79,15 @@ def _row_sums(matrix: torch.Tensor) -> torch.Tensor:
 def test_edges_and_face_edges_match_faces() -> None:
     graph = _icosphere(1)
     # Independent: the set of sorted vertex pairs of every face side, built with Python sets.
-    expected = sorted(
-        {tuple(sorted((int(f[k]), int(f[(k + 1) % 3])))) for f in graph.faces for k in range(3)}
-    )
+    expected = sorted({tuple(sorted((int(f[k]), int(f[(k + 1) % 3])))) for f in graph.faces for k in range(3)})
     assert graph.edges.tolist() == [list(e) for e in expected]
     for k in range(3):
-        sides = (
-            torch.stack([graph.faces[:, k], graph.faces[:, (k + 1) % 3]], dim=1).sort(dim=1).values
-        )
+        sides = torch.stack([graph.faces[:, k], graph.faces[:, (k + 1) % 3]], dim=1).sort(dim=1).values
         assert torch.equal(graph.edges[graph.face_edges[:, k]], sides)
 
 
 def test_from_arrays_casts_and_validates() -> None:
-    graph = MeshGraph.from_arrays(
-        np.eye(3, dtype=np.float64), np.array([[0, 1, 2]], dtype=np.int32)
-    )
+    graph = MeshGraph.from_arrays(np.eye(3, dtype=np.float64), np.array([[0, 1, 2]], dtype=np.int32))
     assert graph.vertices.dtype == torch.float32 and graph.faces.dtype == torch.long
     with pytest.raises(ValueError, match="face indices"):
         MeshGraph.from_arrays(np.eye(3), np.array([[0, 1, 3]]))
@@ -116,9 +110,7 @@ def test_normalized_adjacency_on_a_path_graph() -> None:
     degree = torch.tensor([2.0, 3.0, 3.0, 2.0])
     a_plus_i = (expected_row > 0).float()
     expected_symmetric = a_plus_i / torch.sqrt(degree[:, None] * degree[None, :])
-    torch.testing.assert_close(
-        normalized_adjacency(edges, 4, "symmetric").to_dense(), expected_symmetric
-    )
+    torch.testing.assert_close(normalized_adjacency(edges, 4, "symmetric").to_dense(), expected_symmetric)
     with pytest.raises(ValueError, match="normalization"):
         normalized_adjacency(edges, 4, "mean")  # type: ignore[arg-type]
 
@@ -135,15 +127,11 @@ def test_anny_templates_are_closed_oriented_manifolds(fine: MeshGraph, coarse: M
 # Sampling hierarchy (real Anny meshes in the same rest pose)
 
 
-def test_sampling_rows_are_convex_combinations(
-    sampling: SamplingMatrices, fine: MeshGraph, coarse: MeshGraph
-) -> None:
+def test_sampling_rows_are_convex_combinations(sampling: SamplingMatrices, fine: MeshGraph, coarse: MeshGraph) -> None:
     assert sampling.up.shape == (fine.num_vertices, coarse.num_vertices)
     assert sampling.down.shape == (coarse.num_vertices, fine.num_vertices)
     for matrix in (sampling.up, sampling.down):
-        torch.testing.assert_close(
-            _row_sums(matrix), torch.ones(matrix.shape[0]), atol=1e-6, rtol=0
-        )
+        torch.testing.assert_close(_row_sums(matrix), torch.ones(matrix.shape[0]), atol=1e-6, rtol=0)
         assert (matrix.values() >= 0).all()
         assert torch.bincount(matrix.indices()[0], minlength=matrix.shape[0]).max() <= 3
 
@@ -156,9 +144,7 @@ def test_sampling_rows_are_convex_combinations(
     ],
     ids=["linear", "sine"],
 )
-def test_coarse_fine_coarse_round_trip(
-    sampling: SamplingMatrices, fine: MeshGraph, coarse: MeshGraph, field
-) -> None:
+def test_coarse_fine_coarse_round_trip(sampling: SamplingMatrices, fine: MeshGraph, coarse: MeshGraph, field) -> None:
     on_coarse = field(coarse.vertices)[None, :, None]
     on_fine = sparse_bmm(sampling.up, on_coarse)
     back = sparse_bmm(sampling.down, on_fine)
@@ -209,9 +195,7 @@ def test_hierarchy_cache_is_reused_and_keyed_by_both_meshes(
     )  # read, not rewritten
     for matrix in ("up", "down"):
         for result in (first, second):
-            assert torch.equal(
-                getattr(result, matrix).indices(), getattr(sampling, matrix).indices()
-            )
+            assert torch.equal(getattr(result, matrix).indices(), getattr(sampling, matrix).indices())
             assert torch.equal(getattr(result, matrix).values(), getattr(sampling, matrix).values())
     assert second.matches(fine, coarse)
 
@@ -261,9 +245,7 @@ def test_repeated_subdivision_composes_up_matrices() -> None:
     twice, up_twice = subdivide(graph, times=2)
     again, up_again = subdivide(once)
     assert torch.equal(twice.faces, again.faces)
-    torch.testing.assert_close(
-        up_twice.to_dense(), torch.sparse.mm(up_again, up_once.to_dense()), atol=1e-7, rtol=0
-    )
+    torch.testing.assert_close(up_twice.to_dense(), torch.sparse.mm(up_again, up_once.to_dense()), atol=1e-7, rtol=0)
     torch.testing.assert_close(torch.sparse.mm(up_twice, graph.vertices), twice.vertices)
     same, identity = subdivide(graph, times=0)
     assert same is graph and torch.equal(identity.to_dense(), torch.eye(graph.num_vertices))
@@ -306,10 +288,7 @@ def test_graph_conv_matches_a_hand_computation_and_its_gradient(channels: tuple[
     expected = torch.stack(
         [
             torch.stack(
-                [
-                    w_self @ x[b, i] + bias + w_neighbour @ x[b, PATH_NEIGHBOURS[i]].mean(dim=0)
-                    for i in range(4)
-                ]
+                [w_self @ x[b, i] + bias + w_neighbour @ x[b, PATH_NEIGHBOURS[i]].mean(dim=0) for i in range(4)]
             )
             for b in range(2)
         ]
@@ -376,7 +355,8 @@ model(torch.randn(2, graph.num_vertices, 8)).sum().backward()
 print("grad", block.layers[2].weight.grad is not None, flush=True)
 os._exit(0)
 """
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "store")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "grad True"

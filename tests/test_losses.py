@@ -64,7 +64,9 @@ def test_orientation_target_recovers_a_known_turn_and_the_loss_measures_it():
     assert torch.allclose(orientation_target(skeleton, gt)[0], turn, atol=1e-5)
     assert float(orientation_loss(turn[None], orientation_target(skeleton, gt))) == pytest.approx(0.0, abs=1e-5)
     expected = float((torch.eye(3) - turn).abs().mean())
-    assert float(orientation_loss(torch.eye(3)[None], orientation_target(skeleton, gt))) == pytest.approx(expected, rel=1e-4)
+    assert float(orientation_loss(torch.eye(3)[None], orientation_target(skeleton, gt))) == pytest.approx(
+        expected, rel=1e-4
+    )
 
 
 def test_canonical_vertex_loss_ignores_the_orientation_and_measures_the_shape():
@@ -203,8 +205,11 @@ def _sphere_output(batch: int = 2) -> tuple[MuNetOutput, dict[str, torch.Tensor]
 
 def test_total_is_the_weighted_sum_and_zero_weights_are_skipped():
     output, batch, graph = _sphere_output()
-    config = LossConfig(body_vertex=Schedule(1.0), cloth_p2s=Schedule(0.0),
-                        consistency_tight=Schedule(start=0.0, end=2.0, kind="step", warmup=10))
+    config = LossConfig(
+        body_vertex=Schedule(1.0),
+        cloth_p2s=Schedule(0.0),
+        consistency_tight=Schedule(start=0.0, end=2.0, kind="step", warmup=10),
+    )
     terms = compute_losses(output, batch, config, 3, graph, SKELETON)
     assert "cloth_p2s" not in terms and "consistency_tight" not in terms and "body_params" not in terms
     weights = loss_weights(config, 3)

@@ -25,25 +25,40 @@ from munet.data.shards import MANIFEST_NAME, PROGRESS_NAME, ShardError, ShardSto
 from tests.conftest import REPO
 from tests.test_render import silhouette
 
-SETTINGS = GenerationSettings(num_samples=4, seed=7, image_size=96, samples_per_shard=2, views=2,
-                              camera=CameraSettings(yaw=(-60.0, 60.0)))
+SETTINGS = GenerationSettings(
+    num_samples=4, seed=7, image_size=96, samples_per_shard=2, views=2, camera=CameraSettings(yaw=(-60.0, 60.0))
+)
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "ANNY_CACHE_DIR": os.environ.get("ANNY_CACHE_DIR", "")}
-    return subprocess.run(
-        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     result = _run(
-        "jobs/make_shards.py", "--out", str(out), "--num-samples", str(SETTINGS.num_samples),
-        "--seed", str(SETTINGS.seed), "--image-size", str(SETTINGS.image_size),
-        "--samples-per-shard", str(SETTINGS.samples_per_shard), "--views", str(SETTINGS.views),
-        "--yaw", "-60", "60", "--workers", "2", "--num-cpus", "2",
+        "jobs/make_shards.py",
+        "--out",
+        str(out),
+        "--num-samples",
+        str(SETTINGS.num_samples),
+        "--seed",
+        str(SETTINGS.seed),
+        "--image-size",
+        str(SETTINGS.image_size),
+        "--samples-per-shard",
+        str(SETTINGS.samples_per_shard),
+        "--views",
+        str(SETTINGS.views),
+        "--yaw",
+        "-60",
+        "60",
+        "--workers",
+        "2",
+        "--num-cpus",
+        "2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
@@ -116,8 +131,19 @@ def test_same_seed_same_bytes_whatever_the_parallelism(shards, tmp_path):
     assert decoded["image"].shape == (3, 64, 64) and decoded["cloth_points"].shape == (512, 3)
 
 
-SMALL = ["--num-samples", "6", "--samples-per-shard", "1", "--views", "3", "--image-size", "48",
-         "--cloth-points", "64", "--in-process"]
+SMALL = [
+    "--num-samples",
+    "6",
+    "--samples-per-shard",
+    "1",
+    "--views",
+    "3",
+    "--image-size",
+    "48",
+    "--cloth-points",
+    "64",
+    "--in-process",
+]
 """Six one-sample shards of two subjects: shards 0–2 come fast, then the second subject's geometry."""
 
 
@@ -136,7 +162,10 @@ def test_overwrite_killed_midway_then_rerun_continues(tmp_path):
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "jobs/make_shards.py", "--out", str(out), "--seed", "2", "--overwrite", *SMALL],
-            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 240
@@ -164,13 +193,17 @@ def test_overwrite_killed_midway_then_rerun_continues(tmp_path):
     with pytest.raises(ShardError, match=r"did not finish\. Re-run it with the same settings"):
         ShardStore(out).read_manifest()
     # Other settings do not mix into the unfinished set.
-    with pytest.raises(FileExistsError, match=r"unfinished generation with other settings \(differing: generator\.seed, seed;"):
+    with pytest.raises(
+        FileExistsError, match=r"unfinished generation with other settings \(differing: generator\.seed, seed;"
+    ):
         generate_shards_here(str(out), small)
     stamps = {name: (out / name).stat().st_mtime_ns for name in recorded}
 
     result = _run("jobs/make_shards.py", "--out", str(out), "--seed", "2", *SMALL, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"continuing the interrupted generation in {out}: {len(recorded)} of 6 shards already written" in result.stderr
+    assert (
+        f"continuing the interrupted generation in {out}: {len(recorded)} of 6 shards already written" in result.stderr
+    )
     written = sorted(re.findall(r"shard (shard-\d+\.tar) written", result.stderr))
     assert written == sorted({shard_name(i) for i in range(6)} - set(recorded))  # only the rest
     assert {name: (out / name).stat().st_mtime_ns for name in recorded} == stamps  # kept untouched

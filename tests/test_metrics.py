@@ -42,9 +42,7 @@ def test_mpjpe_root_alignment_removes_translation_and_keeps_known_offset():
     shifted = gt + torch.tensor([0.3, -0.2, 1.0], dtype=torch.float64)
     assert torch.allclose(mpjpe(shifted, gt), torch.zeros(2, dtype=torch.float64), atol=1e-9)
     # Without alignment the whole 3D offset is the error: |(0.3, -0.2, 1.0)| m.
-    assert torch.allclose(
-        mpjpe(shifted, gt, root=None), torch.full((2,), 1000 * np.sqrt(1.13), dtype=torch.float64)
-    )
+    assert torch.allclose(mpjpe(shifted, gt, root=None), torch.full((2,), 1000 * np.sqrt(1.13), dtype=torch.float64))
     # Move only the left wrist by 3 cm: mean over 17 joints, hips untouched.
     moved = gt.clone()
     moved[:, 9, 1] += 0.03
@@ -82,9 +80,7 @@ def test_similarity_procrustes_recovers_a_random_similarity():
     src = rng.normal(size=(8, 17, 3))
     rotations, scales, translations = _random_similarity(rng, 8)
     dst = _apply(src, rotations, scales, translations)
-    aligned, rotation, scale, translation = similarity_procrustes(
-        torch.tensor(src), torch.tensor(dst)
-    )
+    aligned, rotation, scale, translation = similarity_procrustes(torch.tensor(src), torch.tensor(dst))
     np.testing.assert_allclose(rotation.numpy(), rotations, atol=1e-9)
     np.testing.assert_allclose(scale.numpy(), scales, rtol=1e-9)
     np.testing.assert_allclose(translation.numpy(), translations, atol=1e-9)
@@ -134,14 +130,27 @@ def test_pa_mpjpe_is_differentiable():
 # ---------------------------------------------------------------- global orientation
 
 # A person standing in their own frame (metres): x to their left, y up, z out of their front.
-_STANDING = np.array([
-    [0.0, 1.62, 0.08],                                                   # nose
-    [0.03, 1.65, 0.06], [-0.03, 1.65, 0.06], [0.07, 1.63, 0.0], [-0.07, 1.63, 0.0],  # eyes, ears
-    [0.19, 1.42, 0.0], [-0.19, 1.42, 0.0], [0.22, 1.15, 0.0], [-0.22, 1.15, 0.0],   # shoulders, elbows
-    [0.24, 0.88, 0.05], [-0.24, 0.88, 0.05],                             # wrists
-    [0.1, 0.95, 0.0], [-0.1, 0.95, 0.0], [0.1, 0.5, 0.02], [-0.1, 0.5, 0.02],      # hips, knees
-    [0.1, 0.07, -0.02], [-0.1, 0.07, -0.02],                             # ankles
-])
+_STANDING = np.array(
+    [
+        [0.0, 1.62, 0.08],  # nose
+        [0.03, 1.65, 0.06],
+        [-0.03, 1.65, 0.06],
+        [0.07, 1.63, 0.0],
+        [-0.07, 1.63, 0.0],  # eyes, ears
+        [0.19, 1.42, 0.0],
+        [-0.19, 1.42, 0.0],
+        [0.22, 1.15, 0.0],
+        [-0.22, 1.15, 0.0],  # shoulders, elbows
+        [0.24, 0.88, 0.05],
+        [-0.24, 0.88, 0.05],  # wrists
+        [0.1, 0.95, 0.0],
+        [-0.1, 0.95, 0.0],
+        [0.1, 0.5, 0.02],
+        [-0.1, 0.5, 0.02],  # hips, knees
+        [0.1, 0.07, -0.02],
+        [-0.1, 0.07, -0.02],  # ankles
+    ]
+)
 
 
 def _skeletons(rng: np.random.Generator, batch: int) -> np.ndarray:
@@ -240,16 +249,12 @@ def test_point_to_surface_with_small_triangles_in_metres():
 
 
 def test_point_to_surface_gradient_points_along_the_normal():
-    verts = torch.tensor(
-        [[[-1.0, -1.0, 0.0], [2.0, -1.0, 0.0], [-1.0, 2.0, 0.0]]], requires_grad=True
-    )
+    verts = torch.tensor([[[-1.0, -1.0, 0.0], [2.0, -1.0, 0.0], [-1.0, 2.0, 0.0]]], requires_grad=True)
     points = torch.tensor([[[0.1, 0.2, 0.3], [0.2, 0.1, -0.5]]], requires_grad=True)
     dist = point_to_surface_distance(points, verts, torch.tensor([[0, 1, 2]]))
     assert torch.allclose(dist, torch.tensor([[0.3, 0.5]]))
     dist.sum().backward()
-    assert torch.allclose(
-        points.grad, torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]]), atol=1e-6
-    )
+    assert torch.allclose(points.grad, torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]]), atol=1e-6)
     assert torch.allclose(verts.grad[0, :, 2].sum(), torch.tensor(0.0), atol=1e-6)  # ±1 cancel
 
 
@@ -273,9 +278,7 @@ def test_chamfer_p2s_directions_are_not_swapped():
     sphere = trimesh.creation.icosphere(subdivisions=3)
     keep = sphere.triangles_center[:, 2] > 0
     verts, faces = _mesh(sphere)
-    out = chamfer_p2s(
-        [verts], [faces[torch.from_numpy(keep)]], [verts], [faces], num_samples=2000, seed=0
-    )
+    out = chamfer_p2s([verts], [faces[torch.from_numpy(keep)]], [verts], [faces], num_samples=2000, seed=0)
     assert out["p2s_cm"].item() > 20
     assert out["chamfer_cm"].item() == pytest.approx(out["p2s_cm"].item() / 2, rel=1e-3)
 
@@ -341,21 +344,15 @@ def test_chamfer_p2s_lists_padded_and_seeds():
             "both root_pred and root_gt",
         ),
         (
-            lambda: pve(
-                torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), torch.zeros(3, 3), torch.zeros(3, 3)
-            ),
+            lambda: pve(torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), torch.zeros(3, 3), torch.zeros(3, 3)),
             r"root_pred must have shape \(2, 3\)",
         ),
         (
-            lambda: point_to_surface_distance(
-                torch.zeros(5, 3), torch.zeros(1, 3, 3), torch.tensor([[0, 1, 2]])
-            ),
+            lambda: point_to_surface_distance(torch.zeros(5, 3), torch.zeros(1, 3, 3), torch.tensor([[0, 1, 2]])),
             r"points must have shape \(B, P, 3\)",
         ),
         (
-            lambda: point_to_surface_distance(
-                torch.zeros(1, 5, 3), torch.zeros(1, 3, 3), torch.tensor([[0, 1, 3]])
-            ),
+            lambda: point_to_surface_distance(torch.zeros(1, 5, 3), torch.zeros(1, 3, 3), torch.tensor([[0, 1, 3]])),
             "refers to vertex 3 but its mesh has 3 vertices",
         ),
         (
@@ -404,14 +401,16 @@ def test_fraction_on_mask_counts_projected_points_on_the_person():
     K = np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
     mask = np.zeros((100, 100), bool)
     mask[40:61, 45:56] = True  # rows 40..60, columns 45..55
-    points = np.array([
-        [0.0, 0.0, 2.0],     # pixel (50, 50): on
-        [0.1, 0.0, 2.0],     # (55, 50): on, last column
-        [0.12, 0.0, 2.0],    # (56, 50): off by one column
-        [0.0, -0.2, 2.0],    # (50, 40): on, first row
-        [5.0, 0.0, 2.0],     # outside the image
-        [0.0, 0.0, -2.0],    # behind the camera
-    ])
+    points = np.array(
+        [
+            [0.0, 0.0, 2.0],  # pixel (50, 50): on
+            [0.1, 0.0, 2.0],  # (55, 50): on, last column
+            [0.12, 0.0, 2.0],  # (56, 50): off by one column
+            [0.0, -0.2, 2.0],  # (50, 40): on, first row
+            [5.0, 0.0, 2.0],  # outside the image
+            [0.0, 0.0, -2.0],  # behind the camera
+        ]
+    )
     assert fraction_on_mask(points, K, mask) == pytest.approx(3 / 6)
     with pytest.raises(ValueError, match="expected points"):
         fraction_on_mask(points[:, :2], K, mask)

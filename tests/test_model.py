@@ -33,8 +33,15 @@ CLOTH_ONLY = LossConfig(
 def small_config(**mutual):
     config = load_config(
         "cpu",
-        ["model.image_size=64", "data.image_size=64", "model.body_channels=32", "model.cloth_channels=32",
-         "model.body_blocks=1", "model.cloth_blocks=1", "model.regress_params=true"],
+        [
+            "model.image_size=64",
+            "data.image_size=64",
+            "model.body_channels=32",
+            "model.cloth_channels=32",
+            "model.body_blocks=1",
+            "model.cloth_blocks=1",
+            "model.regress_params=true",
+        ],
     )
     return dataclasses.replace(config, mutual=MutualConfig(**mutual))
 
@@ -43,7 +50,9 @@ def small_config(**mutual):
 def model_and_batch(anny_body):
     config = small_config()
     model = MuNet(config, anny_body)
-    batch = batch_to_tensors(stack(make_samples(anny_body, count=2, image_size=64, cloth_points=256)), torch.device("cpu"))
+    batch = batch_to_tensors(
+        stack(make_samples(anny_body, count=2, image_size=64, cloth_points=256)), torch.device("cpu")
+    )
     return model, batch
 
 
@@ -56,8 +65,13 @@ def with_mutual(model: MuNet, **mutual) -> MuNet:
 def body_branch_grads(model: MuNet, batch, step: int = 1) -> list[torch.Tensor]:
     """Gradients on the body branch (body GCN + camera) of a clothed-only loss."""
     model.zero_grad(set_to_none=True)
-    out = model(batch["image"], batch["K"], step=step, gt_body_vertices=batch["body_vertices"],
-                generator=torch.Generator().manual_seed(0))
+    out = model(
+        batch["image"],
+        batch["K"],
+        step=step,
+        gt_body_vertices=batch["body_vertices"],
+        generator=torch.Generator().manual_seed(0),
+    )
     compute_losses(out, batch, CLOTH_ONLY, step, model.templates.cloth, model.template_joints)["total"].backward()
     return [p.grad for p in model.body_gcn.parameters()]
 
@@ -206,7 +220,9 @@ def test_local_trainer_writes_a_checkpoint_that_loads_into_a_new_model(model_and
     fresh.load_state_dict(state.model)
     fresh.eval(), model.eval()
     with torch.no_grad():
-        assert torch.equal(fresh(batch["image"], batch["K"]).cloth_vertices, model(batch["image"], batch["K"]).cloth_vertices)
+        assert torch.equal(
+            fresh(batch["image"], batch["K"]).cloth_vertices, model(batch["image"], batch["K"]).cloth_vertices
+        )
 
 
 def test_local_trainer_skips_nonfinite_steps_then_stops(model_and_batch):

@@ -25,10 +25,13 @@ STEPS = 150
 
 OVERRIDES = [
     # The small preset at 64 px (a quarter of the pixels, the same network).
-    "model.image_size=64", "data.image_size=64",
+    "model.image_size=64",
+    "data.image_size=64",
     # The mutual schedules compressed to this short run: teacher forcing 0.5 → 0 over 60 steps,
     # feedback off for 60 steps, then ramped to 0.5 over 40.
-    "mutual.teacher_forcing.ramp=60", "mutual.feedback_weight.warmup=60", "mutual.feedback_weight.ramp=40",
+    "mutual.teacher_forcing.ramp=60",
+    "mutual.feedback_weight.warmup=60",
+    "mutual.feedback_weight.ramp=40",
     # Memorising: the eight samples are learnt as they are, without random zoom, shift or flip.
     "data.augment=false",
 ]
@@ -45,8 +48,12 @@ def errors(out: MuNetOutput, batch: dict[str, torch.Tensor], faces: torch.Tensor
     """Mean PA-MPJPE and MPJPE (mm), median orientation error (degrees), mean Chamfer (cm)."""
     gt_joints = batch["body_joints"]
     surface = chamfer_p2s(
-        out.cloth_vertices - out.cloth_root[:, None], out.cloth_faces,
-        batch["cloth_vertices"] - pelvis(gt_joints)[:, None], faces, num_samples=2000, seed=0,
+        out.cloth_vertices - out.cloth_root[:, None],
+        out.cloth_faces,
+        batch["cloth_vertices"] - pelvis(gt_joints)[:, None],
+        faces,
+        num_samples=2000,
+        seed=0,
     )
     return {
         "pa_mpjpe": float(pa_mpjpe(out.body_joints, gt_joints).mean()),

@@ -12,13 +12,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.conftest import REPO
 
 OVERRIDES = [
-    "model.image_size=64", "data.image_size=64", "model.body_channels=32", "model.cloth_channels=32",
-    "model.body_blocks=1", "model.cloth_blocks=1", "train.lr=0.002", "train.lr_warmup=1",
+    "model.image_size=64",
+    "data.image_size=64",
+    "model.body_channels=32",
+    "model.cloth_channels=32",
+    "model.body_blocks=1",
+    "model.cloth_blocks=1",
+    "train.lr=0.002",
+    "train.lr_warmup=1",
 ]
 
 TRAIN = """

@@ -42,16 +42,40 @@ RENDER_SIZE = 128
 NUM_RENDERS = 4
 FIT_STEPS = 80
 TINY_MODEL = [
-    "data.image_size=64", "model.image_size=64", "data.cloth_points=256",
-    "model.body_channels=32", "model.body_blocks=2", "model.cloth_channels=16", "model.cloth_blocks=1",
-    "graph.cloth_subdivisions=0", "train.lr=0.001", "train.lr_warmup=5", "train.log_every=1000",
+    "data.image_size=64",
+    "model.image_size=64",
+    "data.cloth_points=256",
+    "model.body_channels=32",
+    "model.body_blocks=2",
+    "model.cloth_channels=16",
+    "model.cloth_blocks=1",
+    "graph.cloth_subdivisions=0",
+    "train.lr=0.001",
+    "train.lr_warmup=5",
+    "train.log_every=1000",
     "data.augment=false",  # fitted to the four renders as they are
 ]
 PANEL = 384
 JSON_KEYS = {
-    "input", "image_size", "crop_box", "crop_source", "input_size", "K", "K_image", "focal_source",
-    "weak_camera", "translation", "joint_names", "joints_3d", "joints_2d", "joints_2d_image", "frame",
-    "checkpoint", "step", "timings_ms", "fit",
+    "input",
+    "image_size",
+    "crop_box",
+    "crop_source",
+    "input_size",
+    "K",
+    "K_image",
+    "focal_source",
+    "weak_camera",
+    "translation",
+    "joint_names",
+    "joints_3d",
+    "joints_2d",
+    "joints_2d_image",
+    "frame",
+    "checkpoint",
+    "step",
+    "timings_ms",
+    "fit",
 }
 ON_PERSON = 0.85
 """Least fraction of the predicted body that must land on the person's mask after fitting."""
@@ -140,11 +164,23 @@ def cli_run(fitted, tmp_path_factory) -> CliRun:
     cv2.imwrite(str(inputs["deep"]), cv2.cvtColor(render, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
     out = tmp_path_factory.mktemp("predictions")
     command = [
-        sys.executable, "-m", "munet", "predict", str(fitted.renders), *map(str, inputs.values()),
-        "--checkpoint", str(fitted.checkpoint), "--out", str(out), "--batch-size", "3", "--no-progress",
+        sys.executable,
+        "-m",
+        "munet",
+        "predict",
+        str(fitted.renders),
+        *map(str, inputs.values()),
+        "--checkpoint",
+        str(fitted.checkpoint),
+        "--out",
+        str(out),
+        "--batch-size",
+        "3",
+        "--no-progress",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     return CliRun(result, out, inputs)
 
 
@@ -184,7 +220,9 @@ def _overlay_on_mask(folder: Path, display_mask: np.ndarray) -> float:
     return float(display_mask[changed].mean())
 
 
-@pytest.mark.parametrize(("name", "index", "source"), [("cutout", 1, "alpha channel"), ("render_2", 2, "render_2_mask.png")])
+@pytest.mark.parametrize(
+    ("name", "index", "source"), [("cutout", 1, "alpha channel"), ("render_2", 2, "render_2_mask.png")]
+)
 def test_predicted_body_lies_on_the_person(fitted, cli_run, name, index, source):
     """With a mask (RGBA cut-out or mask file) the body is fitted to it: its vertices, drawn through
     the original image's camera, and the overlay's body pixels land on the person."""
@@ -206,8 +244,20 @@ def test_without_a_mask_or_with_no_fit_the_network_meshes_are_kept(fitted, cli_r
     for name in ("render_0", "render_1", "astronaut"):
         assert _prediction(cli_run.out / name)["fit"] is None
     out = tmp_path / "out"
-    assert cli.main([str(cli_run.inputs["cutout"]), "--checkpoint", str(fitted.checkpoint), "--out", str(out),
-                     "--no-fit", "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                str(cli_run.inputs["cutout"]),
+                "--checkpoint",
+                str(fitted.checkpoint),
+                "--out",
+                str(out),
+                "--no-fit",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     plain, fitted_run = _prediction(out / "cutout"), _prediction(cli_run.out / "cutout")
     assert plain["fit"] is None
     body = trimesh.load(out / "cutout" / "body.obj", force="mesh")
@@ -238,7 +288,10 @@ def test_segment_option_fits_photos_without_a_mask(fitted, tmp_path):
     """``--segment``: GrabCut gives the mask, the crop frames it, the body is fitted to it."""
     out = tmp_path / "out"
     image = _write_rgb(tmp_path / "render_2.png", fitted.records[2].image)  # without its mask file
-    assert cli.main([str(image), "--checkpoint", str(fitted.checkpoint), "--out", str(out), "--segment", "--no-progress"]) == 0
+    assert (
+        cli.main([str(image), "--checkpoint", str(fitted.checkpoint), "--out", str(out), "--segment", "--no-progress"])
+        == 0
+    )
     body, _, prediction = _check_outputs(out / "render_2")
     assert prediction["crop_source"] == "GrabCut" and prediction["fit"]["mask"] == "GrabCut"
     on_mask = inside_fraction(project(body.vertices, np.array(prediction["K_image"])), fitted.records[2].mask)
@@ -260,8 +313,9 @@ def test_broken_file_is_reported_and_the_batch_goes_on(fitted, cli_run):
     assert "fitted 2 image(s) to their person masks: body on the mask" in result.stdout  # cut-out, mask file
     assert f"{good - 2} image(s) had no person mask" in result.stdout
     failures = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
-    assert failures == [f"FAILED {cli_run.inputs['broken']}: not an image file (or a corrupt one): "
-                        "use JPEG, PNG, BMP, TIFF or WebP"]
+    assert failures == [
+        f"FAILED {cli_run.inputs['broken']}: not an image file (or a corrupt one): use JPEG, PNG, BMP, TIFF or WebP"
+    ]
     assert not (cli_run.out / "broken").exists()
     assert sorted(p.name for p in cli_run.out.iterdir()) == sorted(
         [f"render_{i}" for i in range(NUM_RENDERS)] + [n.stem for k, n in cli_run.inputs.items() if k != "broken"]
@@ -386,8 +440,9 @@ def test_crop_intrinsics_follow_the_pixels(tmp_path, max_side):
     np.testing.assert_allclose(centroid, project(point[None], crop.K)[0], atol=0.3)
     left, top, right, bottom = crop.box
     pixel = max(1.0, width / max_side)  # the crop is cut on whole pixels of the (downscaled) image
-    np.testing.assert_allclose([(left + right) / 2, (top + bottom) / 2, right - left],
-                               [220, 45, 140 / PERSON_FILL], atol=pixel)
+    np.testing.assert_allclose(
+        [(left + right) / 2, (top + bottom) / 2, right - left], [220, 45, 140 / PERSON_FILL], atol=pixel
+    )
 
 
 def test_mask_file_beside_the_image(tmp_path):
@@ -398,7 +453,9 @@ def test_mask_file_beside_the_image(tmp_path):
     crop = person_crop(image, 32, 64)
     assert crop.source == "person_mask.png"
     left, top, right, bottom = crop.box
-    np.testing.assert_allclose([(left + right) / 2, (top + bottom) / 2, right - left], [40, 40, 40 / PERSON_FILL], atol=1.0)
+    np.testing.assert_allclose(
+        [(left + right) / 2, (top + bottom) / 2, right - left], [40, 40, 40 / PERSON_FILL], atol=1.0
+    )
     files, problems = cli.collect_inputs([str(tmp_path)])
     assert files == [image] and problems == []
 
@@ -471,7 +528,9 @@ def test_a_checkpoint_config_never_chooses_files_to_load(untrained, tmp_path, ca
     both of which would plant a marker when unpickled: predict reads neither and works."""
     image = _small_image(tmp_path / "person.png")
     out = tmp_path / "out"
-    code = cli.main([str(image), "--checkpoint", str(untrained.hostile), "--out", str(out), "--no-fit", "--no-progress"])
+    code = cli.main(
+        [str(image), "--checkpoint", str(untrained.hostile), "--out", str(out), "--no-fit", "--no-progress"]
+    )
     assert code == 0, capsys.readouterr().err
     assert not untrained.marker.exists()
     assert (out / "person" / "prediction.json").is_file()
@@ -490,7 +549,9 @@ def test_output_folders_are_safe_and_distinct(untrained, tmp_path, capsys):
         _small_image(inputs / name, seed)
     before = _tree(inputs)
     out = tmp_path / "out"
-    code = cli.main([str(inputs), "--checkpoint", str(untrained.checkpoint), "--out", str(out), "--no-fit", "--no-progress"])
+    code = cli.main(
+        [str(inputs), "--checkpoint", str(untrained.checkpoint), "--out", str(out), "--no-fit", "--no-progress"]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert f"predicted {len(names)} of {len(names)} images" in captured.out
@@ -501,7 +562,13 @@ def test_output_folders_are_safe_and_distinct(untrained, tmp_path, capsys):
     expected = dict(zip(["image", "image-2", "a-2", "a", "a-3"], names, strict=True))
     assert folders == {folder: str(inputs / name) for folder, name in expected.items()}
     for folder in expected:
-        assert {p.name for p in (out / folder).iterdir()} == {"body.obj", "clothed.obj", "scene.glb", "overlay.png", "prediction.json"}
+        assert {p.name for p in (out / folder).iterdir()} == {
+            "body.obj",
+            "clothed.obj",
+            "scene.glb",
+            "overlay.png",
+            "prediction.json",
+        }
 
 
 def test_output_folder_names(tmp_path):
@@ -542,15 +609,28 @@ def test_a_huge_image_fails_alone_before_decoding(untrained, tmp_path, capsys):
     huge = _png_header_only(inputs / "huge.png", 14_000, 14_000)
     assert huge.stat().st_size < 2_000_000
     out = tmp_path / "out"
-    code = cli.main([str(good[0]), str(huge), str(good[1]), "--checkpoint", str(untrained.checkpoint), "--out", str(out),
-                     "--no-fit", "--no-progress"])
+    code = cli.main(
+        [
+            str(good[0]),
+            str(huge),
+            str(good[1]),
+            "--checkpoint",
+            str(untrained.checkpoint),
+            "--out",
+            str(out),
+            "--no-fit",
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "predicted 2 of 3 images" in captured.out
     failures = [line for line in captured.err.splitlines() if line.startswith("FAILED")]
-    assert failures == [f"FAILED {huge}: the image is 14000×14000 px (196.0 megapixels), more than the limit of "
-                        "120 megapixels (max_pixels=120000000); downscale the file first, or raise the limit "
-                        "(munet predict --max-pixels, at most 1073741824)"]
+    assert failures == [
+        f"FAILED {huge}: the image is 14000×14000 px (196.0 megapixels), more than the limit of "
+        "120 megapixels (max_pixels=120000000); downscale the file first, or raise the limit "
+        "(munet predict --max-pixels, at most 1073741824)"
+    ]
     assert f"1 input(s) failed:\n  {huge}: the image is 14000×14000 px" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["good_1", "good_2"]
     assert all((out / name / "prediction.json").is_file() for name in ("good_1", "good_2"))

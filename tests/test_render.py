@@ -106,7 +106,11 @@ def test_mask_matches_projected_silhouette(renderer, body_mesh, seed):
     camera = sample_camera(rng, vertices, SIZE)
     cam_vertices = camera.world_to_camera(vertices)
     frame = renderer.render(
-        cam_vertices, faces, np.full_like(cam_vertices, 0.6), camera.K, sample_lighting(rng),
+        cam_vertices,
+        faces,
+        np.full_like(cam_vertices, 0.6),
+        camera.K,
+        sample_lighting(rng),
         sample_background(rng, SIZE),
     )
     reference = silhouette(cam_vertices, faces, camera.K, SIZE)
@@ -125,4 +129,3 @@ def test_mask_matches_projected_silhouette(renderer, body_mesh, seed):
     facing = np.einsum("nc,nc->n", frame.normal[rows, cols], rays)
     assert (facing < 0.05).mean() > 0.97
     np.testing.assert_allclose(np.linalg.norm(frame.normal[frame.mask], axis=-1), 1.0, atol=1e-4)
-

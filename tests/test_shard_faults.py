@@ -73,7 +73,9 @@ def test_non_finite_arrays_are_bad_samples(tmp_path, records, capsys):  # noqa: 
     assert f"sample '{records[1].key}' in shard {shard}: body.npz array 'vertices' holds 1 non-finite" in out
     assert f"sample '{records[2].key}' in shard {shard}: cloth.npz array 'points' holds 1 non-finite" in out
 
-    with pytest.raises(SchemaError, match=rf"'{records[1].key}' in shard {re.escape(shard)}: body.npz .*\(NaN or inf\)"):
+    with pytest.raises(
+        SchemaError, match=rf"'{records[1].key}' in shard {re.escape(shard)}: body.npz .*\(NaN or inf\)"
+    ):
         list(iter_samples(str(tmp_path), Decoder(SIZE, POINTS)))
     skipping = Decoder(SIZE, POINTS, on_error="skip")
     kept = list(iter_samples(str(tmp_path), skipping))
@@ -124,8 +126,10 @@ def test_truncated_tar_with_a_matching_manifest_names_the_shard(tmp_path, record
     cut = path.read_bytes()[: offset + 100]
     path.write_bytes(cut)
     # As if the manifest had been rewritten for the cut file: size and checksum match it.
-    shards = [manifest.shards[0], dataclasses.replace(
-        manifest.shards[1], size_bytes=len(cut), sha256=hashlib.sha256(cut).hexdigest())]
+    shards = [
+        manifest.shards[0],
+        dataclasses.replace(manifest.shards[1], size_bytes=len(cut), sha256=hashlib.sha256(cut).hexdigest()),
+    ]
     ShardStore(tmp_path).write_manifest(dataclasses.replace(manifest, shards=shards))
 
     with pytest.raises(CorruptShardError) as error:
@@ -232,8 +236,14 @@ def fuzz_reader(folder: str, seed: int, flips: int, cuts: int) -> list[dict[str,
                 outcome, detail = ("error" if str(path) in str(exc) else "unnamed"), str(exc)
             except Exception as exc:  # noqa: BLE001 (what the test must never see)
                 outcome, detail = "other", repr(exc)
-            results.append({"case": name, "manifest": "vouched" if vouched else "checked",
-                            "outcome": outcome, "detail": detail[:300]})
+            results.append(
+                {
+                    "case": name,
+                    "manifest": "vouched" if vouched else "checked",
+                    "outcome": outcome,
+                    "detail": detail[:300],
+                }
+            )
     path.write_bytes(original)
     store.write_manifest(manifest)
     return results
@@ -249,16 +259,20 @@ def test_fuzzed_shards_give_the_samples_or_a_clear_error(tmp_path, records):  # 
     )
     # Its own interpreter: a crash or a hang shows as an exit status or a timeout, not a dead run.
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(results) == 2 * (120 + 44)
     checked = [r for r in results if r["manifest"] == "checked"]
     vouched = [r for r in results if r["manifest"] == "vouched"]
     # With the manifest as written, every damage is caught before any sample is decoded.
-    wrong = [r for r in checked if r["outcome"] != "error"
-             or not re.search(r"SHA-256 differs|bytes, the manifest says", r["detail"])]
+    wrong = [
+        r
+        for r in checked
+        if r["outcome"] != "error" or not re.search(r"SHA-256 differs|bytes, the manifest says", r["detail"])
+    ]
     assert not wrong, wrong[:5]
     # With a manifest that vouches for the damaged bytes, samples may differ (nothing can tell),
     # but every failure is a clear error naming the shard.

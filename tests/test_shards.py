@@ -58,8 +58,12 @@ def records(anny_body) -> list[SampleRecord]:
                 camera = sample_camera(rng, vertices, SIZE)
                 cam_vertices = camera.world_to_camera(vertices)
                 frame = renderer.render(
-                    cam_vertices, faces, np.full_like(cam_vertices, 0.7), camera.K,
-                    sample_lighting(rng), sample_background(rng, SIZE),
+                    cam_vertices,
+                    faces,
+                    np.full_like(cam_vertices, 0.7),
+                    camera.K,
+                    sample_lighting(rng),
+                    sample_background(rng, SIZE),
                 )
                 cam_joints = camera.world_to_camera(joints)
                 out.append(
@@ -69,11 +73,21 @@ def records(anny_body) -> list[SampleRecord]:
                         mask=frame.mask,
                         normal=frame.normal,
                         camera=camera,
-                        body=BodyRecord("anny", pose[0].numpy(), shape[0].numpy(), cam_vertices,
-                                        cam_joints, project(cam_joints, camera.K)),
-                        cloth=ClothRecord(cam_vertices, faces, np.zeros(len(faces), np.uint8),
-                                          camera.world_to_camera(points),
-                                          camera.directions_to_camera(normals)),
+                        body=BodyRecord(
+                            "anny",
+                            pose[0].numpy(),
+                            shape[0].numpy(),
+                            cam_vertices,
+                            cam_joints,
+                            project(cam_joints, camera.K),
+                        ),
+                        cloth=ClothRecord(
+                            cam_vertices,
+                            faces,
+                            np.zeros(len(faces), np.uint8),
+                            camera.world_to_camera(points),
+                            camera.directions_to_camera(normals),
+                        ),
                         garments=["none"],
                     )
                 )
@@ -134,7 +148,13 @@ def test_round_trip_webdataset(tmp_path, records):
     assert [raw["__key__"] for raw in raws] == [record.key for record in records]
     for raw, record in zip(raws, records):
         assert sorted(k for k in raw if not k.startswith("__")) == [
-            "body.npz", "camera.json", "cloth.npz", "image.png", "mask.png", "meta.json", "normal.png",
+            "body.npz",
+            "camera.json",
+            "cloth.npz",
+            "image.png",
+            "mask.png",
+            "meta.json",
+            "normal.png",
         ]
         _assert_matches(decode_sample(raw, SIZE, POINTS), record)
         again = decode_record(raw)
@@ -158,8 +178,16 @@ def test_round_trip_ray(tmp_path, records, ray_local):
     rows = dataset.take_all()
     assert len(rows) == len(records)
     assert set(rows[0]) == {
-        "image", "mask", "K", "body_vertices", "body_joints", "joints_2d", "body_pose", "body_shape",
-        "cloth_points", "cloth_normals",
+        "image",
+        "mask",
+        "K",
+        "body_vertices",
+        "body_joints",
+        "joints_2d",
+        "body_pose",
+        "body_shape",
+        "cloth_points",
+        "cloth_normals",
     }
     local = list(iter_samples(f"file://{tmp_path}", Decoder.from_config(_config())))
     for record, expected in zip(records, local):  # Ray may reorder rows: match them by camera
@@ -238,11 +266,11 @@ def test_missing_member_and_wrong_version(tmp_path, records):
         meta = json.loads(members["meta.json"])
         members["meta.json"] = json.dumps({**meta, "schema_version": SCHEMA_VERSION + 1}).encode()
 
-    store = _write_damaged(
-        tmp_path, records[:3], {1: lambda members: members.pop("body.npz"), 2: newer_version}
-    )
+    store = _write_damaged(tmp_path, records[:3], {1: lambda members: members.pop("body.npz"), 2: newer_version})
     raws = list(store.iter_shard(shard_name(0)))
-    with pytest.raises(SchemaError, match=rf"'{records[1].key}' in shard .*shard-000000.tar: missing member 'body.npz'"):
+    with pytest.raises(
+        SchemaError, match=rf"'{records[1].key}' in shard .*shard-000000.tar: missing member 'body.npz'"
+    ):
         decode_sample(raws[1], SIZE, POINTS)
     with pytest.raises(SchemaError, match=rf"'{records[2].key}'.* has schema version {SCHEMA_VERSION + 1}"):
         decode_sample(raws[2], SIZE, POINTS)

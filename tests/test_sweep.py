@@ -39,8 +39,14 @@ def test_sweep_yaml_mirrors_the_dataclass_defaults():
 
 def test_params_land_on_the_documented_config_keys():
     base = load_config("cpu", ["train.steps=200", "loss.cloth_p2s=0.3", "loss.cloth_chamfer=0.6"])
-    params = {"feedback_weight": 1.5e-5, "feedback_warmup": 0.25, "teacher_forcing_ramp": 0.6,
-              "consistency_weight": 0.7, "cloth_weight": 2.0, "lr": 1e-4}
+    params = {
+        "feedback_weight": 1.5e-5,
+        "feedback_warmup": 0.25,
+        "teacher_forcing_ramp": 0.6,
+        "consistency_weight": 0.7,
+        "cloth_weight": 2.0,
+        "lr": 1e-4,
+    }
     config = trial_config(base, params, ["train.inject_failure_at_step=3"])
 
     assert config.mutual.feedback_weight.end == 1.5e-5  # exact: the override text reads back as float
@@ -67,11 +73,18 @@ def test_every_space_parameter_maps_onto_the_config():
 
 def test_yaml_overrides_change_only_what_they_name(tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"trials": 5, "space": {
-        "feedback_weight": {"high": 5.0},
-        "lr": {"low": 1e-4, "high": 1e-3, "log": True},
-        "cloth_weight": None,
-    }}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "trials": 5,
+                "space": {
+                    "feedback_weight": {"high": 5.0},
+                    "lr": {"low": 1e-4, "high": 1e-3, "log": True},
+                    "cloth_weight": None,
+                },
+            }
+        )
+    )
     settings = load_sweep_settings(path)
     assert settings.trials == 5
     assert settings.space.feedback_weight == Range(0.1, 5.0, log=True)  # low and log kept
@@ -103,17 +116,26 @@ def test_result_files_rank_only_evaluated_finite_trials(tmp_path):
         folder.mkdir()
         save_config(load_config("cpu", [f"loss.cloth_chamfer={weight}"]), folder / "config.yaml")
         metrics = dict.fromkeys(("mpjpe_mm", "pve_mm", "p2s_cm", "normal_consistency"), 1.0)
-        return TrialRow(name, name, "done", {"cloth_weight": weight}, path=str(folder),
-                        metrics={**metrics, "pa_mpjpe_mm": body, "chamfer_cm": cloth},
-                        score=body / 50 + cloth)
+        return TrialRow(
+            name,
+            name,
+            "done",
+            {"cloth_weight": weight},
+            path=str(folder),
+            metrics={**metrics, "pa_mpjpe_mm": body, "chamfer_cm": cloth},
+            score=body / 50 + cloth,
+        )
 
-    rows = [evaluated("trial_001", 100.0, 3.0, 1.0), evaluated("trial_002", 50.0, 4.5, 2.0),
-            evaluated("trial_003", 120.0, 3.5, 3.0), evaluated("trial_004", math.nan, math.nan, 4.0),
-            TrialRow("trial_005", "e", "error", {"cloth_weight": 0.5}, error="RuntimeError: boom"),
-            TrialRow("trial_006", "s", "stopped", {"cloth_weight": 0.7}, step=15)]
+    rows = [
+        evaluated("trial_001", 100.0, 3.0, 1.0),
+        evaluated("trial_002", 50.0, 4.5, 2.0),
+        evaluated("trial_003", 120.0, 3.5, 3.0),
+        evaluated("trial_004", math.nan, math.nan, 4.0),
+        TrialRow("trial_005", "e", "error", {"cloth_weight": 0.5}, error="RuntimeError: boom"),
+        TrialRow("trial_006", "s", "stopped", {"cloth_weight": 0.7}, step=15),
+    ]
     results = SweepResults(rows, ObjectiveSettings())
-    for row, front in zip(results.ranked, pareto_mask([results.objectives(r) for r in results.ranked]),
-                          strict=True):
+    for row, front in zip(results.ranked, pareto_mask([results.objectives(r) for r in results.ranked]), strict=True):
         row.pareto = front
     assert [r.name for r in results.ranked] == ["trial_001", "trial_002", "trial_003"]
     assert results.best.name == "trial_001"  # score 100/50 + 3 = 5.0 < 50/50 + 4.5 = 5.5
@@ -142,7 +164,9 @@ def test_asha_rungs_fall_before_the_last_step():
 
 def test_trial_overrides_parse_and_reject_bad_input():
     assert parse_trial_overrides(["2:train.lr=1e-3", "2:train.max_failures=0", "5:a.b=1"]) == {
-        2: ["train.lr=1e-3", "train.max_failures=0"], 5: ["a.b=1"]}
+        2: ["train.lr=1e-3", "train.max_failures=0"],
+        5: ["a.b=1"],
+    }
     for bad in ("train.lr=1", "0:train.lr=1", "x:train.lr=1", "3:train.lr"):
         with pytest.raises(ConfigError):
             parse_trial_overrides([bad])
@@ -190,13 +214,34 @@ def test_resume_refuses_a_moved_or_copied_sweep_folder(tmp_path):
 # A real sweep: Ray Tune + Optuna + ASHA around Ray Train, through the command line
 
 TINY = [
-    "--steps", "3",
-    "--set", "model.image_size=64", "--set", "data.image_size=64",
-    "--set", "model.body_channels=16", "--set", "model.cloth_channels=16",
-    "--set", "model.body_blocks=1", "--set", "model.cloth_blocks=1",
-    "--set", "data.synthetic_samples=4", "--set", "data.samples_per_shard=2",
-    "--set", "data.cloth_points=256", "--set", "train.batch_size=2", "--set", "train.workers=1",
-    "--set", "train.log_every=1", "--set", "train.checkpoint_every=3",
+    "--steps",
+    "3",
+    "--set",
+    "model.image_size=64",
+    "--set",
+    "data.image_size=64",
+    "--set",
+    "model.body_channels=16",
+    "--set",
+    "model.cloth_channels=16",
+    "--set",
+    "model.body_blocks=1",
+    "--set",
+    "model.cloth_blocks=1",
+    "--set",
+    "data.synthetic_samples=4",
+    "--set",
+    "data.samples_per_shard=2",
+    "--set",
+    "data.cloth_points=256",
+    "--set",
+    "train.batch_size=2",
+    "--set",
+    "train.workers=1",
+    "--set",
+    "train.log_every=1",
+    "--set",
+    "train.checkpoint_every=3",
 ]
 TIMEOUT_S = 1200
 
@@ -219,8 +264,12 @@ def _statuses(out: Path) -> dict[str, str]:
 
 def _fingerprint(folder: Path) -> dict[str, float]:
     """Every file under a trial's train/ and eval/ folders with its modification time."""
-    return {str(p.relative_to(folder)): p.stat().st_mtime
-            for sub in ("train", "eval") for p in (folder / sub).rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime
+        for sub in ("train", "eval")
+        for p in (folder / sub).rglob("*")
+        if p.is_file()
+    }
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:
@@ -233,13 +282,31 @@ def sweep(tmp_path_factory):
     """Run the sweep, Ctrl-C it once trials 1 and 2 have ended, resume it; return what we saw."""
     root = tmp_path_factory.mktemp("sweep")
     out, settings = root / "out", root / "tiny_sweep.yaml"
-    settings.write_text(yaml.safe_dump({
-        "asha": {"grace_period": 1.0},  # 3-step trials: never stop one early
-        "eval": {"samples": 2, "surface_samples": 500, "pictures": 1},
-    }))
-    command = [sys.executable, "sweeps/tune_mutual.py", "--out", str(out), "--sweep", str(settings),
-               "--trials", "4", "--max-concurrent", "2", *TINY,
-               "--trial-set", "2:train.inject_failure_at_step=1", "--trial-set", "2:train.max_failures=0"]
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "asha": {"grace_period": 1.0},  # 3-step trials: never stop one early
+                "eval": {"samples": 2, "surface_samples": 500, "pictures": 1},
+            }
+        )
+    )
+    command = [
+        sys.executable,
+        "sweeps/tune_mutual.py",
+        "--out",
+        str(out),
+        "--sweep",
+        str(settings),
+        "--trials",
+        "4",
+        "--max-concurrent",
+        "2",
+        *TINY,
+        "--trial-set",
+        "2:train.inject_failure_at_step=1",
+        "--trial-set",
+        "2:train.max_failures=0",
+    ]
     first_log = root / "first.log"
     with open(first_log, "w") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -256,11 +323,17 @@ def sweep(tmp_path_factory):
 
     second_log = root / "second.log"
     with open(second_log, "w") as log:
-        second = subprocess.run([sys.executable, "sweeps/tune_mutual.py", "--out", str(out), "--resume"],
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=TIMEOUT_S)
+        second = subprocess.run(
+            [sys.executable, "sweeps/tune_mutual.py", "--out", str(out), "--resume"],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=TIMEOUT_S,
+        )
     assert second.returncode == 0, _run_log(second_log)
-    return Namespace(out=out, root=root, first_code=first_code, first_rows=first_rows, ended=ended,
-                     rows=_rows(out), log=second_log)
+    return Namespace(
+        out=out, root=root, first_code=first_code, first_rows=first_rows, ended=ended, rows=_rows(out), log=second_log
+    )
 
 
 @pytest.mark.slow
@@ -321,8 +394,22 @@ def test_best_config_trains_with_jobs_train(sweep):
     log = sweep.root / "train.log"
     with open(log, "w") as handle:
         run = subprocess.run(
-            [sys.executable, "jobs/train.py", "--config", str(sweep.out / "best_config.yaml"),
-             "--steps", "2", "--data", str(sweep.out / "data"), "--out", str(sweep.root / "retrain")],
-            cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, timeout=TIMEOUT_S)
+            [
+                sys.executable,
+                "jobs/train.py",
+                "--config",
+                str(sweep.out / "best_config.yaml"),
+                "--steps",
+                "2",
+                "--data",
+                str(sweep.out / "data"),
+                "--out",
+                str(sweep.root / "retrain"),
+            ],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=TIMEOUT_S,
+        )
     assert run.returncode == 0, _run_log(log)
     assert list((sweep.root / "retrain" / "train").glob("checkpoint_*"))

@@ -82,9 +82,7 @@ def fans_per_vertex(faces: np.ndarray) -> np.ndarray:
     return np.bincount(unique_pairs[:, 0])
 
 
-@pytest.mark.parametrize(
-    "key", [("default", s) for s in DEFAULT_SEEDS] + [("forced", o) for o in FORCED_OUTFITS]
-)
+@pytest.mark.parametrize("key", [("default", s) for s in DEFAULT_SEEDS] + [("forced", o) for o in FORCED_OUTFITS])
 def test_clothed_surface_is_one_closed_outward_two_manifold(humans, key):
     human = humans[key]
     mesh = trimesh.Trimesh(human.cloth_vertices, human.cloth_faces, process=False)
@@ -141,8 +139,15 @@ def test_labels_and_colours_cover_the_surface(humans, key):
 def test_same_seed_same_human_different_seed_different_human(anny_body, humans):
     again = ClothedHumanSampler(anny_body)(np.random.default_rng(DEFAULT_SEEDS[0]))
     first, second = humans[("default", DEFAULT_SEEDS[0])], humans[("default", DEFAULT_SEEDS[1])]
-    for name in ("pose", "shape", "body_vertices", "cloth_vertices", "cloth_faces",
-                 "cloth_face_labels", "cloth_vertex_colors"):
+    for name in (
+        "pose",
+        "shape",
+        "body_vertices",
+        "cloth_vertices",
+        "cloth_faces",
+        "cloth_face_labels",
+        "cloth_vertex_colors",
+    ):
         assert np.array_equal(getattr(again, name), getattr(first, name)), name
     assert not np.allclose(first.pose, second.pose)
     assert not np.allclose(first.shape, second.shape)

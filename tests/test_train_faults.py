@@ -57,8 +57,17 @@ def _write_run(run: Path, model: MuNet, steps: list[int]) -> list[Path]:
     """Real checkpoints of ``model`` (the ``TINY`` configuration) at ``steps`` under ``run``."""
     config = _tiny()
     optimizer, scheduler, _ = _stepper(config, model)
-    return [save_checkpoint(run / checkpoint_dir_name(step), step=step, model=model, config=config,
-                            optimizer=optimizer, scheduler=scheduler) for step in steps]
+    return [
+        save_checkpoint(
+            run / checkpoint_dir_name(step),
+            step=step,
+            model=model,
+            config=config,
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
+        for step in steps
+    ]
 
 
 def _truncate(path: Path) -> bytes:
@@ -76,8 +85,15 @@ def test_non_finite_step_count_survives_a_checkpoint(tmp_path, tiny_model):
     assert stepper(_loss(model), 1) is True
     assert stepper(_loss(model, float("nan")), 2) is False
     assert stepper(_loss(model, float("inf")), 3) is False
-    save_checkpoint(tmp_path / "ckpt", step=3, model=model, config=config, optimizer=optimizer,
-                    scheduler=scheduler, guard=stepper.state_dict())
+    save_checkpoint(
+        tmp_path / "ckpt",
+        step=3,
+        model=model,
+        config=config,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        guard=stepper.state_dict(),
+    )
 
     state = load_checkpoint(tmp_path / "ckpt")
     assert state.guard == {"skipped": 2, "consecutive": 2}
@@ -123,8 +139,18 @@ def test_resume_falls_back_past_unreadable_checkpoints_then_refuses(tmp_path, ti
         latest_readable_checkpoint(str(run))
     assert str(first) in str(error.value) and str(newest) in str(error.value)
     caplog.clear()
-    code = train_main(["--out", str(tmp_path / "out"), "--name", "run", "--resume", "--data", str(tmp_path),
-                       *[a for o in TINY for a in ("--set", o)]])
+    code = train_main(
+        [
+            "--out",
+            str(tmp_path / "out"),
+            "--name",
+            "run",
+            "--resume",
+            "--data",
+            str(tmp_path),
+            *[a for o in TINY for a in ("--set", o)],
+        ]
+    )
     assert code == 2 and "holds no usable checkpoint" in caplog.text
     assert sorted(p.name for p in run.iterdir()) == [checkpoint_dir_name(2), checkpoint_dir_name(4)]
 
@@ -136,8 +162,21 @@ def test_resume_with_another_model_config_is_refused_before_anything_starts(tmp_
 
     with caplog.at_level(logging.ERROR, logger="munet.train"):
         # An address nothing listens on: reaching Ray would fail differently, and slowly.
-        code = train_main(["--out", str(out), "--name", "run", "--resume", "--config", "small",
-                           "--data", str(tmp_path), "--address", "127.0.0.1:9"])
+        code = train_main(
+            [
+                "--out",
+                str(out),
+                "--name",
+                "run",
+                "--resume",
+                "--config",
+                "small",
+                "--data",
+                str(tmp_path),
+                "--address",
+                "127.0.0.1:9",
+            ]
+        )
     assert code == 2
     message = caplog.text
     assert f"cannot resume {out}/run: its checkpoint {checkpoint} (step 2) holds another network" in message
@@ -196,8 +235,17 @@ def bad_shards(good_shards) -> tuple[Path, str, str]:
 
 def _args(data: Path, out: Path, *overrides: str) -> list[str]:
     """``jobs/train.py`` flags: run ``OUT/run`` on ``data``, one worker, ``TINY`` and ``overrides``."""
-    return ["--data", str(data), "--out", str(out), "--name", "run", "--workers", "1",
-            *[a for o in [*TINY, "data.shuffle_buffer=0", *overrides] for a in ("--set", o)]]
+    return [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--name",
+        "run",
+        "--workers",
+        "1",
+        *[a for o in [*TINY, "data.shuffle_buffer=0", *overrides] for a in ("--set", o)],
+    ]
 
 
 @pytest.mark.ray
@@ -227,8 +275,10 @@ def test_nan_losses_end_the_run_non_zero_and_the_count_survives_resume(good_shar
     with caplog.at_level(logging.WARNING, logger="munet.train"):
         code = train_main(_args(good_shards, tmp_path, "train.steps=2", "train.lr=1e30", "train.max_failures=1"))
     assert code == 1
-    assert (f"training finished at step 2 with a non-finite loss (nan; 1 step(s) skipped as NaN/inf): the model "
-            "is not usable") in caplog.text
+    assert (
+        "training finished at step 2 with a non-finite loss (nan; 1 step(s) skipped as NaN/inf): the model "
+        "is not usable"
+    ) in caplog.text
     assert f"the checkpoints are kept in {run}" in caplog.text
     good = run / checkpoint_dir_name(2)
     assert load_checkpoint(good).guard == {"skipped": 1, "consecutive": 1}
@@ -239,15 +289,21 @@ def test_nan_losses_end_the_run_non_zero_and_the_count_survives_resume(good_shar
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="munet.train"):
-        code = train_main(_args(good_shards, tmp_path, "train.steps=3", "train.lr=1e30", "train.max_bad_steps=1",
-                                "train.max_failures=2") + ["--resume"])
+        code = train_main(
+            _args(
+                good_shards, tmp_path, "train.steps=3", "train.lr=1e30", "train.max_bad_steps=1", "train.max_failures=2"
+            )
+            + ["--resume"]
+        )
     assert code == 1
     assert f"skipping checkpoint {newer}: its state.pt is truncated or unreadable" in caplog.text
     assert f"resuming from {good} (step 2), the newest readable checkpoint" in caplog.text
     # 2 consecutive: the bad step counted before the resume, then step 3. Without the count
     # restored, step 3 would be the first and the run would end "finished ... non-finite loss".
     line = next(r.getMessage() for r in caplog.records if "training stopped" in r.getMessage())
-    assert ("training stopped without restarting the workers (the failure would repeat): non-finite losses: "
-            "step 3: the loss or its gradients were NaN/inf for 2 consecutive steps") in line
+    assert (
+        "training stopped without restarting the workers (the failure would repeat): non-finite losses: "
+        "step 3: the loss or its gradients were NaN/inf for 2 consecutive steps"
+    ) in line
     assert "Lower train.lr" in line
     assert (good / "state.pt").read_bytes() == kept and (newer / "state.pt").read_bytes() == cut

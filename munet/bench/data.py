@@ -26,7 +26,9 @@ def _bench_generation(args) -> list[tuple[str, dict[str, bytes]]]:
     torch.set_num_threads(1)
     # One extra subject at the end serves as warm-up (shader compilation, first allocations).
     settings = GenerationSettings(
-        num_samples=args.samples + args.views, seed=args.seed, image_size=args.image_size,
+        num_samples=args.samples + args.views,
+        seed=args.seed,
+        image_size=args.image_size,
         views=args.views,
     )
     start = time.perf_counter()
@@ -39,14 +41,16 @@ def _bench_generation(args) -> list[tuple[str, dict[str, bytes]]]:
     samples = [generator.members(i) for i in range(args.samples)]
     total = time.perf_counter() - start
     generator.close()
-    print(f"generation, 1 core, {settings.image_size}² px, {settings.views} view(s)/subject, "
-          f"{args.samples} samples (setup {setup:.1f} s, not counted):")
+    print(
+        f"generation, 1 core, {settings.image_size}² px, {settings.views} view(s)/subject, "
+        f"{args.samples} samples (setup {setup:.1f} s, not counted):"
+    )
     print(f"  {args.samples / total:.2f} samples/s/core ({1000 * total / args.samples:.0f} ms/sample)")
     for part, seconds in generator.timings.items():
-        print(f"  {part:<9} {1000 * seconds / args.samples:7.0f} ms/sample "
-              f"({100 * seconds / total:4.1f} %)")
-    stages = ", ".join(f"{stage} {1000 * seconds / args.samples:.0f}"
-                       for stage, seconds in generator.geometry_stages.items())
+        print(f"  {part:<9} {1000 * seconds / args.samples:7.0f} ms/sample ({100 * seconds / total:4.1f} %)")
+    stages = ", ".join(
+        f"{stage} {1000 * seconds / args.samples:.0f}" for stage, seconds in generator.geometry_stages.items()
+    )
     print(f"  geometry stages, ms/sample: {stages}")
     return samples
 
@@ -70,8 +74,10 @@ def _bench_reading(samples, args) -> None:
         total = sum(info.num_samples for info in infos)
         init_ray(num_cpus=args.num_cpus, include_dashboard=False)
         config = DataConfig(image_size=args.train_size, augment=True)
-        print(f"reading + decoding with Ray Data ({total} samples in {len(infos)} shards → "
-              f"{args.train_size}² px, {config.cloth_points} points, {args.num_cpus} logical CPUs):")
+        print(
+            f"reading + decoding with Ray Data ({total} samples in {len(infos)} shards → "
+            f"{args.train_size}² px, {config.cloth_points} points, {args.num_cpus} logical CPUs):"
+        )
         for attempt in ("first pass (cold)", "second pass", "third pass"):
             dataset = ray_dataset(folder, config)
             start = time.perf_counter()
@@ -81,8 +87,9 @@ def _bench_reading(samples, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="munet bench data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet bench data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=12, help="samples to generate")
     parser.add_argument("--views", type=int, default=GenerationSettings.views, help="views per subject")
     parser.add_argument("--image-size", type=int, default=256, help="generated crop size")

@@ -77,14 +77,15 @@ def ensure_shards(folder: Path, settings: GenerationSettings, body_config: BodyC
         found = store.read_manifest().generator
         if found != json.loads(json.dumps(settings.to_dict())):
             raise SystemExit(
-                f"{folder} holds shards generated with other settings ({found}); delete it or "
-                "give another --work"
+                f"{folder} holds shards generated with other settings ({found}); delete it or give another --work"
             )
         return
     start = time.perf_counter()
     generate_shards_here(str(folder), settings, body_config=body_config)
-    print(f"generated {settings.num_samples} samples (seed {settings.seed}) in {folder} "
-          f"in {time.perf_counter() - start:.0f} s")
+    print(
+        f"generated {settings.num_samples} samples (seed {settings.seed}) in {folder} "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
 
 
 def read_raw_samples(location: str) -> list[dict[str, Any]]:
@@ -107,8 +108,9 @@ def training_batches(
     position = (first_step - 1) * batch_size
     while True:
         positions = range(position, position + batch_size)
-        orders = {epoch: np.random.default_rng([seed, epoch]).permutation(count)
-                  for epoch in {p // count for p in positions}}
+        orders = {
+            epoch: np.random.default_rng([seed, epoch]).permutation(count) for epoch in {p // count for p in positions}
+        }
         samples = [decoder(raws[orders[p // count][p % count]]) for p in positions]
         yield {key: np.stack([sample[key] for sample in samples]) for key in samples[0]}
         position += batch_size
@@ -120,8 +122,11 @@ def evaluate_items(model: MuNet, items: list[EvalItem], surface_samples: int) ->
     seed (0) of ``munet evaluate``; the model is back in train mode after."""
     model.eval()
     try:
-        rows = [row for batch in chunked(items, EVAL_BATCH_SIZE)
-                for row in evaluate_batch(model, batch, surface_samples, seed=0)[0]]
+        rows = [
+            row
+            for batch in chunked(items, EVAL_BATCH_SIZE)
+            for row in evaluate_batch(model, batch, surface_samples, seed=0)[0]
+        ]
     finally:
         model.train()
     return summarise(rows)
@@ -142,7 +147,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     sets = _evaluated_sets(report["evaluations"])
     header = ["step", "wall s", "loss"] + [
         f"{label} {name} ({unit}{', median' if statistic == 'median' else ''})"
-        for _, label in sets for _, statistic, name, unit in COLUMNS
+        for _, label in sets
+        for _, statistic, name, unit in COLUMNS
     ]
     lines = [
         f"# Learning curve of `{report['config_name']}`",
@@ -156,7 +162,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         loss = "" if record["loss"] is None else f"{record['loss']:.4f}"
         cells = [str(record["step"]), f"{record['wall_s']:.1f}", loss] + [
             "" if record[key] is None else f"{headline(record[key], metric, statistic):.1f}"
-            for key, _ in sets for metric, statistic, _, _ in COLUMNS
+            for key, _ in sets
+            for metric, statistic, _, _ in COLUMNS
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -175,8 +182,11 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
     for row, (axis_key, axis_label) in enumerate((("step", "step"), ("wall_s", "training wall time (s)"))):
         for ax, (metric, statistic, name, unit) in zip(axes[row], COLUMNS, strict=True):
             for key, label in _evaluated_sets(records):
-                points = [(record[axis_key], headline(record[key], metric, statistic))
-                          for record in records if record[key] is not None]
+                points = [
+                    (record[axis_key], headline(record[key], metric, statistic))
+                    for record in records
+                    if record[key] is not None
+                ]
                 ax.plot(*zip(*points, strict=True), "o-" if key == "heldout" else "s--", markersize=3, label=label)
             ax.set_xlabel(axis_label)
             ax.set_title(f"{name} ({unit}, {statistic})", fontsize=10)
@@ -235,9 +245,13 @@ class LearningCurve:
             parts.append(f"loss {record['loss']:.4f}")
         for key, label in SETS:
             if record[key] is not None:
-                parts.append(f"{label} " + ", ".join(
-                    f"{name} {headline(record[key], metric, statistic):.1f} {unit}"
-                    for metric, statistic, name, unit in COLUMNS))
+                parts.append(
+                    f"{label} "
+                    + ", ".join(
+                        f"{name} {headline(record[key], metric, statistic):.1f} {unit}"
+                        for metric, statistic, name, unit in COLUMNS
+                    )
+                )
         print(" | ".join(parts), flush=True)
         (self.work / "learn.json").write_text(json.dumps(self.report, indent=1) + "\n")
         (self.work / "learn.md").write_text(markdown_table(self.report))
@@ -260,29 +274,45 @@ class LearningCurve:
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of ``munet bench learn``."""
-    parser = argparse.ArgumentParser(prog="munet bench learn", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet bench learn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", default="learn", help="folder of the data, report and checkpoint")
     parser.add_argument("--config", default="small", help="preset name or YAML path")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set train.lr=1e-3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set train.lr=1e-3 (repeatable)",
+    )
     parser.add_argument("--steps", type=int, help="training steps (default: train.steps of the config)")
     parser.add_argument("--minutes", type=float, help="stop once training has taken this long")
     parser.add_argument("--eval-every", type=int, help="steps between evaluations (default: steps / 10)")
     parser.add_argument("--train-samples", type=int, default=256, help="size of the training set")
-    parser.add_argument("--views", type=int, default=GenerationSettings.views,
-                        help="views per person in the training set")
+    parser.add_argument(
+        "--views", type=int, default=GenerationSettings.views, help="views per person in the training set"
+    )
     parser.add_argument("--heldout-samples", type=int, default=64, help="size of the held-out set")
-    parser.add_argument("--train-eval", type=int, default=16,
-                        help="training samples evaluated at each evaluation (0: none)")
+    parser.add_argument(
+        "--train-eval", type=int, default=16, help="training samples evaluated at each evaluation (0: none)"
+    )
     parser.add_argument("--render-size", type=int, default=256, help="side of the rendered crops, pixels")
-    parser.add_argument("--yaw", type=float, nargs=2, metavar=("MIN", "MAX"), default=CameraSettings.yaw,
-                        help="camera yaw range in degrees, 0 = in front of the person")
+    parser.add_argument(
+        "--yaw",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=CameraSettings.yaw,
+        help="camera yaw range in degrees, 0 = in front of the person",
+    )
     parser.add_argument("--surface-samples", type=int, default=5000, help="points per surface for Chamfer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the training set (held-out: seed + 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue WORK/checkpoint (its configuration) up to --steps")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue WORK/checkpoint (its configuration) up to --steps"
+    )
     return parser
 
 
@@ -367,21 +397,37 @@ def main(argv: list[str] | None = None) -> None:
         "train_eval_samples": len(sets.get("train", [])),
         "surface_samples": args.surface_samples,
         "checkpoint": str(checkpoint),
-        "evaluations": [] if previous is None else [
-            record for record in previous["evaluations"] if record["step"] <= state.step],
+        "evaluations": []
+        if previous is None
+        else [record for record in previous["evaluations"] if record["step"] <= state.step],
     }
-    curve = LearningCurve(model, sets, report, work, steps=args.steps, eval_every=args.eval_every,
-                          minutes=args.minutes, surface_samples=args.surface_samples)
+    curve = LearningCurve(
+        model,
+        sets,
+        report,
+        work,
+        steps=args.steps,
+        eval_every=args.eval_every,
+        minutes=args.minutes,
+        surface_samples=args.surface_samples,
+    )
     if state is None:
         curve.evaluate(0)
     first_step = 1 if state is None else state.step + 1
-    batches = training_batches(read_raw_samples(str(work / "train")), Decoder.from_config(config),
-                               config.train.batch_size, args.seed, first_step)
+    batches = training_batches(
+        read_raw_samples(str(work / "train")),
+        Decoder.from_config(config),
+        config.train.batch_size,
+        args.seed,
+        first_step,
+    )
     curve.stretch_start = time.perf_counter()
     train_local(config, batches, args.steps, checkpoint, model=model, state=state, on_step=curve)
-    print(f"report: {work / 'learn.md'}, {work / 'learn.png'}; checkpoint: {checkpoint} "
-          f"(munet evaluate --checkpoint {checkpoint} --data {work / 'heldout'} "
-          f"--surface-samples {args.surface_samples} gives the last held-out row)")
+    print(
+        f"report: {work / 'learn.md'}, {work / 'learn.png'}; checkpoint: {checkpoint} "
+        f"(munet evaluate --checkpoint {checkpoint} --data {work / 'heldout'} "
+        f"--surface-samples {args.surface_samples} gives the last held-out row)"
+    )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     verts = torch.tensor(gt_mesh.vertices, dtype=torch.float32)
     faces = torch.tensor(gt_mesh.faces)
     pred_verts = verts * torch.tensor(bumps, dtype=torch.float32)
-    print(
-        f"torch threads {torch.get_num_threads()}; meshes {len(verts)} vertices, {len(faces)} faces"
-    )
+    print(f"torch threads {torch.get_num_threads()}; meshes {len(verts)} vertices, {len(faces)} faces")
 
     out = chamfer_p2s(pred_verts[None], faces, verts[None], faces, num_samples=args.samples, seed=0)
     summary = ", ".join(f"{k} {v.item():.3f}" for k, v in out.items())
@@ -60,9 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     _report(f"chamfer_p2s, {args.samples} + {args.samples} samples, both directions", ms, summary)
 
-    points = torch.from_numpy(
-        trimesh.Trimesh(pred_verts.numpy(), gt_mesh.faces).sample(args.samples, seed=0)
-    ).float()
+    points = torch.from_numpy(trimesh.Trimesh(pred_verts.numpy(), gt_mesh.faces).sample(args.samples, seed=0)).float()
     ms = _ms(lambda: point_to_surface_distance(points[None], verts[None], faces), args.repeats)
     _report(f"point_to_surface_distance, {args.samples} points (pruned, exact)", ms)
 

@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> None:
                 loss.backward()
 
             ms = _ms(train_step, args.repeats)
-            print(f"  training step (forward + losses + backward), batch {args.batch}: {ms:.0f} ms "
-                  f"({ms / args.batch:.0f} ms/sample)")
+            print(
+                f"  training step (forward + losses + backward), batch {args.batch}: {ms:.0f} ms "
+                f"({ms / args.batch:.0f} ms/sample)"
+            )
         model.eval()
         single = _batch(config, body, 1)
         with torch.no_grad():

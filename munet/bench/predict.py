@@ -57,8 +57,9 @@ def _line(summary: RunSummary) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="munet bench predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet bench predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default="cpu", help="preset or YAML file (default cpu)")
     parser.add_argument("--images", type=int, default=16, help="images per end-to-end run")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
@@ -76,8 +77,10 @@ def main(argv: list[str] | None = None) -> None:
         photos = _write_photos(tmp / "plain", args.images, with_masks=False)
         masked = _write_photos(tmp / "masked", args.images, with_masks=True)
         crop = person_crop(photos[0], predictor.input_size, DISPLAY_SIZE)
-        print(f"[{args.config}] {config.model.encoder}, {predictor.input_size} px crops, device {device}, "
-              f"torch threads {torch.get_num_threads()}, {args.images} images of 512² px")
+        print(
+            f"[{args.config}] {config.model.encoder}, {predictor.input_size} px crops, device {device}, "
+            f"torch threads {torch.get_num_threads()}, {args.images} images of 512² px"
+        )
         for batch_size in args.batch_sizes:
             images = np.repeat(crop.image[None], batch_size, axis=0)
             K = np.repeat(crop.K[None], batch_size, axis=0)
@@ -85,8 +88,10 @@ def main(argv: list[str] | None = None) -> None:
             forward = 1000.0 * min(timeit.repeat(lambda: predictor(images, K), number=1, repeat=args.repeats))
             summary = predict_files(photos, predictor, tmp / f"out_{batch_size}", batch_size=batch_size, progress=False)
             fitted = predict_files(masked, predictor, tmp / f"fit_{batch_size}", batch_size=batch_size, progress=False)
-            print(f"  batch {batch_size:>3}: forward {forward / batch_size:.0f} ms/image; "
-                  f"end to end {_line(summary)}; with a mask ({args.fit_steps} fit steps) {_line(fitted)}")
+            print(
+                f"  batch {batch_size:>3}: forward {forward / batch_size:.0f} ms/image; "
+                f"end to end {_line(summary)}; with a mask ({args.fit_steps} fit steps) {_line(fitted)}"
+            )
 
 
 if __name__ == "__main__":

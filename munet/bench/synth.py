@@ -23,8 +23,9 @@ from munet.data.synth.human import ClothedHumanSampler, SynthSettings
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``munet bench synth`` with ``argv`` (default: the command line)."""
-    parser = argparse.ArgumentParser(prog="munet bench synth", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet bench synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=10, help="people to make")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first person")
     parser.add_argument("--voxel", type=float, default=SynthSettings.voxel, help="metres")

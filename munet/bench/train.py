@@ -33,30 +33,40 @@ def _scalars(tensorboard_dir: Path, tag: str, after_step: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="munet bench train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet bench train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True, help="shard folder or URI (munet make-shards)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to run")
     parser.add_argument("--steps", type=int, default=40, help="training steps per run")
     parser.add_argument("--warmup", type=int, default=10, help="first steps left out of the figures")
     parser.add_argument("--config", default="cpu", help="preset name or YAML path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--num-cpus", type=int, default=None,
-                        help="logical CPUs of the local Ray (default: max(4, cores))")
+    parser.add_argument(
+        "--num-cpus", type=int, default=None, help="logical CPUs of the local Ray (default: max(4, cores))"
+    )
     args = parser.parse_args(argv)
 
     from munet.ray_utils import init_ray
     from munet.train.distributed import run_training
 
     init_ray(num_cpus=args.num_cpus, include_dashboard=False)
-    print(f"training throughput, config {args.config} {' '.join(args.overrides)}, "
-          f"{args.steps} steps (first {args.warmup} left out), {os.cpu_count()} cores:")
+    print(
+        f"training throughput, config {args.config} {' '.join(args.overrides)}, "
+        f"{args.steps} steps (first {args.warmup} left out), {os.cpu_count()} cores:"
+    )
     rows = []
     for workers in args.workers:
-        config = load_config(args.config, [
-            *args.overrides, f"train.workers={workers}", f"train.steps={args.steps}",
-            "train.log_every=5", f"train.checkpoint_every={args.steps}",
-        ])
+        config = load_config(
+            args.config,
+            [
+                *args.overrides,
+                f"train.workers={workers}",
+                f"train.steps={args.steps}",
+                "train.log_every=5",
+                f"train.checkpoint_every={args.steps}",
+            ],
+        )
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             result = run_training(config, data=args.data, out=out, name="bench")
@@ -67,8 +77,10 @@ def main(argv: list[str] | None = None) -> None:
             speed = statistics.median(_scalars(tensorboard, "samples_per_s", args.warmup))
             wait = statistics.mean(_scalars(tensorboard, "data_wait_frac", args.warmup))
         rows.append((workers, speed, wait, wall))
-        print(f"  {workers} worker(s) × batch {config.train.batch_size}: {speed:6.2f} samples/s, "
-              f"data wait {100 * wait:4.1f} % of step time, wall {wall:.0f} s (incl. start-up)")
+        print(
+            f"  {workers} worker(s) × batch {config.train.batch_size}: {speed:6.2f} samples/s, "
+            f"data wait {100 * wait:4.1f} % of step time, wall {wall:.0f} s (incl. start-up)"
+        )
     base = rows[0][1]
     for workers, speed, _, _ in rows[1:]:
         print(f"  speed-up {rows[0][0]} → {workers} workers: {speed / base:.2f}×")

@@ -111,9 +111,7 @@ class AnnyBody(BodyModel):
 
     name = "anny"
 
-    def __init__(
-        self, topology: str = "anny-noeyes-notongue", cache_dir: str | os.PathLike | None = None
-    ):
+    def __init__(self, topology: str = "anny-noeyes-notongue", cache_dir: str | os.PathLike | None = None):
         super().__init__()
         self.topology = topology
         self.model = load_anny(topology, cache_dir)

@@ -88,8 +88,7 @@ class BodyModel(nn.Module, abc.ABC):
         """COCO-17 joints (B, 17, 3) from any vertices (B, V, 3) of this topology."""
         if vertices.ndim != 3 or vertices.shape[1:] != (self.num_vertices, 3):
             raise ValueError(
-                f"{self.name}: vertices must have shape (B, {self.num_vertices}, 3), "
-                f"got {tuple(vertices.shape)}"
+                f"{self.name}: vertices must have shape (B, {self.num_vertices}, 3), got {tuple(vertices.shape)}"
             )
         return regress_joints(self.joint_regressor, vertices)
 
@@ -98,8 +97,7 @@ class BodyModel(nn.Module, abc.ABC):
             raise TypeError(f"{self.name}: {what} must be a torch.Tensor, got {type(value).__name__}")
         if tuple(value.shape) != shape:
             raise ValueError(
-                f"{self.name}: {what} must have shape {shape} (batch, {what}_dim), "
-                f"got {tuple(value.shape)}"
+                f"{self.name}: {what} must have shape {shape} (batch, {what}_dim), got {tuple(value.shape)}"
             )
         if not torch.isfinite(value).all():
             raise ValueError(f"{self.name}: {what} contains NaN or inf values")

@@ -23,8 +23,9 @@ from munet.config import BodyConfig, load_config
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet body``; returns the exit code (1 when ``convert`` cannot read or write)."""
-    parser = argparse.ArgumentParser(prog="munet body", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet body", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="vertex, face and joint counts of the body backends")
     info.add_argument("--topology", default=BodyConfig.topology, help="Anny topology")
@@ -32,14 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     info.add_argument("--smpl-type", default="smpl", choices=["smpl", "smplh", "smplx"])
     prepare = sub.add_parser("prepare", help="build the Anny caches a configuration needs")
     prepare.add_argument("--config", help="YAML config or preset name (default: built-in defaults)")
-    convert = sub.add_parser("convert",
-                             help="write an SMPL-family .pkl model as .npz (read without unpickling)")
+    convert = sub.add_parser("convert", help="write an SMPL-family .pkl model as .npz (read without unpickling)")
     convert.add_argument("file", help="the model file (.pkl)")
     convert.add_argument("--out", help="the .npz to write (default: FILE with the suffix .npz)")
-    convert.add_argument("--trust-pickle", action="store_true",
-                         help="unpickle FILE with pickle, which runs any code it holds (only for a file "
-                         "from the model's authors); default: the restricted reader that admits "
-                         "numpy/scipy arrays only")
+    convert.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="unpickle FILE with pickle, which runs any code it holds (only for a file "
+        "from the model's authors); default: the restricted reader that admits "
+        "numpy/scipy arrays only",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "prepare":
@@ -58,8 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = [BodyConfig(backend="anny", topology=args.topology)]
     if args.smpl_dir:
         configs.append(BodyConfig(backend="smplx", model_dir=args.smpl_dir, model_type=args.smpl_type))
-    print(f"{'backend':<8} {'topology':<24} {'vertices':>9} {'faces':>7} {'joints':>6} "
-          f"{'pose':>5} {'shape':>5}")
+    print(f"{'backend':<8} {'topology':<24} {'vertices':>9} {'faces':>7} {'joints':>6} {'pose':>5} {'shape':>5}")
     for config in configs:
         body = build_body_model(config)
         topology = config.topology if config.backend == "anny" else config.model_type
@@ -82,7 +84,5 @@ def _prepare(config_path: str | None) -> None:
         start = time.perf_counter()
         model = load_anny(topology, config.body.cache_dir)
         print(
-            f"anny {topology}: {model.template_vertices.shape[0]} vertices ready "
-            f"({time.perf_counter() - start:.0f} s)"
+            f"anny {topology}: {model.template_vertices.shape[0]} vertices ready ({time.perf_counter() - start:.0f} s)"
         )
-

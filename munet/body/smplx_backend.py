@@ -229,7 +229,9 @@ def read_model_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return _plain_arrays(data, path)
 
 
-def convert_to_npz(source: str | os.PathLike, target: str | os.PathLike | None = None, trust_pickle: bool = False) -> Path:
+def convert_to_npz(
+    source: str | os.PathLike, target: str | os.PathLike | None = None, trust_pickle: bool = False
+) -> Path:
     """Write the numeric arrays of model file ``source`` to ``target`` (default: ``source`` with the
     suffix ``.npz``), the form this backend reads without any unpickling.
 
@@ -341,7 +343,9 @@ class SMPLXBody(BodyModel):
             kwargs.update(left_hand_pose=zeros(45), right_hand_pose=zeros(45))
         if self.name == "smplx":
             kwargs.update(
-                jaw_pose=zeros(3), leye_pose=zeros(3), reye_pose=zeros(3),
+                jaw_pose=zeros(3),
+                leye_pose=zeros(3),
+                reye_pose=zeros(3),
                 expression=zeros(int(self.model.num_expression_coeffs)),
             )
         return self.model(**kwargs).vertices

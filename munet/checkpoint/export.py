@@ -33,10 +33,10 @@ def export_model(source: str | Path, dest: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet export``; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="munet export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint",
-                        help="checkpoint folder, its state.pt, or a run folder (newest checkpoint)")
+    parser = argparse.ArgumentParser(
+        prog="munet export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoint", help="checkpoint folder, its state.pt, or a run folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="folder to write state.pt and config.yaml to")
     args = parser.parse_args(argv)
     try:

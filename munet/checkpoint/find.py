@@ -41,7 +41,7 @@ def checkpoint_dir_name(step: int) -> str:
 def checkpoint_step(folder: str) -> int | None:
     """The step encoded in a checkpoint folder's name or path, or ``None`` for another name."""
     name = folder.rstrip("/").rsplit("/", 1)[-1]
-    suffix = name[len(CHECKPOINT_PREFIX):]
+    suffix = name[len(CHECKPOINT_PREFIX) :]
     return int(suffix) if name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() else None
 
 
@@ -80,8 +80,7 @@ def complete_checkpoints(run: str) -> list[str]:
     fs, folders = _checkpoint_folders(run)
     states = fs.get_file_info([f"{info.path}/state.pt" for info in folders])
     complete = sorted(
-        (info.base_name for info, state in zip(folders, states, strict=True)
-         if state.type == pafs.FileType.File),
+        (info.base_name for info, state in zip(folders, states, strict=True) if state.type == pafs.FileType.File),
         key=_by_step,
     )
     return [f"{storage_root(run).rstrip('/')}/{name}" for name in complete]
@@ -138,14 +137,17 @@ def latest_readable_checkpoint(run: str) -> tuple[str, TrainingState] | None:
         try:
             state = read_checkpoint(folder)
         except (OSError, ValueError) as exc:
-            log.warning("skipping checkpoint %s: its %s is truncated or unreadable (%s)",
-                        folder, STATE_FILE, exc)
+            log.warning("skipping checkpoint %s: its %s is truncated or unreadable (%s)", folder, STATE_FILE, exc)
             skipped.append(folder)
             continue
         if skipped:
             log.warning(
                 "resuming from %s (step %d), the newest readable checkpoint; skipped %d newer unreadable "
-                "checkpoint(s): %s", folder, state.step, len(skipped), ", ".join(skipped),
+                "checkpoint(s): %s",
+                folder,
+                state.step,
+                len(skipped),
+                ", ".join(skipped),
             )
         return folder, state
     if skipped:

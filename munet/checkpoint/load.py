@@ -60,9 +60,7 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], stored: Mapping[st
     ]
     parts = [
         f"{len(items)} {what}, e.g. {'; '.join(items[:2])}"
-        for what, items in (
-            ("tensors of another shape", shapes), ("missing", missing), ("unexpected", unexpected)
-        )
+        for what, items in (("tensors of another shape", shapes), ("missing", missing), ("unexpected", unexpected))
         if items
     ]
     return "; ".join(parts)
@@ -117,9 +115,7 @@ def without_file_paths(config: MuNetConfig) -> MuNetConfig:
     )
 
 
-def load_trained_model(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[MuNet, MuNetConfig, int]:
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MuNet, MuNetConfig, int]:
     """The model of a checkpoint, in eval mode on ``device``, with its config and step.
 
     The network is built from the templates the checkpoint stores (no body model is loaded), so

@@ -22,13 +22,17 @@ ENV_NAMES = {"data_uri": "MUNET_DATA", "runs_uri": "MUNET_RUNS", "sweeps_uri": "
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet cluster``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="munet cluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("validate", help="check cluster YAMLs against Ray's schema and the project rules")
     check.add_argument("files", nargs="+", metavar="FILE")
-    check.add_argument("--no-placeholders", action="store_true",
-                       help="also report values still containing REPLACE_ME (use right before `ray up`)")
+    check.add_argument(
+        "--no-placeholders",
+        action="store_true",
+        help="also report values still containing REPLACE_ME (use right before `ray up`)",
+    )
     env = sub.add_parser("env", help="print the storage URIs of a cluster YAML as shell exports")
     env.add_argument("file", metavar="FILE")
     args = parser.parse_args(argv)

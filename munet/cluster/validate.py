@@ -152,10 +152,7 @@ def validate_cluster_yaml(path: str | Path, *, allow_placeholders: bool = True) 
 def _schema_problems(config: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft7Validator(ray_schema())
     errors = sorted(validator.iter_errors(config), key=lambda error: list(error.absolute_path))
-    return [
-        f"schema: {_dotted(error.absolute_path) or '<top level>'}: {_shorten(error.message)}"
-        for error in errors
-    ]
+    return [f"schema: {_dotted(error.absolute_path) or '<top level>'}: {_shorten(error.message)}" for error in errors]
 
 
 def _ray_problems(config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -211,7 +208,8 @@ def _installer_problems(prepared: dict[str, Any]) -> list[str]:
     return [
         f"installer: the setup commands pipe {url} into a shell without a version in its URL; "
         "pin the installer's version (e.g. https://astral.sh/uv/0.9.5/install.sh)"
-        for url in sorted(urls) if not _VERSION_IN_URL.search(url)
+        for url in sorted(urls)
+        if not _VERSION_IN_URL.search(url)
     ]
 
 

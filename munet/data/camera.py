@@ -149,9 +149,7 @@ def crop_intrinsics(
     centre = (low + high) / 2 + np.asarray(offset) * side
     focal = image_size / side
     principal = image_size / 2 - 0.5 - centre * focal
-    return np.array(
-        [[focal, 0.0, principal[0]], [0.0, focal, principal[1]], [0.0, 0.0, 1.0]]
-    )
+    return np.array([[focal, 0.0, principal[0]], [0.0, focal, principal[1]], [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)

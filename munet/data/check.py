@@ -75,8 +75,7 @@ def _check_shard(store: ShardStore, expected: ShardInfo, report: CheckReport) ->
         report.problems.append(f"{path}: {len(keys)} samples, manifest says {expected.num_samples}")
     elif keys and (keys[0], keys[-1]) != (expected.first_key, expected.last_key):
         report.problems.append(
-            f"{path}: keys {keys[0]}..{keys[-1]}, manifest says "
-            f"{expected.first_key}..{expected.last_key}"
+            f"{path}: keys {keys[0]}..{keys[-1]}, manifest says {expected.first_key}..{expected.last_key}"
         )
 
 
@@ -105,4 +104,3 @@ def check_shards(location: str) -> CheckReport:
             + ", ".join(leftovers[:5])
         )
     return report
-

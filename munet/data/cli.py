@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet data``; returns the exit code (1 when a check finds problems or a preview fails)."""
-    parser = argparse.ArgumentParser(prog="munet data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate shards, checksums and every sample")
     check.add_argument("location", help="shard folder or URI (file://, s3://, gs://...)")

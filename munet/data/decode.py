@@ -79,9 +79,7 @@ ON_ERROR = ("error", "raise", "skip")
 """Valid values of the ``on_error`` policy (``data.on_bad_sample``); ``raise`` means ``error``."""
 
 
-def colour_jitter(
-    image: np.ndarray, rng: np.random.Generator, strength: float = AugmentConfig.colour
-) -> np.ndarray:
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float = AugmentConfig.colour) -> np.ndarray:
     """Random brightness, contrast and saturation change of an (H, W, 3) float image in [0, 1]:
     each factor uniform in ``[1 - strength, 1 + strength]``."""
     brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)

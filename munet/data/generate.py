@@ -341,7 +341,10 @@ def generate_shards(
     )
     log.info(
         "generating %d samples in %d shards with %d workers into %s",
-        sum(len(settings.shard_samples(shard)) for shard in remaining), len(remaining), workers, out,
+        sum(len(settings.shard_samples(shard)) for shard in remaining),
+        len(remaining),
+        workers,
+        out,
     )
     start = time.perf_counter()
     written = 0
@@ -351,7 +354,10 @@ def generate_shards(
         written += info.num_samples
         log.info(
             "shard %s written (%d/%d shards done, %.2f samples/s)",
-            info.name, len(progress.done), settings.num_shards, written / (time.perf_counter() - start),
+            info.name,
+            len(progress.done),
+            settings.num_shards,
+            written / (time.perf_counter() - start),
         )
     return progress.finish()
 
@@ -462,8 +468,7 @@ class _Progress:
             settings, shards = recorded["settings"], [ShardInfo(**info) for info in recorded["shards"]]
         except (ValueError, KeyError, TypeError, ShardError) as exc:
             raise FileExistsError(
-                f"{store.uri(PROGRESS_NAME)} is unreadable ({exc!r}); pass --overwrite "
-                "(overwrite=True) to start over"
+                f"{store.uri(PROGRESS_NAME)} is unreadable ({exc!r}); pass --overwrite (overwrite=True) to start over"
             ) from exc
         if settings != self.record:
             differ = _differences(settings, self.record)
@@ -490,7 +495,9 @@ class _Progress:
                 store.delete(name)  # a shard the interrupted run was writing
         log.info(
             "continuing the interrupted generation in %s: %d of %d shards already written",
-            store.location, len(self.done), self.settings.num_shards,
+            store.location,
+            len(self.done),
+            self.settings.num_shards,
         )
 
     def remaining(self) -> list[int]:
@@ -507,7 +514,9 @@ class _Progress:
 
     def _save(self) -> None:
         shards = [dataclasses.asdict(self.done[index]) for index in sorted(self.done)]
-        self.store.write_bytes(PROGRESS_NAME, json.dumps({"settings": self.record, "shards": shards}, indent=1).encode())
+        self.store.write_bytes(
+            PROGRESS_NAME, json.dumps({"settings": self.record, "shards": shards}, indent=1).encode()
+        )
 
     def finish(self) -> Manifest:
         """Write the manifest of the whole set (last), then drop the generation record."""

@@ -30,25 +30,36 @@ from munet.ray_utils import init_ray
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet make-shards``; returns the exit code (2 when the output already holds a manifest
     or another generation's files, without ``--overwrite``)."""
-    parser = argparse.ArgumentParser(prog="munet make-shards", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet make-shards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True, help="output folder or URI (file://, s3://, gs://)")
     parser.add_argument("--num-samples", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=256, help="stored crop side, pixels")
     parser.add_argument("--samples-per-shard", type=int, default=DataConfig.samples_per_shard)
-    parser.add_argument("--views", type=int, default=GenerationSettings.views,
-                        help="views rendered per subject (amortises the geometry)")
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=GenerationSettings.views,
+        help="views rendered per subject (amortises the geometry)",
+    )
     parser.add_argument("--cloth-points", type=int, default=DataConfig.cloth_points)
-    parser.add_argument("--yaw", type=float, nargs=2, metavar=("MIN", "MAX"), default=CameraSettings.yaw,
-                        help="camera yaw range in degrees, 0 = in front of the person "
-                        f"(default {CameraSettings.yaw[0]:g} {CameraSettings.yaw[1]:g}: all around)")
+    parser.add_argument(
+        "--yaw",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=CameraSettings.yaw,
+        help="camera yaw range in degrees, 0 = in front of the person "
+        f"(default {CameraSettings.yaw[0]:g} {CameraSettings.yaw[1]:g}: all around)",
+    )
     parser.add_argument("--workers", type=int, help="writer actors (default: the cluster's CPUs)")
     parser.add_argument("--config", help="YAML config or preset; its body section picks the body model")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing shard folder (its manifest is deleted first)")
-    parser.add_argument("--in-process", action="store_true",
-                        help="generate in this process, without Ray (small sets)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing shard folder (its manifest is deleted first)"
+    )
+    parser.add_argument("--in-process", action="store_true", help="generate in this process, without Ray (small sets)")
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="logical CPUs of a local Ray")
     args = parser.parse_args(argv)
@@ -66,12 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     body_config = load_config(args.config).body
     try:
         if args.in_process:
-            manifest = generate_shards_here(args.out, settings, body_config=body_config,
-                                            overwrite=args.overwrite)
+            manifest = generate_shards_here(args.out, settings, body_config=body_config, overwrite=args.overwrite)
         else:
             init_ray(address=args.address, num_cpus=args.num_cpus, include_dashboard=False)
             manifest = generate_shards(
-                args.out, settings, body_config=body_config, workers=args.workers, overwrite=args.overwrite,
+                args.out,
+                settings,
+                body_config=body_config,
+                workers=args.workers,
+                overwrite=args.overwrite,
             )
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)

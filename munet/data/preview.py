@@ -45,11 +45,7 @@ def draw_overlay(record: SampleRecord) -> np.ndarray:
 def preview_row(record: SampleRecord) -> np.ndarray:
     """Image | mask | normals | overlay, side by side, with the key written on the image."""
     mask = np.repeat(record.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
-    normal = (
-        encode_normal_map(record.normal, record.mask)
-        if record.normal is not None
-        else np.zeros_like(record.image)
-    )
+    normal = encode_normal_map(record.normal, record.mask) if record.normal is not None else np.zeros_like(record.image)
     image = record.image.copy()
     cv2.putText(image, record.key, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return np.concatenate([image, mask, normal, draw_overlay(record)], axis=1)

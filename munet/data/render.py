@@ -191,9 +191,7 @@ class Renderer:
         self.supersample = int(supersample)
         self._ctx = _create_context()
         size = (self.image_size * self.supersample,) * 2
-        self._program = self._ctx.program(
-            vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER
-        )
+        self._program = self._ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         self._targets = [
             self._ctx.renderbuffer(size, 4, dtype="f1"),
             self._ctx.renderbuffer(size, 4, dtype="f4"),
@@ -263,18 +261,14 @@ class Renderer:
             self._fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
             vao.render()
             color = np.frombuffer(self._fbo.read(components=4, attachment=0), np.uint8)
-            geometry = np.frombuffer(
-                self._fbo.read(components=4, attachment=1, dtype="f4"), np.float32
-            )
+            geometry = np.frombuffer(self._fbo.read(components=4, attachment=1, dtype="f4"), np.float32)
         finally:
             vao.release()
             vbo.release()
             ibo.release()
         return color.reshape(size, size, 4), geometry.reshape(size, size, 4)
 
-    def _resolve(
-        self, color: np.ndarray, geometry: np.ndarray, background: np.ndarray | None
-    ) -> Frame:
+    def _resolve(self, color: np.ndarray, geometry: np.ndarray, background: np.ndarray | None) -> Frame:
         """Box-filter the super-sampled targets to the output size and composite."""
         s = self.image_size
         color_mean = _box_downsample(color.astype(np.float32) / 255.0, s)
@@ -309,9 +303,7 @@ class Renderer:
             raise ValueError("every vertex must be in front of the camera (z > 0); move the camera")
         expected = (self.image_size, self.image_size, 3)
         if background is not None and (background.shape != expected or background.dtype != np.uint8):
-            raise ValueError(
-                f"background must be uint8 {expected}, got {background.dtype} {background.shape}"
-            )
+            raise ValueError(f"background must be uint8 {expected}, got {background.dtype} {background.shape}")
 
     def close(self) -> None:
         """Release the OpenGL context (the renderer cannot be used afterwards)."""

@@ -233,9 +233,7 @@ def decode_normal_map(encoded: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask[..., None], normal, 0.0).astype(np.float32)
 
 
-def encode_sample(
-    record: SampleRecord, image_format: str = "jpg", jpeg_quality: int = 92
-) -> dict[str, bytes]:
+def encode_sample(record: SampleRecord, image_format: str = "jpg", jpeg_quality: int = 92) -> dict[str, bytes]:
     """The members of one sample: ``{member name: bytes}`` (names without the key).
 
     Args:

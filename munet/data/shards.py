@@ -252,8 +252,7 @@ class ShardStore:
             data = self.read_bytes(shard.name)
         except ShardError as exc:
             raise CorruptShardError(
-                f"shard {self.uri(shard.name)} is listed in the manifest but missing; "
-                + fix_hint(self.location)
+                f"shard {self.uri(shard.name)} is listed in the manifest but missing; " + fix_hint(self.location)
             ) from exc
         verify_shard(data, shard, self.uri(shard.name), self.location)
         return data
@@ -376,8 +375,7 @@ def verify_shard(data: bytes, shard: ShardInfo, url: str, location: str | None =
     hint = fix_hint(location or posixpath.dirname(url))
     if len(data) != shard.size_bytes:
         raise CorruptShardError(
-            f"shard {url} has {len(data)} bytes, the manifest says {shard.size_bytes} "
-            f"(truncated or rewritten); {hint}"
+            f"shard {url} has {len(data)} bytes, the manifest says {shard.size_bytes} (truncated or rewritten); {hint}"
         )
     if hashlib.sha256(data).hexdigest() != shard.sha256:
         raise CorruptShardError(

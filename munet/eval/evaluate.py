@@ -87,7 +87,9 @@ def evaluate_batch(
     batch = batch_to_tensors(stacked, device)
     output = model(batch["image"], batch["K"])
     if fitter is not None:
-        K_masks = torch.as_tensor(np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device)
+        K_masks = torch.as_tensor(
+            np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device
+        )
         masks = [item.record.mask for item in items]
         output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
     gt_joints, gt_vertices = batch["body_joints"], batch["body_vertices"]
@@ -114,10 +116,7 @@ def evaluate_batch(
         for vertices, item in zip(output.body_vertices.cpu().numpy(), items, strict=True)
     ]
     values = {**body, **surface, "body_on_mask": on_mask}
-    rows = [
-        {"key": item.record.key, **{k: float(values[k][i]) for k in METRIC_KEYS}}
-        for i, item in enumerate(items)
-    ]
+    rows = [{"key": item.record.key, **{k: float(values[k][i]) for k in METRIC_KEYS}} for i, item in enumerate(items)]
     return rows, output
 
 
@@ -162,12 +161,17 @@ def evaluate(
             rows.extend(batch_rows)
             for i, item in enumerate(batch):
                 if len(shown) < num_pictures:
-                    shown.append((item, {
-                        "body_vertices": output.body_vertices[i].cpu().numpy(),
-                        "cloth_vertices": output.cloth_vertices[i].cpu().numpy(),
-                        "body_faces": output.body_faces.cpu().numpy(),
-                        "cloth_faces": output.cloth_faces.cpu().numpy(),
-                    }))
+                    shown.append(
+                        (
+                            item,
+                            {
+                                "body_vertices": output.body_vertices[i].cpu().numpy(),
+                                "cloth_vertices": output.cloth_vertices[i].cpu().numpy(),
+                                "body_faces": output.body_faces.cpu().numpy(),
+                                "cloth_faces": output.cloth_faces.cpu().numpy(),
+                            },
+                        )
+                    )
             bar.update(len(batch))
     if not rows:
         raise ValueError(f"{data} holds no samples to evaluate")
@@ -182,6 +186,10 @@ def evaluate(
         **summarise(rows),
     }
     write_report(Path(out), summary, rows, shown)
-    log.info("evaluated %d samples: %s (means); median orientation_deg %.1f", len(rows),
-             ", ".join(f"{k} {summary[k]:.2f}" for k in METRIC_KEYS), summary["median"]["orientation_deg"])
+    log.info(
+        "evaluated %d samples: %s (means); median orientation_deg %.1f",
+        len(rows),
+        ", ".join(f"{k} {summary[k]:.2f}" for k in METRIC_KEYS),
+        summary["median"]["orientation_deg"],
+    )
     return summary

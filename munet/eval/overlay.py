@@ -10,8 +10,9 @@ from munet.data.render import Lighting, Renderer
 BODY_COLOR = (0.35, 0.55, 1.0)
 CLOTH_COLOR = (1.0, 0.6, 0.25)
 TRUTH_COLOR = (0.35, 0.85, 0.45)
-_FRONT_LIGHT = Lighting(direction=np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0]),
-                        ambient=0.35, diffuse=0.7)
+_FRONT_LIGHT = Lighting(
+    direction=np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0]), ambient=0.35, diffuse=0.7
+)
 
 
 def overlay_mesh(

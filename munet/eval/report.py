@@ -24,7 +24,9 @@ UNITS = {
 def markdown_table(summary: dict[str, Any]) -> str:
     """The summary as a Markdown table (metric, mean, median, unit) with the sample counts."""
     fit = summary.get("fit")
-    fitted = "" if fit is None else f" Predictions fitted to each sample's person mask ({fit['steps']} steps, munet.fit)."
+    fitted = (
+        "" if fit is None else f" Predictions fitted to each sample's person mask ({fit['steps']} steps, munet.fit)."
+    )
     lines = [
         f"Evaluated {summary['num_samples']} samples of `{summary['data']}` with the checkpoint of "
         f"step {summary['step']}; surfaces sampled with {summary['num_surface_samples']} points each.{fitted}",
@@ -47,12 +49,26 @@ def _overlay_grid(shown: list[tuple[Any, dict[str, np.ndarray]]]) -> np.ndarray:
         for item, pred in shown:
             record = item.record
             image, K = record.image, record.camera.K
-            rows.append(np.concatenate([
-                label(image, record.key.split("/", 1)[-1]),
-                label(overlay_mesh(renderer, image, pred["body_vertices"], pred["body_faces"], K, BODY_COLOR), "body"),
-                label(overlay_mesh(renderer, image, pred["cloth_vertices"], pred["cloth_faces"], K, CLOTH_COLOR), "clothed"),
-                label(overlay_mesh(renderer, image, record.cloth.vertices, record.cloth.faces, K, TRUTH_COLOR), "truth"),
-            ], axis=1))
+            rows.append(
+                np.concatenate(
+                    [
+                        label(image, record.key.split("/", 1)[-1]),
+                        label(
+                            overlay_mesh(renderer, image, pred["body_vertices"], pred["body_faces"], K, BODY_COLOR),
+                            "body",
+                        ),
+                        label(
+                            overlay_mesh(renderer, image, pred["cloth_vertices"], pred["cloth_faces"], K, CLOTH_COLOR),
+                            "clothed",
+                        ),
+                        label(
+                            overlay_mesh(renderer, image, record.cloth.vertices, record.cloth.faces, K, TRUTH_COLOR),
+                            "truth",
+                        ),
+                    ],
+                    axis=1,
+                )
+            )
     return np.concatenate(rows, axis=0)
 
 
@@ -64,7 +80,7 @@ def _histograms(rows: list[dict[str, float]], path: Path) -> None:
 
     columns = (len(UNITS) + 1) // 2
     fig, axes = plt.subplots(2, columns, figsize=(3.7 * columns, 6))
-    for ax in axes.ravel()[len(UNITS):]:
+    for ax in axes.ravel()[len(UNITS) :]:
         ax.axis("off")
     for ax, (key, unit) in zip(axes.ravel(), UNITS.items()):
         values = [r[key] for r in rows]

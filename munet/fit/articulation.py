@@ -51,7 +51,9 @@ def limb_memberships(parts: torch.Tensor, smoothing: SparseOperator, rounds: int
     return membership[0].clamp(0.0, 1.0)
 
 
-def articulate(points: torch.Tensor, memberships: torch.Tensor, pivots: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+def articulate(
+    points: torch.Tensor, memberships: torch.Tensor, pivots: torch.Tensor, angles: torch.Tensor
+) -> torch.Tensor:
     """Turn each limb in the image plane.
 
     Args:
@@ -68,5 +70,7 @@ def articulate(points: torch.Tensor, memberships: torch.Tensor, pivots: torch.Te
         turn = angles[:, k, None] * memberships[None, :, k]  # (B, N)
         cos, sin = torch.cos(turn), torch.sin(turn)
         d = xy - pivots[:, k, None, :2]
-        xy = pivots[:, k, None, :2] + torch.stack([cos * d[..., 0] - sin * d[..., 1], sin * d[..., 0] + cos * d[..., 1]], dim=-1)
+        xy = pivots[:, k, None, :2] + torch.stack(
+            [cos * d[..., 0] - sin * d[..., 1], sin * d[..., 0] + cos * d[..., 1]], dim=-1
+        )
     return torch.cat([xy, z], dim=-1)

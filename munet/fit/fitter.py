@@ -241,7 +241,9 @@ class SilhouetteFitter:
         start = time.perf_counter()
         batch = meshes.body.shape[0]
         if len(masks) != batch or K.shape != (batch, 3, 3):
-            raise ValueError(f"need one mask and one K per mesh: {batch} meshes, {len(masks)} masks, K {tuple(K.shape)}")
+            raise ValueError(
+                f"need one mask and one K per mesh: {batch} meshes, {len(masks)} masks, K {tuple(K.shape)}"
+            )
         if not all(t.isfinite().all() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)):
             raise ValueError("the meshes to fit hold NaN or infinite values; fit only finite predictions")
         s = self.settings
@@ -254,8 +256,11 @@ class SilhouetteFitter:
         offsets = torch.zeros_like(meshes.coarse, requires_grad=True)
         motion = _Motion(meshes.root, joints[:, list(PIVOTS)], angles, rotvec, shift)
         optimizer = torch.optim.Adam(
-            [{"params": [shift] if rotvec is None else [shift, rotvec]}, {"params": [angles], "lr": 0.0},
-             {"params": [offsets], "lr": 0.0}],
+            [
+                {"params": [shift] if rotvec is None else [shift, rotvec]},
+                {"params": [angles], "lr": 0.0},
+                {"params": [offsets], "lr": 0.0},
+            ],
             lr=s.lr,
         )
         articulate_from, deform_from = s.first_step(s.articulate_from), s.first_step(s.deform_from)
@@ -325,13 +330,17 @@ def fit_output(
     Returns:
         The output and, per sample, its :class:`FitReport` (``None`` where nothing was fitted).
     """
-    finite = (output.body_vertices.flatten(1).isfinite().all(1) & output.cloth_vertices.flatten(1).isfinite().all(1)).tolist()
+    finite = (
+        output.body_vertices.flatten(1).isfinite().all(1) & output.cloth_vertices.flatten(1).isfinite().all(1)
+    ).tolist()
     chosen = [i for i, mask in enumerate(masks) if mask is not None and mask.any() and finite[i]]
     reports: list[FitReport | None] = [None] * len(masks)
     if not chosen:
         return output, reports
     index = torch.as_tensor(chosen, device=output.body_vertices.device)
-    meshes = FittedMeshes(*(t[index] for t in (output.body_vertices, output.body_coarse, output.cloth_vertices, output.translation)))
+    meshes = FittedMeshes(
+        *(t[index] for t in (output.body_vertices, output.body_coarse, output.cloth_vertices, output.translation))
+    )
     fitted, fit_reports = fitter(meshes, K_masks[index], [masks[i] for i in chosen])
     for i, report in zip(chosen, fit_reports, strict=True):
         reports[i] = report

@@ -18,9 +18,7 @@ ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 _NUMPY_DTYPES = {torch.float64: np.float64, torch.int64: np.int64}
 
 
-def as_tensor(
-    value: np.ndarray | torch.Tensor, dtype: torch.dtype, device: torch.device | None = None
-) -> torch.Tensor:
+def as_tensor(value: np.ndarray | torch.Tensor, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
     """``value`` as a tensor: a tensor unchanged (moved to ``device`` if given; an index tensor is
     cast to ``dtype`` too), anything else converted to a ``dtype`` tensor (on ``device``).
 

@@ -63,8 +63,7 @@ def manifold_defects(faces: np.ndarray | torch.Tensor, num_vertices: int) -> lis
     fans = _count_cycles(following)
     if fans != num_vertices:
         defects.append(
-            f"{fans - num_vertices} extra face fans: some vertices join several surface sheets "
-            "(non-manifold vertices)"
+            f"{fans - num_vertices} extra face fans: some vertices join several surface sheets (non-manifold vertices)"
         )
     return defects
 

@@ -56,9 +56,7 @@ def vertex_normals(vertices: ArrayOrTensor, faces: np.ndarray | torch.Tensor) ->
     vertices_t = as_tensor(vertices, torch.float64)
     faces_t = as_tensor(faces, torch.long, vertices_t.device)
     per_face = face_normals(vertices_t, faces_t)
-    summed = torch.zeros_like(vertices_t).index_add(
-        -2, faces_t.reshape(-1), per_face.repeat_interleave(3, dim=-2)
-    )
+    summed = torch.zeros_like(vertices_t).index_add(-2, faces_t.reshape(-1), per_face.repeat_interleave(3, dim=-2))
     return like(F.normalize(summed, dim=-1, eps=1e-12), vertices)
 
 

@@ -44,8 +44,7 @@ def project(points: ArrayOrTensor, K: ArrayOrTensor) -> ArrayOrTensor:
     batch = tuple(points_t.shape[:-2])
     if tuple(K_t.shape) != (*batch, 3, 3):
         raise ValueError(
-            f"K must have shape {(*batch, 3, 3)} (one intrinsics matrix per point set), "
-            f"got {tuple(K_t.shape)}"
+            f"K must have shape {(*batch, 3, 3)} (one intrinsics matrix per point set), got {tuple(K_t.shape)}"
         )
     depth = points_t[..., 2:].clamp_min(MIN_DEPTH)
     normalized = points_t[..., None, :2] / depth[..., None]  # (..., N, 1, 2)

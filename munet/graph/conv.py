@@ -41,9 +41,7 @@ class SparseOperator(nn.Module):
 
     def matrix(self) -> torch.Tensor:
         """The sparse COO ``(N, M)`` tensor, on the buffers' device."""
-        return torch.sparse_coo_tensor(
-            self.indices, self.values, self.shape, is_coalesced=True, check_invariants=False
-        )
+        return torch.sparse_coo_tensor(self.indices, self.values, self.shape, is_coalesced=True, check_invariants=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, M, C) -> (B, N, C)``; the features' dtype must match the buffers'."""
@@ -69,9 +67,7 @@ class GraphConv(nn.Module):
     Shapes: ``(B, V, C_in) -> (B, V, C_out)``.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, adjacency: torch.Tensor, bias: bool = True
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor, bias: bool = True) -> None:
         super().__init__()
         self.adjacency = SparseOperator(adjacency)
         self.self_linear = nn.Linear(in_channels, out_channels, bias=bias)
@@ -110,9 +106,7 @@ class GraphResBlock(nn.Module):
     Shapes: ``(B, V, C_in) -> (B, V, C_out)``.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, adjacency: torch.Tensor, groups: int = 8
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor, groups: int = 8) -> None:
         super().__init__()
         hidden = out_channels // 2
         if out_channels % 2 or in_channels % groups or hidden % groups:
@@ -131,9 +125,7 @@ class GraphResBlock(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden, out_channels),
         )
-        self.skip = (
-            nn.Identity() if in_channels == out_channels else nn.Linear(in_channels, out_channels)
-        )
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Linear(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.layers(x)

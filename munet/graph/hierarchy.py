@@ -51,9 +51,7 @@ def closest_point_weights(points: torch.Tensor, mesh: MeshGraph) -> torch.Tensor
     """
     if points.dim() != 2 or points.shape[1] != 3:
         raise ValueError(f"points must have shape (N, 3), got {tuple(points.shape)}")
-    surface = trimesh.Trimesh(
-        mesh.vertices.detach().cpu().double().numpy(), mesh.faces.cpu().numpy(), process=False
-    )
+    surface = trimesh.Trimesh(mesh.vertices.detach().cpu().double().numpy(), mesh.faces.cpu().numpy(), process=False)
     queries = points.detach().cpu().double().numpy()
     closest, _, triangle = trimesh.proximity.closest_point(surface, queries)
     corners = surface.triangles[triangle]  # (N, 3, 3)
@@ -62,9 +60,7 @@ def closest_point_weights(points: torch.Tensor, mesh: MeshGraph) -> torch.Tensor
     # A sliver triangle has no stable barycentric frame: snap to its nearest corner instead.
     unstable = ~np.isfinite(weights).all(axis=1)
     if unstable.any():
-        nearest = np.linalg.norm(corners[unstable] - closest[unstable, None], axis=-1).argmin(
-            axis=1
-        )
+        nearest = np.linalg.norm(corners[unstable] - closest[unstable, None], axis=-1).argmin(axis=1)
         weights[unstable] = np.eye(3)[nearest]
     weights = np.where(weights < MIN_WEIGHT, 0.0, weights)
     weights /= weights.sum(axis=1, keepdims=True)
@@ -74,9 +70,7 @@ def closest_point_weights(points: torch.Tensor, mesh: MeshGraph) -> torch.Tensor
     values = weights.reshape(-1)
     keep = values > 0
     indices = torch.from_numpy(np.stack([rows[keep], cols[keep]]))
-    matrix = torch.sparse_coo_tensor(
-        indices, torch.from_numpy(values[keep]).float(), (len(queries), mesh.num_vertices)
-    )
+    matrix = torch.sparse_coo_tensor(indices, torch.from_numpy(values[keep]).float(), (len(queries), mesh.num_vertices))
     return matrix.coalesce().to(points.device)
 
 
@@ -98,17 +92,11 @@ class SamplingMatrices:
 
     def __post_init__(self) -> None:
         if self.down.shape[::-1] != self.up.shape:
-            raise ValueError(
-                f"down {tuple(self.down.shape)} and up {tuple(self.up.shape)} must have "
-                "transposed shapes"
-            )
+            raise ValueError(f"down {tuple(self.down.shape)} and up {tuple(self.up.shape)} must have transposed shapes")
 
     def matches(self, fine: MeshGraph, coarse: MeshGraph) -> bool:
         """Whether these matrices were built from exactly these two meshes."""
-        return (
-            self.fine_fingerprint == fine.fingerprint()
-            and self.coarse_fingerprint == coarse.fingerprint()
-        )
+        return self.fine_fingerprint == fine.fingerprint() and self.coarse_fingerprint == coarse.fingerprint()
 
     def to(self, device: torch.device | str) -> SamplingMatrices:
         """A copy with both matrices on ``device``."""
@@ -130,9 +118,7 @@ class SamplingMatrices:
             arrays[f"{name}_indices"] = matrix.indices().numpy()
             arrays[f"{name}_values"] = matrix.values().numpy()
             arrays[f"{name}_shape"] = np.array(matrix.shape)
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
                 np.savez(stream, **arrays)
@@ -188,9 +174,7 @@ def hierarchy_cache_path(cache_dir: str | Path, fine: MeshGraph, coarse: MeshGra
     return Path(cache_dir) / f"sampling_v{CACHE_FORMAT_VERSION}_{fine_key}_{coarse_key}.npz"
 
 
-def load_or_build_hierarchy(
-    fine: MeshGraph, coarse: MeshGraph, cache_dir: str | Path
-) -> SamplingMatrices:
+def load_or_build_hierarchy(fine: MeshGraph, coarse: MeshGraph, cache_dir: str | Path) -> SamplingMatrices:
     """The sampling matrices between ``fine`` and ``coarse``, built once and then read from disk.
 
     Safe to call from several processes at once: each may build, and the file is replaced

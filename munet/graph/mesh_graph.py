@@ -42,9 +42,7 @@ def sparse_bmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(rows, batch, channels).transpose(0, 1)
 
 
-def normalized_adjacency(
-    edges: torch.Tensor, num_vertices: int, normalization: Normalization = "row"
-) -> torch.Tensor:
+def normalized_adjacency(edges: torch.Tensor, num_vertices: int, normalization: Normalization = "row") -> torch.Tensor:
     """Normalized adjacency with self loops of an undirected graph, as a sparse ``(V, V)`` matrix.
 
     With ``A`` the 0/1 adjacency and ``D`` the diagonal of vertex degrees of ``A + I``:
@@ -71,9 +69,7 @@ def normalized_adjacency(
         values = 1.0 / degree[rows]
     else:
         values = torch.rsqrt(degree[rows] * degree[cols])
-    matrix = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values, (num_vertices, num_vertices)
-    )
+    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_vertices, num_vertices))
     return matrix.coalesce()
 
 
@@ -124,9 +120,7 @@ class MeshGraph:
         if faces.shape[0] == 0:
             raise ValueError("MeshGraph needs at least one face")
         if vertices.device != faces.device:
-            raise ValueError(
-                f"vertices are on {vertices.device} but faces on {faces.device}; move both together"
-            )
+            raise ValueError(f"vertices are on {vertices.device} but faces on {faces.device}; move both together")
         low, high = int(faces.min()), int(faces.max())
         if low < 0 or high >= vertices.shape[0]:
             raise ValueError(
@@ -138,9 +132,7 @@ class MeshGraph:
         object.__setattr__(self, "face_edges", face_edges)
 
     @classmethod
-    def from_arrays(
-        cls, vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Tensor
-    ) -> MeshGraph:
+    def from_arrays(cls, vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Tensor) -> MeshGraph:
         """Build from ``(V, 3)`` positions and ``(F, 3)`` faces of any numeric dtype (copied).
 
         Positions are cast to float32 and faces to int64; both land on the device of ``vertices``

@@ -24,12 +24,8 @@ def _subdivide_once(graph: MeshGraph) -> tuple[MeshGraph, torch.Tensor]:
     midpoints = torch.arange(num_vertices, num_vertices + num_edges, device=device)
     rows = torch.cat([originals, midpoints, midpoints])
     cols = torch.cat([originals, graph.edges[:, 0], graph.edges[:, 1]])
-    values = torch.cat(
-        [torch.ones(num_vertices, device=device), torch.full((2 * num_edges,), 0.5, device=device)]
-    )
-    up = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values, (num_vertices + num_edges, num_vertices)
-    ).coalesce()
+    values = torch.cat([torch.ones(num_vertices, device=device), torch.full((2 * num_edges,), 0.5, device=device)])
+    up = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_vertices + num_edges, num_vertices)).coalesce()
 
     a, b, c = graph.faces.unbind(dim=1)
     ab, bc, ca = (graph.face_edges + num_vertices).unbind(dim=1)

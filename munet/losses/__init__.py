@@ -112,11 +112,17 @@ def compute_losses(
     compute: dict[str, Callable[[], torch.Tensor]] = {
         "body_vertex": lambda: vertex_loss(
             turned_only(output.body_vertices, pred_root, output.body_rotation),
-            batch["body_vertices"], torch.zeros_like(pred_root), gt_root,
+            batch["body_vertices"],
+            torch.zeros_like(pred_root),
+            gt_root,
         ),
         "body_canonical": lambda: canonical_vertex_loss(
-            output.body_vertices, pred_root, output.body_rotation,
-            batch["body_vertices"], gt_root, gt_rotation(),
+            output.body_vertices,
+            pred_root,
+            output.body_rotation,
+            batch["body_vertices"],
+            gt_root,
+            gt_rotation(),
         ),
         "body_joint": lambda: joint_loss(
             turned_only(output.body_joints, pred_root, output.body_rotation), batch["body_joints"]
@@ -125,9 +131,7 @@ def compute_losses(
         "body_reproj": lambda: reprojection_loss(
             output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]
         ),
-        "body_params": lambda: param_loss(
-            output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"]
-        ),
+        "body_params": lambda: param_loss(output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"]),
         "cloth_chamfer": lambda: chamfer_normal()[0],
         "cloth_p2s": lambda: point_to_surface_loss(gt_points, cloth, output.cloth_faces),
         "cloth_normal": lambda: chamfer_normal()[1],

@@ -20,9 +20,7 @@ def _same_shape(name: str, pred: torch.Tensor, gt: torch.Tensor) -> None:
         raise ValueError(f"{name}: prediction {tuple(pred.shape)} and target {tuple(gt.shape)} differ in shape")
 
 
-def vertex_loss(
-    pred: torch.Tensor, gt: torch.Tensor, pred_root: torch.Tensor, gt_root: torch.Tensor
-) -> torch.Tensor:
+def vertex_loss(pred: torch.Tensor, gt: torch.Tensor, pred_root: torch.Tensor, gt_root: torch.Tensor) -> torch.Tensor:
     """Mean absolute coordinate error (L1) of root-aligned mesh vertices, metres.
 
     Args:
@@ -53,9 +51,7 @@ def reprojection_loss(
     """
     pred_2d = project(pred_joints, K)
     _same_shape("reprojection_loss", pred_2d, gt_joints_2d)
-    return F.l1_loss(
-        pixels_to_normalized(pred_2d, image_size), pixels_to_normalized(gt_joints_2d, image_size)
-    )
+    return F.l1_loss(pixels_to_normalized(pred_2d, image_size), pixels_to_normalized(gt_joints_2d, image_size))
 
 
 def param_loss(

@@ -53,9 +53,7 @@ def chamfer_and_normal_loss(
     return chamfer, normal
 
 
-def point_to_surface_loss(
-    gt_points: torch.Tensor, pred_vertices: torch.Tensor, faces: torch.Tensor
-) -> torch.Tensor:
+def point_to_surface_loss(gt_points: torch.Tensor, pred_vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Mean Euclidean distance from the target points ``(B, N, 3)`` to the predicted triangle
     surface (``pred_vertices`` ``(B, V, 3)``, ``faces`` ``(F, 3)``), metres. Exact (nearest point on
     any triangle, :func:`munet.metrics.point_to_surface_distance`); NaN if an input is not finite."""
@@ -73,6 +71,7 @@ def edge_loss(vertices: torch.Tensor, reference: torch.Tensor, edges: torch.Tens
             clothes); its lengths are treated as constants.
         edges: ``(E, 2)`` long vertex pairs.
     """
+
     def lengths(v: torch.Tensor) -> torch.Tensor:
         return _distance(v[:, edges[:, 0]], v[:, edges[:, 1]])
 

@@ -7,9 +7,7 @@ import torch
 from munet.losses.nearest import gather_points, nearest_indices
 
 
-def inside_loss(
-    body_points: torch.Tensor, cloth_vertices: torch.Tensor, cloth_normals: torch.Tensor
-) -> torch.Tensor:
+def inside_loss(body_points: torch.Tensor, cloth_vertices: torch.Tensor, cloth_normals: torch.Tensor) -> torch.Tensor:
     """Mean penetration of body points through the clothed surface, metres.
 
     A body point ``b`` is outside when it lies in front of the tangent plane of its nearest cloth

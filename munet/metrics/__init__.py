@@ -20,7 +20,11 @@ BODY_METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm")
 CLOTH_METRICS = ("chamfer_cm", "p2s_cm")
 """Per-sample clothed-surface errors, centimetres (lower is better)."""
 METRIC_KEYS = (
-    *BODY_METRICS, "orientation_deg", *CLOTH_METRICS, "normal_consistency", "body_on_mask",
+    *BODY_METRICS,
+    "orientation_deg",
+    *CLOTH_METRICS,
+    "normal_consistency",
+    "body_on_mask",
 )
 """Every per-sample metric of an evaluation, by name (the keys of the evaluation's rows and
 summaries): the body errors, the global-orientation error (degrees), the clothed errors, normal

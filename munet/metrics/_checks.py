@@ -17,14 +17,11 @@ def check_points(name: str, value: object, layout: str = "(B, N, 3)") -> torch.T
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point torch.Tensor of shape {layout}, "
-            f"got {type(value).__name__}"
-            + (f" of dtype {value.dtype}" if isinstance(value, torch.Tensor) else "")
+            f"got {type(value).__name__}" + (f" of dtype {value.dtype}" if isinstance(value, torch.Tensor) else "")
         )
     rank = layout.count(",") + 1
     if value.ndim != rank or value.shape[-1] != 3:
-        raise ValueError(
-            f"{name} must have shape {layout} (xyz in metres), got {tuple(value.shape)}"
-        )
+        raise ValueError(f"{name} must have shape {layout} (xyz in metres), got {tuple(value.shape)}")
     check_finite(name, value)
     return value
 
@@ -42,7 +39,4 @@ def check_finite(name: str, value: torch.Tensor) -> None:
 def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
     """Raise ``ValueError`` unless ``a`` and ``b`` (already validated) have the same shape."""
     if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, "
-            f"got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")

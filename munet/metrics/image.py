@@ -19,9 +19,7 @@ def fraction_on_mask(points: np.ndarray, K: np.ndarray, mask: np.ndarray) -> flo
     """
     points, K, mask = np.asarray(points, np.float64), np.asarray(K, np.float64), np.asarray(mask, bool)
     if points.ndim != 2 or points.shape[1] != 3 or K.shape != (3, 3) or mask.ndim != 2:
-        raise ValueError(
-            f"expected points (N, 3), K (3, 3), mask (H, W); got {points.shape}, {K.shape}, {mask.shape}"
-        )
+        raise ValueError(f"expected points (N, 3), K (3, 3), mask (H, W); got {points.shape}, {K.shape}, {mask.shape}")
     front = points[:, 2] > 1e-6
     cols, rows = np.round(project(points[front], K)).astype(np.int64).T
     inside = (cols >= 0) & (cols < mask.shape[1]) & (rows >= 0) & (rows < mask.shape[0])

@@ -65,9 +65,7 @@ _SLACK = 1e-3
 """Added to search radii (in mean edge lengths) so that rounding never drops a candidate."""
 
 
-def point_to_surface_distance(
-    points: torch.Tensor, vertices: MeshVertices, faces: MeshFaces
-) -> torch.Tensor:
+def point_to_surface_distance(points: torch.Tensor, vertices: MeshVertices, faces: MeshFaces) -> torch.Tensor:
     """Euclidean distance from each point to the nearest point of a triangle mesh, in metres.
 
     Exact (the nearest point may lie inside a triangle, on an edge or at a vertex) and
@@ -85,9 +83,7 @@ def point_to_surface_distance(
     meshes = _as_meshes("vertices", vertices, "faces", faces)
     _check_batch("points", points.shape[0], "meshes", len(meshes))
     if points.device != meshes.device:
-        raise ValueError(
-            f"points ({points.device}) and meshes ({meshes.device}) must be on one device"
-        )
+        raise ValueError(f"points ({points.device}) and meshes ({meshes.device}) must be on one device")
     distances, _ = _nearest_faces(points, meshes)
     return distances
 
@@ -122,13 +118,9 @@ def chamfer_p2s(
     gt = _as_meshes("gt_vertices", gt_vertices, "gt_faces", gt_faces)
     _check_batch("pred meshes", len(pred), "gt meshes", len(gt))
     if pred.device != gt.device:
-        raise ValueError(
-            f"pred and gt meshes must be on one device, got {pred.device} and {gt.device}"
-        )
+        raise ValueError(f"pred and gt meshes must be on one device, got {pred.device} and {gt.device}")
     with _seeded(seed, pred.device):
-        pred_points, pred_normals = sample_points_from_meshes(
-            pred, num_samples, return_normals=True
-        )
+        pred_points, pred_normals = sample_points_from_meshes(pred, num_samples, return_normals=True)
         gt_points, gt_normals = sample_points_from_meshes(gt, num_samples, return_normals=True)
     pred_to_gt, gt_faces_hit = _nearest_faces(pred_points, gt)
     gt_to_pred, pred_faces_hit = _nearest_faces(gt_points, pred)
@@ -256,16 +248,12 @@ def _abs_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a, b, dim=-1).abs()
 
 
-def _as_meshes(
-    vertices_name: str, vertices: MeshVertices, faces_name: str, faces: MeshFaces
-) -> Meshes:
+def _as_meshes(vertices_name: str, vertices: MeshVertices, faces_name: str, faces: MeshFaces) -> Meshes:
     """Validate padded or listed vertices/faces and wrap them in a PyTorch3D ``Meshes``."""
     if isinstance(vertices, torch.Tensor):
         verts_list = list(check_points(vertices_name, vertices, "(B, V, 3)"))
     elif isinstance(vertices, Sequence) and len(vertices) > 0:
-        verts_list = [
-            check_points(f"{vertices_name}[{i}]", v, "(V, 3)") for i, v in enumerate(vertices)
-        ]
+        verts_list = [check_points(f"{vertices_name}[{i}]", v, "(V, 3)") for i, v in enumerate(vertices)]
     else:
         raise ValueError(
             f"{vertices_name} must be a (B, V, 3) tensor or a non-empty list of (V_i, 3) tensors, "
@@ -296,9 +284,7 @@ def _as_meshes(
 def _check_faces(name: str, faces: object, num_vertices: int) -> None:
     """Faces must be an integer ``(F, 3)`` tensor with indices in ``[0, V)`` (or ``-1`` padding)."""
     if not isinstance(faces, torch.Tensor) or faces.is_floating_point() or faces.is_complex():
-        raise TypeError(
-            f"{name} must be an integer torch.Tensor of shape (F, 3), got {faces!r:.80}"
-        )
+        raise TypeError(f"{name} must be an integer torch.Tensor of shape (F, 3), got {faces!r:.80}")
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise ValueError(f"{name} must have shape (F, 3), got {tuple(faces.shape)}")
     real = faces[(faces >= 0).all(dim=1)]
@@ -307,14 +293,10 @@ def _check_faces(name: str, faces: object, num_vertices: int) -> None:
     if (faces < -1).any() or (faces == -1).any(dim=1).ne((faces == -1).all(dim=1)).any():
         raise ValueError(f"{name}: indices must be >= 0 (whole rows of -1 mark padding)")
     if int(real.max()) >= num_vertices:
-        raise ValueError(
-            f"{name} refers to vertex {int(real.max())} but its mesh has {num_vertices} vertices"
-        )
+        raise ValueError(f"{name} refers to vertex {int(real.max())} but its mesh has {num_vertices} vertices")
 
 
 def _check_batch(name_a: str, size_a: int, name_b: str, size_b: int) -> None:
     """Raise ``ValueError`` unless two batch sizes agree."""
     if size_a != size_b:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same batch size, got {size_a} and {size_b}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same batch size, got {size_a} and {size_b}")

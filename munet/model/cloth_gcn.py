@@ -63,9 +63,7 @@ class ClothGCN(nn.Module):
         self.embed_vertex = nn.Linear(3 + 3 + num_parts + map_channels, channels)
         self.embed_global = nn.Linear(global_channels, channels, bias=False)
         adjacency = graph.adjacency()
-        self.blocks = nn.Sequential(
-            *(GraphResBlock(channels, channels, adjacency, GROUPS) for _ in range(blocks))
-        )
+        self.blocks = nn.Sequential(*(GraphResBlock(channels, channels, adjacency, GROUPS) for _ in range(blocks)))
         self.head = vertex_head(channels)
 
     def forward(

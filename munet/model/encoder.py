@@ -64,7 +64,9 @@ def load_encoder_weights(network: nn.Module, path: str | Path, name: str) -> Non
     # Frozen BatchNorm has no step counter: the file's num_batches_tracked entries are not weights.
     backbone = {k: v for k, v in state.items() if not k.startswith(head) and not k.endswith("num_batches_tracked")}
     expected = {
-        k: v for k, v in network.state_dict().items() if not k.startswith(head) and not k.endswith("num_batches_tracked")
+        k: v
+        for k, v in network.state_dict().items()
+        if not k.startswith(head) and not k.endswith("num_batches_tracked")
     }
     missing = sorted(set(expected) - set(backbone))
     unexpected = sorted(set(backbone) - set(expected))

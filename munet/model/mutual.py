@@ -71,9 +71,7 @@ class MutualState:
         off, else with its gradient scaled by ``feedback_weight``."""
         return scale_gradient(x, self.feedback_weight) if self.feedback else x.detach()
 
-    def forced_samples(
-        self, batch_size: int, device: torch.device, generator: torch.Generator | None
-    ) -> torch.Tensor:
+    def forced_samples(self, batch_size: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
         """``(B,)`` bool: which samples build the clothed branch on the ground-truth body.
 
         Drawn on the CPU from ``generator`` (reproducible per rank and step), then moved to

@@ -75,9 +75,7 @@ class MuNet(nn.Module):
             given (a trained model is rebuilt from the templates its checkpoint stores).
     """
 
-    def __init__(
-        self, config: MuNetConfig, body: BodyModel | None = None, templates: Templates | None = None
-    ):
+    def __init__(self, config: MuNetConfig, body: BodyModel | None = None, templates: Templates | None = None):
         super().__init__()
         if templates is None:
             if body is None:

@@ -43,18 +43,41 @@ ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0
 facing the camera (OpenCV: y down, z forward): ``p_camera = ANNY_TO_CAMERA @ p_anny``."""
 
 PART_NAMES: tuple[str, ...] = (
-    "torso", "head",
-    "left_upper_arm", "right_upper_arm", "left_forearm", "right_forearm", "left_hand", "right_hand",
-    "left_thigh", "right_thigh", "left_shin", "right_shin", "left_foot", "right_foot",
+    "torso",
+    "head",
+    "left_upper_arm",
+    "right_upper_arm",
+    "left_forearm",
+    "right_forearm",
+    "left_hand",
+    "right_hand",
+    "left_thigh",
+    "right_thigh",
+    "left_shin",
+    "right_shin",
+    "left_foot",
+    "right_foot",
 )
 """Body parts of the per-vertex part labels (the person's left and right)."""
 
 _BONE_PREFIX_TO_PART = {
-    "root": "torso", "pelvis": "torso", "spine": "torso", "clavicle": "torso",
-    "neck": "head", "head": "head", "eye": "head",
-    "shoulder": "upper_arm", "upperarm": "upper_arm", "lowerarm": "forearm",
-    "wrist": "hand", "finger": "hand", "metacarpal": "hand",
-    "upperleg": "thigh", "lowerleg": "shin", "foot": "foot", "toe": "foot",
+    "root": "torso",
+    "pelvis": "torso",
+    "spine": "torso",
+    "clavicle": "torso",
+    "neck": "head",
+    "head": "head",
+    "eye": "head",
+    "shoulder": "upper_arm",
+    "upperarm": "upper_arm",
+    "lowerarm": "forearm",
+    "wrist": "hand",
+    "finger": "hand",
+    "metacarpal": "hand",
+    "upperleg": "thigh",
+    "lowerleg": "shin",
+    "foot": "foot",
+    "toe": "foot",
 }
 
 
@@ -265,4 +288,3 @@ def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
         fine_mirror=body.vertex_mirror(),
         bone_mirror=body.bone_mirror(),
     )
-

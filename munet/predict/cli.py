@@ -56,7 +56,8 @@ def collect_inputs(arguments: Sequence[str]) -> tuple[list[Path], list[tuple[Pat
         path = Path(argument)
         if path.is_dir():
             found = sorted(
-                f for f in path.iterdir()
+                f
+                for f in path.iterdir()
                 if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.stem.endswith(MASK_SUFFIX)
             )
             if not found:
@@ -90,7 +91,10 @@ def out_problem(out: Path) -> str | None:
             pass
     except OSError as exc:
         where = "it" if existing == out else str(existing)
-        return f"{out} is not writable: creating a file in {where} failed ({exc.strerror or exc}); give a folder you can write to"
+        return (
+            f"{out} is not writable: creating a file in {where} failed ({exc.strerror or exc}); "
+            "give a folder you can write to"
+        )
     return None
 
 
@@ -102,36 +106,69 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes OUT/<image stem>/{body.obj, clothed.obj, scene.glb, overlay.png, prediction.json}.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint folder (holding state.pt), the state.pt file, or a run folder (newest checkpoint_*)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint folder (holding state.pt), the state.pt file, or a run folder (newest checkpoint_*)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
-                        help="the person's bounding box in pixels of the original image (same for every input); "
-                        "default: the image's alpha channel or <stem>_mask.<ext> file, else the whole image")
+    parser.add_argument(
+        "--box",
+        type=float,
+        nargs=4,
+        metavar=("X0", "Y0", "X1", "Y1"),
+        help="the person's bounding box in pixels of the original image (same for every input); "
+        "default: the image's alpha channel or <stem>_mask.<ext> file, else the whole image",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--focal-px", type=float, metavar="F",
-                        help="focal length in pixels of the original image "
-                        f"(default: a {DEFAULT_FOV_DEGREES:g}° field of view across its longer side)")
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
-                        help=f"downscale images whose longer side exceeds this many pixels first (default {MAX_SIDE})")
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
-                        help="refuse images of more than N pixels (width × height), checked from the file's header "
-                        f"before decoding (default {MAX_PIXELS}; at most {OPENCV_MAX_PIXELS})")
-    parser.add_argument("--segment", action="store_true",
-                        help="for images without a mask, segment the person with OpenCV GrabCut inside --box (else the "
-                        "whole image) and fit to that mask; reliable on plain backgrounds, not on cluttered ones")
-    parser.add_argument("--no-fit", action="store_true",
-                        help="keep the network's meshes even where a person mask is known (default: fit them to it)")
-    parser.add_argument("--fit-steps", type=int, default=FitSettings.steps,
-                        help=f"optimisation steps of the fit to the mask (default {FitSettings.steps})")
+    parser.add_argument(
+        "--focal-px",
+        type=float,
+        metavar="F",
+        help="focal length in pixels of the original image "
+        f"(default: a {DEFAULT_FOV_DEGREES:g}° field of view across its longer side)",
+    )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help=f"downscale images whose longer side exceeds this many pixels first (default {MAX_SIDE})",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        metavar="N",
+        help="refuse images of more than N pixels (width × height), checked from the file's header "
+        f"before decoding (default {MAX_PIXELS}; at most {OPENCV_MAX_PIXELS})",
+    )
+    parser.add_argument(
+        "--segment",
+        action="store_true",
+        help="for images without a mask, segment the person with OpenCV GrabCut inside --box (else the "
+        "whole image) and fit to that mask; reliable on plain backgrounds, not on cluttered ones",
+    )
+    parser.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="keep the network's meshes even where a person mask is known (default: fit them to it)",
+    )
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=FitSettings.steps,
+        help=f"optimisation steps of the fit to the mask (default {FitSettings.steps})",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.box is not None and (args.box[2] <= args.box[0] or args.box[3] <= args.box[1]):
-        parser.error(f"--box {' '.join(f'{v:g}' for v in args.box)} is empty: give X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
+        parser.error(
+            f"--box {' '.join(f'{v:g}' for v in args.box)} is empty: give X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0"
+        )
     if args.focal_px is not None and not args.focal_px > 0:
         parser.error(f"--focal-px must be positive, got {args.focal_px:g}")
     if args.batch_size < 1:
@@ -162,8 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit = None if args.no_fit else FitSettings(steps=args.fit_steps)
         predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device), fit)
         summary = predict_files(
-            files, predictor, args.out, box=args.box, focal=args.focal_px, batch_size=args.batch_size,
-            max_side=args.max_side, segment=args.segment, checkpoint=args.checkpoint, progress=not args.no_progress,
+            files,
+            predictor,
+            args.out,
+            box=args.box,
+            focal=args.focal_px,
+            batch_size=args.batch_size,
+            max_side=args.max_side,
+            segment=args.segment,
+            checkpoint=args.checkpoint,
+            progress=not args.no_progress,
             max_pixels=args.max_pixels,
         )
     except (FileNotFoundError, ValueError, EGLUnavailableError) as exc:
@@ -173,16 +218,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings = ", ".join(f"{name} {ms:.0f} ms" for name, ms in summary.timings_ms.items())
     print(f"predicted {len(summary.written)} of {len(files)} images into {args.out} (per image: {timings})")
     if summary.renamed:
-        print("output folders named otherwise than their image (a name made safe, or taken by an earlier input): "
-              + ", ".join(f"{path} -> {folder.name}" for path, folder in summary.renamed))
+        print(
+            "output folders named otherwise than their image (a name made safe, or taken by an earlier input): "
+            + ", ".join(f"{path} -> {folder.name}" for path, folder in summary.renamed)
+        )
     if summary.fits:
         before = sum(f.on_mask_before for f in summary.fits) / len(summary.fits)
         after = sum(f.on_mask_after for f in summary.fits) / len(summary.fits)
-        print(f"fitted {len(summary.fits)} image(s) to their person masks: body on the mask {before:.2f} -> {after:.2f} (mean)")
+        print(
+            f"fitted {len(summary.fits)} image(s) to their person masks: "
+            f"body on the mask {before:.2f} -> {after:.2f} (mean)"
+        )
     unfitted = len(summary.written) - len(summary.fits)
     if unfitted and not args.no_fit:
-        print(f"{unfitted} image(s) had no person mask, so their meshes are the network's alone; an RGBA cut-out, "
-              "a <stem>_mask.png file or --segment lets them be fitted")
+        print(
+            f"{unfitted} image(s) had no person mask, so their meshes are the network's alone; an RGBA cut-out, "
+            "a <stem>_mask.png file or --segment lets them be fitted"
+        )
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)
         for path, reason in failed:

@@ -118,8 +118,9 @@ def crop_square(image: np.ndarray, left: int, top: int, side: int, size: int, fi
     return cv2.resize(patch, (size, size), interpolation=interpolation)
 
 
-def image_intrinsics(width: int, height: int, focal: float | None = None,
-                     fov_degrees: float = DEFAULT_FOV_DEGREES) -> np.ndarray:
+def image_intrinsics(
+    width: int, height: int, focal: float | None = None, fov_degrees: float = DEFAULT_FOV_DEGREES
+) -> np.ndarray:
     """Intrinsics ``(3, 3)`` of a ``width × height`` image, principal point at its centre.
 
     Args:
@@ -202,8 +203,11 @@ def person_crop(
         box=tuple(v / loaded.scale for v in (work_left, work_top, work_left + work_side, work_top + work_side)),
         source=source,
         original_size=(width, height),
-        mask=None if loaded.mask is None else crop_square(
+        mask=None
+        if loaded.mask is None
+        else crop_square(
             loaded.mask.astype(np.float32)[..., None], work_left, work_top, work_side, display_size, fill=0.0
-        ) >= 0.5,
+        )
+        >= 0.5,
         mask_source=loaded.mask_source,
     )

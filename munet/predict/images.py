@@ -102,9 +102,7 @@ _PIL_LIMIT = threading.Lock()
 def check_max_pixels(max_pixels: int) -> None:
     """Raise ``ValueError`` unless ``max_pixels`` is between 1 and :data:`OPENCV_MAX_PIXELS`."""
     if not 1 <= max_pixels <= OPENCV_MAX_PIXELS:
-        raise ValueError(
-            f"max_pixels must be between 1 and {OPENCV_MAX_PIXELS} (OpenCV's limit), got {max_pixels}"
-        )
+        raise ValueError(f"max_pixels must be between 1 and {OPENCV_MAX_PIXELS} (OpenCV's limit), got {max_pixels}")
 
 
 def _refuse_size(path: Path, width: int, height: int, max_pixels: int) -> None:
@@ -187,9 +185,7 @@ def read_mask_file(path: str | Path, size: tuple[int, int], max_pixels: int = MA
     pixels = _upright(_to_uint8(pixels, path), orientation)
     mask = (pixels > 127) if pixels.ndim == 2 else (pixels[..., :3] > 127).any(axis=-1)
     if mask.shape[::-1] != size:
-        raise ImageError(
-            path, f"mask is {mask.shape[1]}×{mask.shape[0]} px but its image is {size[0]}×{size[1]} px"
-        )
+        raise ImageError(path, f"mask is {mask.shape[1]}×{mask.shape[0]} px but its image is {size[0]}×{size[1]} px")
     if not mask.any():
         raise ImageError(path, "the mask is empty (no pixel above 127)")
     return mask
@@ -249,6 +245,4 @@ def read_image(path: str | Path, max_side: int = MAX_SIDE, max_pixels: int = MAX
         rgb = _downscale(rgb, size)
         if mask is not None:
             mask = _downscale(mask.astype(np.float32), size) >= 0.5
-    return LoadedImage(
-        rgb=rgb, mask=mask, mask_source=mask_source, original_size=(width, height), scale=scale
-    )
+    return LoadedImage(rgb=rgb, mask=mask, mask_source=mask_source, original_size=(width, height), scale=scale)

@@ -133,7 +133,8 @@ def prediction_record(path: Path, crop: PersonCrop, prediction: Prediction, info
         "K": _rounded(crop.K),
         "K_image": _rounded(crop.K_image),
         "focal_source": (
-            "given" if info.get("focal_given")
+            "given"
+            if info.get("focal_given")
             else f"{DEFAULT_FOV_DEGREES:g} degree field of view across the longer side"
         ),
         "weak_camera": _rounded(prediction.weak_camera),

@@ -113,9 +113,7 @@ class Predictor:
         """
         size = self.input_size
         if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
-            raise ValueError(
-                f"images must be uint8 (B, {size}, {size}, 3), got {images.dtype} {images.shape}"
-            )
+            raise ValueError(f"images must be uint8 (B, {size}, {size}, 3), got {images.dtype} {images.shape}")
         if K.shape != (len(images), 3, 3):
             raise ValueError(f"K must have shape ({len(images)}, 3, 3), got {K.shape}")
         pixels = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255.0
@@ -124,9 +122,7 @@ class Predictor:
         reports: list[FitReport | None] = [None] * len(images)
         if self.fitter is not None and masks is not None and any(m is not None for m in masks):
             mask_size = next(m for m in masks if m is not None).shape[0]
-            K_masks = torch.as_tensor(
-                resize_intrinsics(K, mask_size / size), dtype=torch.float32, device=self.device
-            )
+            K_masks = torch.as_tensor(resize_intrinsics(K, mask_size / size), dtype=torch.float32, device=self.device)
             output, reports = fit_output(self.fitter, output, K_input, size, K_masks, masks)
         body_faces = output.body_faces.cpu().numpy().astype(np.int64)
         cloth_faces = output.cloth_faces.cpu().numpy().astype(np.int64)

@@ -173,15 +173,17 @@ def predict_files(
     totals = {"crop": 0.0, "inference": 0.0, "fit": 0.0, "export": 0.0}
     info = {"checkpoint": None if checkpoint is None else str(checkpoint), "step": predictor.step}
     options = {"box": box, "focal": focal, "max_side": max_side, "segment": segment, "max_pixels": max_pixels}
-    with Renderer(DISPLAY_SIZE) as renderer, tqdm(
-        total=len(paths), desc="predict", unit="image", disable=not progress
-    ) as bar:
+    with (
+        Renderer(DISPLAY_SIZE) as renderer,
+        tqdm(total=len(paths), desc="predict", unit="image", disable=not progress) as bar,
+    ):
         crops = _crops(paths, folders, predictor.input_size, options, summary, bar)
         for batch in chunked(crops, batch_size):
             start = time.perf_counter()
             try:
                 predictions = predictor(
-                    np.stack([p.crop.image for p in batch]), np.stack([p.crop.K for p in batch]),
+                    np.stack([p.crop.image for p in batch]),
+                    np.stack([p.crop.K for p in batch]),
                     [p.crop.mask for p in batch],
                 )
             except Exception as exc:  # noqa: BLE001 - the batch's images fail, the others go on
@@ -194,8 +196,14 @@ def predict_files(
                 timings = {"crop": pending.crop_ms, "inference": inference_ms, "fit": fit, "batch_size": len(batch)}
                 start = time.perf_counter()
                 try:
-                    write_outputs(pending.folder, pending.path, pending.crop, prediction, renderer,
-                                  {**info, "focal_given": focal is not None, "timings_ms": timings})
+                    write_outputs(
+                        pending.folder,
+                        pending.path,
+                        pending.crop,
+                        prediction,
+                        renderer,
+                        {**info, "focal_given": focal is not None, "timings_ms": timings},
+                    )
                 except Exception as exc:  # noqa: BLE001
                     _fail(summary, bar, pending.path, exc)
                     continue

@@ -44,15 +44,26 @@ def grabcut_mask(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.
     if right - left < 8 or bottom - top < 8:
         raise ValueError(f"the box {tuple(round(v, 1) for v in box)} is too small to segment the person in")
     if left == 0 and top == 0 and right == small.shape[1] and bottom == small.shape[0]:
-        raise ValueError("the box covers the whole image, so GrabCut has no background to learn from: give a tighter --box")
+        raise ValueError(
+            "the box covers the whole image, so GrabCut has no background to learn from: give a tighter --box"
+        )
     labels = np.zeros(small.shape[:2], np.uint8)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), labels, (left, top, right - left, bottom - top),
-                background, foreground, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_RECT)
+    cv2.grabCut(
+        np.ascontiguousarray(small[..., ::-1]),
+        labels,
+        (left, top, right - left, bottom - top),
+        background,
+        foreground,
+        GRABCUT_ITERATIONS,
+        cv2.GC_INIT_WITH_RECT,
+    )
     person = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
     count, regions, stats, _ = cv2.connectedComponentsWithStats(person, connectivity=8)
     if count < 2:
-        raise ValueError("GrabCut found no person inside the box: give a mask file (<stem>_mask.png) or a tighter --box")
+        raise ValueError(
+            "GrabCut found no person inside the box: give a mask file (<stem>_mask.png) or a tighter --box"
+        )
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     mask = (regions == largest).astype(np.float32)
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR) >= 0.5

@@ -52,8 +52,16 @@ from munet.body.joints import COCO17_FLIP
 from munet.config import AugmentConfig
 
 CONTRACT_KEYS = (
-    "image", "mask", "K", "body_vertices", "body_joints", "joints_2d",
-    "body_pose", "body_shape", "cloth_points", "cloth_normals",
+    "image",
+    "mask",
+    "K",
+    "body_vertices",
+    "body_joints",
+    "joints_2d",
+    "body_pose",
+    "body_shape",
+    "cloth_points",
+    "cloth_normals",
 )
 """Batch entries :func:`augment_batch` knows how to transform (see the module documentation)."""
 
@@ -88,6 +96,7 @@ def draw_pixel_maps(
         ``(A, flip)``: ``(B, 3, 3)`` float64 pixel maps ``u' = A u`` (homogeneous pixels of the
         crop) and ``(B,)`` bool, which samples are flipped.
     """
+
     def symmetric(*shape: int) -> torch.Tensor:  # uniform in [-1, 1]
         return 2.0 * torch.rand(*shape, generator=generator, dtype=torch.float64) - 1.0
 
@@ -107,9 +116,11 @@ def _pixels_to_normalized(image_size: int) -> torch.Tensor:
     """(3, 3) float64 map of homogeneous pixels to ``grid_sample``'s normalised coordinates
     (``align_corners=False``: ``n = (2 u + 1) / S - 1``)."""
     return torch.tensor(
-        [[2.0 / image_size, 0.0, 1.0 / image_size - 1.0],
-         [0.0, 2.0 / image_size, 1.0 / image_size - 1.0],
-         [0.0, 0.0, 1.0]],
+        [
+            [2.0 / image_size, 0.0, 1.0 / image_size - 1.0],
+            [0.0, 2.0 / image_size, 1.0 / image_size - 1.0],
+            [0.0, 0.0, 1.0],
+        ],
         dtype=torch.float64,
     )
 
@@ -217,6 +228,5 @@ def _where(flip: torch.Tensor, flipped: torch.Tensor, values: torch.Tensor) -> t
 def _check_map(name: str, index: torch.Tensor, expected: int, entry: str) -> None:
     if index.dim() != 1 or len(index) != expected or index.dtype != torch.long:
         raise ValueError(
-            f"{name} must be a ({expected},) long tensor to fit {entry}, "
-            f"got {index.dtype} {tuple(index.shape)}"
+            f"{name} must be a ({expected},) long tensor to fit {entry}, got {index.dtype} {tuple(index.shape)}"
         )

@@ -22,8 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="shard folder or URI; default: generate a small synthetic set under OUT/data")
     parser.add_argument("--out", required=True, help="run storage root, local folder or s3:// / gs:// URI")
     parser.add_argument("--name", default="train", help="run name; the run lives in OUT/NAME (default: train)")
-    parser.add_argument("--generate", type=int, metavar="N",
-                        help="if --data holds no shards yet, generate N synthetic samples there first")
+    parser.add_argument(
+        "--generate",
+        type=int,
+        metavar="N",
+        help="if --data holds no shards yet, generate N synthetic samples there first",
+    )
     parser.add_argument("--config", help="YAML file or preset name (cpu, paper); default: cpu")
     parser.add_argument("--workers", type=int, help="Ray Train workers (overrides train.workers)")
     parser.add_argument("--steps", type=int, help="training steps (overrides train.steps)")
@@ -31,8 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker, NCCL")
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="logical CPUs of a local Ray (default: max(4, cores))")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set train.lr=1e-3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set train.lr=1e-3 (repeatable)",
+    )
     return parser
 
 
@@ -85,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         save_config(config, Path(args.out) / f"{args.name}.config.yaml")
     try:
-        result = run_training(config, data=data, out=args.out, name=args.name, resume=args.resume,
-                              resume_from=resume_from)
+        result = run_training(
+            config, data=data, out=args.out, name=args.name, resume=args.resume, resume_from=resume_from
+        )
     except FatalTrainingError as exc:
         log.error("%s", exc)
         return 1
@@ -94,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("training failed: %s", result.error)
         return 1
     metrics = result.metrics or {}
-    log.info("finished at step %s (resumed from step %s), loss %.4f, %s non-finite step(s) skipped",
-             metrics.get("step"), metrics.get("resumed_from"), metrics.get("loss", float("nan")),
-             metrics.get("skipped_steps", 0))
+    log.info(
+        "finished at step %s (resumed from step %s), loss %.4f, %s non-finite step(s) skipped",
+        metrics.get("step"),
+        metrics.get("resumed_from"),
+        metrics.get("loss", float("nan")),
+        metrics.get("skipped_steps", 0),
+    )
     log.info("last checkpoint: %s", result.checkpoint.path if result.checkpoint else None)
     return 0

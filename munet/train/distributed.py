@@ -112,9 +112,10 @@ def build_trainer(
     :class:`~munet.train.ray_callbacks.StopOnRepeatingErrors`
     is added (``data``, the shard folder, is named in its advice).
     """
-    from munet.train.ray_callbacks import StopOnRepeatingErrors
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
+
+    from munet.train.ray_callbacks import StopOnRepeatingErrors
 
     resources = {"CPU": config.train.cpus_per_worker}
     if config.train.use_gpu:
@@ -122,7 +123,9 @@ def build_trainer(
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
-            "config": config_to_dict(config), "tensorboard_dir": tensorboard_dir, "resume_from": resume_from,
+            "config": config_to_dict(config),
+            "tensorboard_dir": tensorboard_dir,
+            "resume_from": resume_from,
         },
         scaling_config=ScalingConfig(
             num_workers=config.train.workers,

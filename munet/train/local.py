@@ -106,14 +106,24 @@ def train_local(
         if step % config.train.log_every == 0 or step == steps:
             log.info(
                 "step %d/%d loss %.4f | pve %.1f mm | %s",
-                step, steps, history[-1]["loss"], logs["metric/pve_mm"],
+                step,
+                steps,
+                history[-1]["loss"],
+                logs["metric/pve_mm"],
                 "applied" if applied else "skipped (non-finite)",
             )
         last = step
         if on_step is not None and on_step(history[-1]):
             break
     if out_dir is not None:
-        save_checkpoint(out_dir, step=last, model=model, config=config, optimizer=optimizer, scheduler=scheduler,
-                        guard=optimizer_step.state_dict())
+        save_checkpoint(
+            out_dir,
+            step=last,
+            model=model,
+            config=config,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            guard=optimizer_step.state_dict(),
+        )
         (Path(out_dir) / "history.json").write_text(json.dumps(history, indent=1))
     return history

@@ -122,9 +122,7 @@ def _zero_weight_anchor(output: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _body_errors(
-    vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]
-) -> dict[str, float]:
+def _body_errors(vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Pelvis-aligned MPJPE and PVE (mm) of the batch; NaN when an input is not finite."""
     gt_vertices, gt_joints = batch["body_vertices"], batch["body_joints"]
     if not all(torch.isfinite(x).all() for x in (vertices, joints, gt_vertices, gt_joints)):

@@ -87,9 +87,7 @@ class _Throughput:
         }
 
 
-def _batches(
-    shard: Any, config: MuNetConfig, device: torch.device, rank: int
-) -> Iterator[dict[str, torch.Tensor]]:
+def _batches(shard: Any, config: MuNetConfig, device: torch.device, rank: int) -> Iterator[dict[str, torch.Tensor]]:
     """Endless fixed-size batches from this worker's dataset shard (one pass per epoch), mixed in
     a local shuffle buffer of ``data.shuffle_buffer`` samples seeded by seed, rank and epoch."""
     epoch = 0
@@ -97,7 +95,10 @@ def _batches(
     while True:
         produced = 0
         for batch in shard.iter_torch_batches(
-            batch_size=config.train.batch_size, drop_last=True, device=device, prefetch_batches=2,
+            batch_size=config.train.batch_size,
+            drop_last=True,
+            device=device,
+            prefetch_batches=2,
             local_shuffle_buffer_size=buffer or None,
             local_shuffle_seed=config.train.seed + 1000 * rank + epoch if buffer else None,
         ):
@@ -177,8 +178,12 @@ def _start(config: MuNetConfig, resume_from: str | None) -> _Replica:
     if state is not None:
         start = restore_training_state(state, optimizer, scheduler, stepper)
         if rank == 0:
-            log.info("resumed from the checkpoint of step %d (%s), %d non-finite step(s) skipped so far",
-                     start, checkpoint.path, stepper.skipped)
+            log.info(
+                "resumed from the checkpoint of step %d (%s), %d non-finite step(s) skipped so far",
+                start,
+                checkpoint.path,
+                stepper.skipped,
+            )
     return _Replica(config, rank, world, device, model, optimizer, scheduler, stepper, start)
 
 
@@ -227,7 +232,11 @@ def _show(metrics: dict[str, float], steps: int, rank: int, writer: Any) -> None
     if rank == 0:
         log.info(
             "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%%",
-            step, steps, metrics["loss"], metrics["samples_per_s"], 100 * metrics["data_wait_frac"],
+            step,
+            steps,
+            metrics["loss"],
+            metrics["samples_per_s"],
+            100 * metrics["data_wait_frac"],
         )
 
 
@@ -243,9 +252,15 @@ def _report(replica: _Replica, metrics: dict[str, float], with_checkpoint: bool)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if replica.rank == 0:
-            save_checkpoint(tmp, step=step, model=replica.model, config=replica.config,
-                            optimizer=replica.optimizer, scheduler=replica.scheduler,
-                            guard=replica.stepper.state_dict())
+            save_checkpoint(
+                tmp,
+                step=step,
+                model=replica.model,
+                config=replica.config,
+                optimizer=replica.optimizer,
+                scheduler=replica.scheduler,
+                guard=replica.stepper.state_dict(),
+            )
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_dir_name(step))
 

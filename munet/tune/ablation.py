@@ -29,8 +29,8 @@ from pathlib import Path
 
 from munet.config import MuNetConfig, load_config
 from munet.eval import evaluate
-from munet.metrics import METRIC_KEYS
 from munet.losses import TERMS
+from munet.metrics import METRIC_KEYS
 from munet.train.distributed import FatalTrainingError, run_training
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,9 @@ def run_ablation(
             config = variant_config(base, overrides or [], variant, seed)
             row: AblationRow = {"variant": variant, "seed": seed}
             try:
-                result = run_training(config, data=data, out=str(folder.parent), name=folder.name,
-                                      resume=folder.exists())
+                result = run_training(
+                    config, data=data, out=str(folder.parent), name=folder.name, resume=folder.exists()
+                )
                 error = result.error
             except FatalTrainingError as fatal:  # e.g. finished on a non-finite loss: one failed row
                 error = fatal
@@ -102,8 +103,11 @@ def run_ablation(
                 row["status"] = f"failed: {error}"
             else:
                 summary = evaluate(folder, heldout, folder / "report", max_samples=max_eval_samples)
-                row |= {"status": "ok", **{k: summary[k] for k in METRIC_KEYS},
-                        _MEDIAN_ORIENTATION: summary["median"]["orientation_deg"]}
+                row |= {
+                    "status": "ok",
+                    **{k: summary[k] for k in METRIC_KEYS},
+                    _MEDIAN_ORIENTATION: summary["median"]["orientation_deg"],
+                }
             rows.append(row)
             rows = write_table(rows, out)
     return rows

@@ -23,8 +23,9 @@ from munet.tune.ablation import DEFAULT_SEEDS, VARIANTS, run_ablation
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``munet ablation``; returns the exit code (1 when a run failed)."""
-    parser = argparse.ArgumentParser(prog="munet ablation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="munet ablation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--heldout", required=True)
     parser.add_argument("--out", required=True)
@@ -32,9 +33,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
-                        help="train every variant once per seed (default: %(default)s; "
-                        "2 or more give a spread)")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=list(DEFAULT_SEEDS),
+        help="train every variant once per seed (default: %(default)s; 2 or more give a spread)",
+    )
     parser.add_argument("--max-eval-samples", type=int)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -43,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     init_ray()
     overrides = [f"train.steps={args.steps}", f"train.workers={args.workers}", *args.overrides]
-    rows = run_ablation(args.data, args.heldout, args.out, args.config, overrides, args.variants,
-                        args.max_eval_samples, args.seeds)
+    rows = run_ablation(
+        args.data, args.heldout, args.out, args.config, overrides, args.variants, args.max_eval_samples, args.seeds
+    )
     print(Path(args.out, "ablation.md").read_text())
     return 1 if any(r["status"] != "ok" for r in rows) else 0

@@ -26,22 +26,36 @@ def build_parser() -> argparse.ArgumentParser:
         "results.md, pareto.png and best_config.yaml into OUT.",
     )
     parser.add_argument("--out", required=True, help="sweep folder (local)")
-    parser.add_argument("--data", help="training shards, folder or URI; default: generate a small "
-                        "synthetic set (and a held-out one) under OUT")
+    parser.add_argument(
+        "--data",
+        help="training shards, folder or URI; default: generate a small synthetic set (and a held-out one) under OUT",
+    )
     parser.add_argument("--val-data", help="held-out shards every trial is evaluated on (needed with --data)")
     parser.add_argument("--trials", type=int, help="number of trials (overrides the sweep settings)")
     parser.add_argument("--steps", type=int, help="training steps per trial (overrides train.steps)")
-    parser.add_argument("--max-concurrent", type=int,
-                        help="trials at once (default: as many as the cluster's resources hold)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted sweep in OUT (finished trials are kept)")
+    parser.add_argument(
+        "--max-concurrent", type=int, help="trials at once (default: as many as the cluster's resources hold)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the interrupted sweep in OUT (finished trials are kept)"
+    )
     parser.add_argument("--config", help="base model config, YAML file or preset (default: cpu)")
     parser.add_argument("--sweep", help="sweep settings YAML (default: munet/tune/sweep.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                        help="override of the base config for every trial (repeatable)")
-    parser.add_argument("--trial-set", dest="trial_overrides", action="append", metavar="N:KEY=VALUE",
-                        help="override for trial N only (1 = first trial), e.g. fault injection "
-                        "2:train.inject_failure_at_step=1 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override of the base config for every trial (repeatable)",
+    )
+    parser.add_argument(
+        "--trial-set",
+        dest="trial_overrides",
+        action="append",
+        metavar="N:KEY=VALUE",
+        help="override for trial N only (1 = first trial), e.g. fault injection "
+        "2:train.inject_failure_at_step=1 (repeatable)",
+    )
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="logical CPUs of a local Ray (default: max(4, cores))")
     return parser
@@ -129,14 +143,22 @@ def ensure_synthetic_data(spec: SweepSpec) -> None:
     from munet.data.generate import generate_shards
 
     out, data = Path(spec.out), spec.base.data
-    jobs = [(spec.data, out / "data", data.synthetic_samples, data.seed),
-            (spec.val_data, out / "val_data", spec.settings.eval.samples, data.seed + 1)]
+    jobs = [
+        (spec.data, out / "data", data.synthetic_samples, data.seed),
+        (spec.val_data, out / "val_data", spec.settings.eval.samples, data.seed + 1),
+    ]
     for location, default, samples, seed in jobs:
         if location != str(default) or (default / "manifest.json").exists():
             continue
         log.info("generating %d synthetic samples (seed %d) in %s", samples, seed, default)
-        generate_shards(out=str(default), num_samples=samples, seed=seed, image_size=data.image_size,
-                        samples_per_shard=data.samples_per_shard, body_config=spec.base.body)
+        generate_shards(
+            out=str(default),
+            num_samples=samples,
+            seed=seed,
+            image_size=data.image_size,
+            samples_per_shard=data.samples_per_shard,
+            body_config=spec.base.body,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

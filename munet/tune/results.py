@@ -92,6 +92,7 @@ class SweepResults:
 def pareto_mask(points: list[tuple[float, ...]]) -> list[bool]:
     """For each point (all objectives minimised), whether no other point dominates it (is no
     worse in every objective and better in one)."""
+
     def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
         return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
@@ -125,17 +126,19 @@ def collect_results(experiment: str | Path, objective: ObjectiveSettings) -> Swe
         evaluated = "eval_samples" in last  # only the final, post-evaluation result has it
         status = _status(trial, evaluated)
         path = Path(trial.path)
-        rows.append(TrialRow(
-            name=trial_name(trial),
-            trial_id=trial.trial_id,
-            status=status,
-            params={key: float(value) for key, value in trial.config.items()},
-            metrics={key: float(last[key]) for key in METRIC_KEYS} if evaluated else {},
-            score=float(last["score"]) if evaluated else math.nan,
-            step=int(last.get("step", 0)),
-            error=_error_message(path) if status == "error" else "",
-            path=str(path),
-        ))
+        rows.append(
+            TrialRow(
+                name=trial_name(trial),
+                trial_id=trial.trial_id,
+                status=status,
+                params={key: float(value) for key, value in trial.config.items()},
+                metrics={key: float(last[key]) for key in METRIC_KEYS} if evaluated else {},
+                score=float(last["score"]) if evaluated else math.nan,
+                step=int(last.get("step", 0)),
+                error=_error_message(path) if status == "error" else "",
+                path=str(path),
+            )
+        )
     rows.sort(key=lambda row: row.name)
     results = SweepResults(rows=rows, objective=objective)
     ranked = results.ranked
@@ -147,8 +150,11 @@ def collect_results(experiment: str | Path, objective: ObjectiveSettings) -> Swe
 def _columns(results: SweepResults) -> tuple[list[str], list[str]]:
     params = sorted({name for row in results.rows for name in row.params})
     objective = results.objective
-    metrics = [objective.body_metric, objective.cloth_metric,
-               *[key for key in METRIC_KEYS if key not in (objective.body_metric, objective.cloth_metric)]]
+    metrics = [
+        objective.body_metric,
+        objective.cloth_metric,
+        *[key for key in METRIC_KEYS if key not in (objective.body_metric, objective.cloth_metric)],
+    ]
     return params, metrics
 
 
@@ -161,13 +167,19 @@ def write_csv(results: SweepResults, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in results.rows:
-            writer.writerow([
-                row.name, row.trial_id, row.status,
-                *[row.params.get(name, "") for name in params],
-                *[row.metrics.get(name, "") for name in metrics],
-                "" if math.isnan(row.score) else row.score,
-                int(row.pareto), row.step, row.error,
-            ])
+            writer.writerow(
+                [
+                    row.name,
+                    row.trial_id,
+                    row.status,
+                    *[row.params.get(name, "") for name in params],
+                    *[row.metrics.get(name, "") for name in metrics],
+                    "" if math.isnan(row.score) else row.score,
+                    int(row.pareto),
+                    row.step,
+                    row.error,
+                ]
+            )
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
@@ -180,8 +192,8 @@ def markdown_table(results: SweepResults) -> str:
     objective = results.objective
     best = results.best
     lines = [
-        f"{len(results.rows)} trials: " + ", ".join(
-            f"{sum(row.status == s for row in results.rows)} {s}" for s in STATUSES),
+        f"{len(results.rows)} trials: "
+        + ", ".join(f"{sum(row.status == s for row in results.rows)} {s}" for s in STATUSES),
         "",
         f"Objectives (held out, lower is better): {objective.body_metric} and {objective.cloth_metric}; "
         f"score = {objective.body_metric} / {objective.body_scale:g} + {objective.cloth_metric} / "
@@ -190,15 +202,19 @@ def markdown_table(results: SweepResults) -> str:
         "| trial | status | " + " | ".join([*params, *metrics, "score", "step"]) + " | note |",
         "|---|---|" + "---:|" * (len(params) + len(metrics) + 2) + "---|",
     ]
+
     def order(row: TrialRow) -> tuple[bool, float, str]:
         return row.status != "done", row.score if math.isfinite(row.score) else math.inf, row.name
 
     ordered = sorted(results.rows, key=order)
     for row in ordered:
         mark = " ★" if row is best else (" ◆" if row.pareto else "")
-        cells = [*[_cell(row.params.get(name)) for name in params],
-                 *[_cell(row.metrics.get(name), 4) for name in metrics],
-                 _cell(row.score, 4), str(row.step)]
+        cells = [
+            *[_cell(row.params.get(name)) for name in params],
+            *[_cell(row.metrics.get(name), 4) for name in metrics],
+            _cell(row.score, 4),
+            str(row.step),
+        ]
         note = row.error.replace("|", "\\|")
         lines.append(f"| {row.name}{mark} | {row.status} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines) + "\n"
@@ -217,18 +233,33 @@ def plot_pareto(results: SweepResults, path: Path) -> None:
     ranked = results.ranked
     for row in ranked:
         body, cloth = results.objectives(row)
-        ax.scatter(body, cloth, s=60 if row.pareto else 30,
-                   color="#d0502a" if row.pareto else "#8a8a8a", zorder=3)
-        ax.annotate(row.name.removeprefix("trial_"), (body, cloth), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)
+        ax.scatter(body, cloth, s=60 if row.pareto else 30, color="#d0502a" if row.pareto else "#8a8a8a", zorder=3)
+        ax.annotate(
+            row.name.removeprefix("trial_"), (body, cloth), textcoords="offset points", xytext=(4, 4), fontsize=8
+        )
     front = sorted(results.objectives(row) for row in ranked if row.pareto)
     if front:
-        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#d0502a",
-                linewidth=1.2, label="Pareto front", zorder=2)
+        ax.step(
+            [p[0] for p in front],
+            [p[1] for p in front],
+            where="post",
+            color="#d0502a",
+            linewidth=1.2,
+            label="Pareto front",
+            zorder=2,
+        )
     best = results.best
     if best is not None:
-        ax.scatter(*results.objectives(best), marker="*", s=260, facecolor="none",
-                   edgecolor="k", linewidth=1.2, label=f"best score ({best.name})", zorder=4)
+        ax.scatter(
+            *results.objectives(best),
+            marker="*",
+            s=260,
+            facecolor="none",
+            edgecolor="k",
+            linewidth=1.2,
+            label=f"best score ({best.name})",
+            zorder=4,
+        )
     ax.set_xlabel(f"body error: {objective.body_metric} (held out)")
     ax.set_ylabel(f"clothed error: {objective.cloth_metric} (held out)")
     ax.set_title(f"{len(ranked)} evaluated of {len(results.rows)} trials")

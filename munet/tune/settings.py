@@ -37,7 +37,6 @@ DEFAULT_SETTINGS = Path(__file__).resolve().parent / "sweep.yaml"
 SPEC_NAME = "sweep.yaml"
 
 
-
 @dataclass(frozen=True)
 class ObjectiveSettings:
     """What a trial is judged by: one held-out body error and one clothed error (lower is better).
@@ -59,11 +58,9 @@ class ObjectiveSettings:
 
     def __post_init__(self) -> None:
         if self.body_metric not in BODY_METRICS:
-            raise ConfigError(
-                f"objective.body_metric must be one of {list(BODY_METRICS)}, got {self.body_metric!r}")
+            raise ConfigError(f"objective.body_metric must be one of {list(BODY_METRICS)}, got {self.body_metric!r}")
         if self.cloth_metric not in CLOTH_METRICS:
-            raise ConfigError(
-                f"objective.cloth_metric must be one of {list(CLOTH_METRICS)}, got {self.cloth_metric!r}")
+            raise ConfigError(f"objective.cloth_metric must be one of {list(CLOTH_METRICS)}, got {self.cloth_metric!r}")
         if self.body_scale <= 0 or self.cloth_scale <= 0:
             raise ConfigError("objective.body_scale and objective.cloth_scale must be > 0")
 
@@ -90,8 +87,7 @@ class AshaSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.grace_period <= 1:
-            raise ConfigError(
-                f"asha.grace_period is a fraction of train.steps in (0, 1], got {self.grace_period}")
+            raise ConfigError(f"asha.grace_period is a fraction of train.steps in (0, 1], got {self.grace_period}")
         if self.reduction_factor <= 1:
             raise ConfigError(f"asha.reduction_factor must be > 1, got {self.reduction_factor}")
 

@@ -101,8 +101,7 @@ def _cloth_weight(config: MuNetConfig, value: float) -> list[str]:
             "cloth_weight keeps P2S at its base ratio to Chamfer, but the base config has "
             "loss.cloth_chamfer = 0; give the base a non-zero Chamfer weight or drop cloth_weight"
         )
-    return [_set("loss.cloth_chamfer", value),
-            _set("loss.cloth_p2s", value * config.loss.cloth_p2s.start / chamfer)]
+    return [_set("loss.cloth_chamfer", value), _set("loss.cloth_p2s", value * config.loss.cloth_p2s.start / chamfer)]
 
 
 _OVERRIDES: dict[str, Callable[[MuNetConfig, float], list[str]]] = {

@@ -89,10 +89,10 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     """
     import ray.tune
 
+    from munet.checkpoint.find import latest_checkpoint
     from munet.eval import evaluate
     from munet.metrics import METRIC_KEYS
     from munet.train.distributed import build_trainer, training_dataset
-    from munet.checkpoint.find import latest_checkpoint
 
     name = ray.tune.get_context().get_trial_name()
     config = trial_config(spec.base, params, spec.trial_overrides.get(trial_number(name)))
@@ -102,7 +102,10 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
 
     # Rerunning a trial (resume) continues its Ray Train run from the last checkpoint.
     trainer = build_trainer(
-        config, training_dataset(spec.data, config), out=str(folder), name="train",
+        config,
+        training_dataset(spec.data, config),
+        out=str(folder),
+        name="train",
         resume_from=latest_checkpoint(str(folder / "train")),
         callbacks=[_report_callback(spec.settings.objective)],
     )
@@ -112,21 +115,25 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
 
     evaluation = spec.settings.eval
     summary = evaluate(
-        result.checkpoint.path, spec.val_data, folder / "eval",
+        result.checkpoint.path,
+        spec.val_data,
+        folder / "eval",
         max_samples=evaluation.samples,
         num_surface_samples=evaluation.surface_samples,
         num_pictures=evaluation.pictures,
         seed=spec.settings.seed,
     )
     objective = spec.settings.objective
-    ray.tune.report({
-        **{key: summary[key] for key in METRIC_KEYS},
-        "score": objective.score(summary[objective.body_metric], summary[objective.cloth_metric]),
-        "train_score": train_score(objective, result.metrics),
-        "step": result.metrics["step"],
-        "eval_samples": summary["num_samples"],
-        "checkpoint": result.checkpoint.path,
-    })
+    ray.tune.report(
+        {
+            **{key: summary[key] for key in METRIC_KEYS},
+            "score": objective.score(summary[objective.body_metric], summary[objective.cloth_metric]),
+            "train_score": train_score(objective, result.metrics),
+            "step": result.metrics["step"],
+            "eval_samples": summary["num_samples"],
+            "checkpoint": result.checkpoint.path,
+        }
+    )
 
 
 def default_max_concurrent(spec: SweepSpec) -> int:
@@ -145,9 +152,7 @@ def default_max_concurrent(spec: SweepSpec) -> int:
 def _trainable(spec: SweepSpec) -> Any:
     from ray import tune
 
-    return tune.with_resources(
-        tune.with_parameters(run_trial, spec=spec), {"CPU": spec.settings.trial_cpus}
-    )
+    return tune.with_resources(tune.with_parameters(run_trial, spec=spec), {"CPU": spec.settings.trial_cpus})
 
 
 def asha_scheduler(asha: AshaSettings, steps: int) -> Any:
@@ -181,8 +186,9 @@ def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
     settings, steps = spec.settings, spec.base.train.steps
     objective = settings.objective
     if objective.multi_objective:
-        searcher = OptunaSearch(metric=[objective.body_metric, objective.cloth_metric],
-                                mode=["min", "min"], seed=settings.seed)
+        searcher = OptunaSearch(
+            metric=[objective.body_metric, objective.cloth_metric], mode=["min", "min"], seed=settings.seed
+        )
     else:
         searcher = OptunaSearch(metric="score", mode="min", seed=settings.seed)
     concurrent = max_concurrent or settings.max_concurrent or default_max_concurrent(spec)
@@ -271,6 +277,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, max_concurrent: int | None 
     results = collect_results(path, spec.settings.objective)
     files = write_results(results, spec)
     if results.unfinished:
-        log.warning("the sweep was interrupted with %d trial(s) unfinished: rerun with --resume",
-                    len(results.unfinished))
+        log.warning(
+            "the sweep was interrupted with %d trial(s) unfinished: rerun with --resume", len(results.unfinished)
+        )
     return SweepOutcome(results=results, files=files)

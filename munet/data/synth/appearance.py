@@ -137,9 +137,7 @@ def sample_materials(rng: np.random.Generator, outfit: list[Garment]) -> dict[Cl
     return materials
 
 
-def vertex_colors(
-    materials: dict[ClothLabel, Material], vertices: np.ndarray, labels: np.ndarray
-) -> np.ndarray:
+def vertex_colors(materials: dict[ClothLabel, Material], vertices: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-vertex colours (N, 3) float32 in [0, 1] from each vertex's label and position.
 
     Raises:

@@ -77,9 +77,7 @@ CAPSULE_PAIRS: list[tuple[str, str]] = _forbidden_pairs()
 """Capsule pairs that must not interpenetrate (each pair once)."""
 
 
-def segment_distances(
-    p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray
-) -> np.ndarray:
+def segment_distances(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
     """Shortest distances between segments ``p0-p1`` and ``q0-q1`` (arrays (N, 3)) -> (N,)."""
     d1, d2, r = p1 - p0, q1 - q0, p0 - q0
     a = np.einsum("ij,ij->i", d1, d1)

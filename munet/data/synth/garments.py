@@ -127,31 +127,39 @@ class Garment:
 
 
 _RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "tshirt": dict(
-        ease=(0, 0.025), thickness=(0.003, 0.006), sleeve=(0.12, 0.4), hem=(-0.3, -0.05)
-    ),
-    "long_sleeve": dict(
-        ease=(0, 0.03), thickness=(0.003, 0.008), sleeve=(0.85, 1.0), hem=(-0.3, -0.05)
-    ),
-    "jacket": dict(
-        ease=(0.01, 0.035), thickness=(0.008, 0.015), sleeve=(0.9, 1.0), hem=(-0.45, -0.2)
-    ),
+    "tshirt": dict(ease=(0, 0.025), thickness=(0.003, 0.006), sleeve=(0.12, 0.4), hem=(-0.3, -0.05)),
+    "long_sleeve": dict(ease=(0, 0.03), thickness=(0.003, 0.008), sleeve=(0.85, 1.0), hem=(-0.3, -0.05)),
+    "jacket": dict(ease=(0.01, 0.035), thickness=(0.008, 0.015), sleeve=(0.9, 1.0), hem=(-0.45, -0.2)),
     "coat": dict(
-        ease=(0.015, 0.04), thickness=(0.01, 0.02), sleeve=(0.92, 1.02), hem=(-0.6, -0.6),
-        length=(0.35, 0.75), flare=(0, 0.06),
+        ease=(0.015, 0.04),
+        thickness=(0.01, 0.02),
+        sleeve=(0.92, 1.02),
+        hem=(-0.6, -0.6),
+        length=(0.35, 0.75),
+        flare=(0, 0.06),
     ),
     "trousers": dict(
-        ease=(0, 0.03), thickness=(0.004, 0.008), waist=(0.2, 0.45), length=(0.9, 1.0),
+        ease=(0, 0.03),
+        thickness=(0.004, 0.008),
+        waist=(0.2, 0.45),
+        length=(0.9, 1.0),
         flare=(0, 0.03),
     ),
     "shorts": dict(ease=(0, 0.03), thickness=(0.004, 0.008), waist=(0.2, 0.45), length=(0.15, 0.4)),
     "skirt": dict(
-        ease=(0.005, 0.02), thickness=(0.003, 0.006), waist=(0.25, 0.45), length=(0.2, 0.9),
+        ease=(0.005, 0.02),
+        thickness=(0.003, 0.006),
+        waist=(0.25, 0.45),
+        length=(0.2, 0.9),
         flare=(0, 0.08),
     ),
     "dress": dict(
-        ease=(0, 0.02), thickness=(0.003, 0.006), sleeve=(0, 0.45), waist=(0.3, 0.5),
-        length=(0.25, 0.95), flare=(0, 0.08),
+        ease=(0, 0.02),
+        thickness=(0.003, 0.006),
+        sleeve=(0, 0.45),
+        waist=(0.3, 0.5),
+        length=(0.25, 0.95),
+        flare=(0, 0.08),
     ),
     "short_hair": dict(thickness=(0.005, 0.03), hem=(-0.1, 0.1)),
     "long_hair": dict(thickness=(0.01, 0.03), hem=(-0.1, 0.1), length=(0.12, 0.4)),
@@ -179,9 +187,7 @@ def sample_garment(rng: np.random.Generator, kind: str) -> Garment:
     )
 
 
-def sample_outfit(
-    rng: np.random.Generator, weights: Mapping[str, float] | None = None
-) -> list[Garment]:
+def sample_outfit(rng: np.random.Generator, weights: Mapping[str, float] | None = None) -> list[Garment]:
     """A random outfit, inner layers first (see :data:`DEFAULT_GARMENT_WEIGHTS`).
 
     Raises:
@@ -241,9 +247,7 @@ def _scalp(garment: Garment, regions: BodyRegions) -> np.ndarray:
     return (regions.part == BodyPart.HEAD) & (q[:, 2] > hairline)
 
 
-def vertex_layers(
-    outfit: list[Garment], regions: BodyRegions, skin_offset: float
-) -> tuple[np.ndarray, np.ndarray]:
+def vertex_layers(outfit: list[Garment], regions: BodyRegions, skin_offset: float) -> tuple[np.ndarray, np.ndarray]:
     """Distance of the clothed surface from each body vertex, and the label seen there.
 
     Garments are stacked in order (pass them inner first, as :func:`make_outfit` returns them):
@@ -257,9 +261,7 @@ def vertex_layers(
     labels = np.full(len(regions.part), ClothLabel.SKIN, dtype=np.uint8)
     for garment in outfit:
         covered = _covers(garment, regions)
-        noise = wave_noise(
-            np.random.default_rng(garment.seed), regions.vertices[covered], garment.wavelength
-        )
+        noise = wave_noise(np.random.default_rng(garment.seed), regions.vertices[covered], garment.wavelength)
         ease = np.full(len(noise), garment.ease)
         if garment.kind == "trousers":  # wide legs: the ease grows from the knee down
             ease += garment.flare * np.maximum(regions.limb[covered] - 0.5, 0)

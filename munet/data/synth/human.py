@@ -101,13 +101,9 @@ class ClothedHumanSampler:
         self.settings = settings or SynthSettings()
         s = self.settings
         if s.skin_offset <= s.voxel / 2:
-            raise ValueError(
-                f"skin_offset ({s.skin_offset} m) must exceed half the voxel ({s.voxel / 2} m)"
-            )
+            raise ValueError(f"skin_offset ({s.skin_offset} m) must exceed half the voxel ({s.voxel / 2} m)")
         self.body = body
-        self.bodies = BodySampler(
-            body, s.family_weights, s.age_range, s.max_pose_retries, s.collision_tolerance
-        )
+        self.bodies = BodySampler(body, s.family_weights, s.age_range, s.max_pose_retries, s.collision_tolerance)
         self._faces = body.faces.numpy().astype(np.int32)
 
     def __call__(self, rng: np.random.Generator) -> ClothedHuman:
@@ -155,8 +151,6 @@ class ClothedHumanSampler:
         )
 
 
-def make_clothed_human(
-    rng: np.random.Generator, body: AnnyBody, settings: SynthSettings | None = None
-) -> ClothedHuman:
+def make_clothed_human(rng: np.random.Generator, body: AnnyBody, settings: SynthSettings | None = None) -> ClothedHuman:
     """One random clothed human (see :class:`ClothedHumanSampler` to make many)."""
     return ClothedHumanSampler(body, settings)(rng)

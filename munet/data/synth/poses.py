@@ -386,9 +386,7 @@ class PhenotypeSampler:
 
     def __init__(self, body: AnnyBody, age_range: tuple[float, float] = (12.0, 80.0)):
         if not 0 <= age_range[0] <= age_range[1] <= 110:
-            raise ValueError(
-                f"age_range must be (low, high) years with 0 <= low <= high <= 110, got {age_range}"
-            )
+            raise ValueError(f"age_range must be (low, high) years with 0 <= low <= high <= 110, got {age_range}")
         self._tables = SimpleShapeDistribution(body.model)
         self.labels = tuple(body.phenotype_labels)
         self.age_range = age_range

@@ -79,9 +79,7 @@ class SweptEllipse:
         return out
 
 
-def cross_section(
-    points: np.ndarray, axis: np.ndarray, lateral: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def cross_section(points: np.ndarray, axis: np.ndarray, lateral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre (3,) and (lateral, depth) half-extents (2,) of points seen along ``axis``.
 
     The centre is the middle of the points' extent in the plane orthogonal to ``axis`` (their
@@ -158,9 +156,7 @@ def lower_body_sweep(
     return np.array(centres), np.array(semi), lateral
 
 
-def _limb_radius(
-    vertices: np.ndarray, mask: np.ndarray, limb: np.ndarray, s: float, point: np.ndarray
-) -> float:
+def _limb_radius(vertices: np.ndarray, mask: np.ndarray, limb: np.ndarray, s: float, point: np.ndarray) -> float:
     """90th percentile distance from ``point`` of the masked vertices near limb coordinate s."""
     near = mask & (np.abs(limb - s) < 0.04)
     if not near.any():

@@ -82,9 +82,7 @@ def mirror_bone(label: str) -> str:
     return label
 
 
-def segment_closest(
-    points: np.ndarray, start: np.ndarray, end: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def segment_closest(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closest points of segment ``start``-``end`` to points (N, 3).
 
     Returns:
@@ -95,9 +93,7 @@ def segment_closest(
     return t, np.linalg.norm(points - (start + t[:, None] * direction), axis=1)
 
 
-def _polyline_coordinate(
-    points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
-) -> np.ndarray:
+def _polyline_coordinate(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Coordinate of the closest point on polyline a-b-c: 0 at a, 0.5 at b, 1 at c."""
     first, to_first = segment_closest(points, a, b)
     second, to_second = segment_closest(points, b, c)

@@ -164,9 +164,7 @@ def enclosed(positive: np.ndarray) -> np.ndarray:
     return pocket[components]
 
 
-def _near_mask(
-    vertices: np.ndarray, grid: _Grid, reach: float, cell: int = 2
-) -> np.ndarray:
+def _near_mask(vertices: np.ndarray, grid: _Grid, reach: float, cell: int = 2) -> np.ndarray:
     """(N,) bool over the grid points: a superset of the voxels within ``reach`` of the vertices.
 
     Vertices are binned into blocks of ``cell`` voxels and the occupied blocks are dilated by
