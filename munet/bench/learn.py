@@ -51,6 +51,7 @@ from munet.data.generate import GenerationSettings, generate_shards_here
 from munet.data.shards import MANIFEST_NAME, ShardStore
 from munet.eval.evaluate import EVAL_BATCH_SIZE, EvalItem, evaluate_batch, iter_eval_items, summarise
 from munet.iterutils import chunked
+from munet.markdown import table
 from munet.model import MuNet
 
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
@@ -150,23 +151,19 @@ def markdown_table(report: dict[str, Any]) -> str:
         for _, label in sets
         for _, statistic, name, unit in COLUMNS
     ]
-    lines = [
-        f"# Learning curve of `{report['config_name']}`",
-        "",
-        report["description"],
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---:|" * len(header),
-    ]
+    rows = []
     for record in report["evaluations"]:
         loss = "" if record["loss"] is None else f"{record['loss']:.4f}"
-        cells = [str(record["step"]), f"{record['wall_s']:.1f}", loss] + [
-            "" if record[key] is None else f"{headline(record[key], metric, statistic):.1f}"
-            for key, _ in sets
-            for metric, statistic, _, _ in COLUMNS
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(
+            [str(record["step"]), f"{record['wall_s']:.1f}", loss]
+            + [
+                "" if record[key] is None else f"{headline(record[key], metric, statistic):.1f}"
+                for key, _ in sets
+                for metric, statistic, _, _ in COLUMNS
+            ]
+        )
+    lines = [f"# Learning curve of `{report['config_name']}`", "", report["description"], ""]
+    return "\n".join(lines + table(header, rows, align="r")) + "\n"
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> None:

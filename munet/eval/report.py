@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from munet.markdown import table
+
 UNITS = {
     "mpjpe_mm": "mm",
     "pa_mpjpe_mm": "mm",
@@ -31,12 +33,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
         f"Evaluated {summary['num_samples']} samples of `{summary['data']}` with the checkpoint of "
         f"step {summary['step']}; surfaces sampled with {summary['num_surface_samples']} points each.{fitted}",
         "",
-        "| metric | mean | median | unit |",
-        "|---|---:|---:|---|",
     ]
-    for key, unit in UNITS.items():
-        lines.append(f"| {key} | {summary[key]:.3f} | {summary['median'][key]:.3f} | {unit} |")
-    return "\n".join(lines) + "\n"
+    rows = [[key, f"{summary[key]:.3f}", f"{summary['median'][key]:.3f}", unit] for key, unit in UNITS.items()]
+    return "\n".join(lines + table(["metric", "mean", "median", "unit"], rows, align="lrrl")) + "\n"
 
 
 def _overlay_grid(shown: list[tuple[Any, dict[str, np.ndarray]]]) -> np.ndarray:

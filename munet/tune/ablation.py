@@ -30,6 +30,7 @@ from pathlib import Path
 from munet.config import MuNetConfig, load_config
 from munet.eval import evaluate
 from munet.losses import TERMS
+from munet.markdown import escape_cell, table
 from munet.metrics import METRIC_KEYS
 from munet.train.distributed import FatalTrainingError, run_training
 
@@ -139,14 +140,15 @@ def markdown_table(rows: list[AblationRow]) -> str:
         "(failed runs are left out). Lower is better except normal_consistency and body_on_mask; "
         f"`{_MEDIAN_ORIENTATION}` is each run's median over the samples (the orientation summary to quote).",
         "",
-        "| variant | n | " + " | ".join(_STATISTICS) + " | failed |",
-        "|---|---:|" + "---:|" * len(_STATISTICS) + "---|",
     ]
+    main_rows = []
     for variant in variants:
         runs = [r for r in rows if r["variant"] == variant]
         cells = [_spread([float(r[key]) for r in ok[variant].values()]) for key in _STATISTICS]
         failed = "; ".join(f"seed {r['seed']}: {_one_line(str(r['status']))}" for r in runs if r["status"] != "ok")
-        lines.append(f"| {variant} | {len(ok[variant])}/{len(runs)} | " + " | ".join(cells) + f" | {failed} |")
+        main_rows.append([variant, f"{len(ok[variant])}/{len(runs)}", *cells, failed])
+    header = ["variant", "n", *_STATISTICS, "failed"]
+    lines += table(header, main_rows, align="lr" + "r" * len(_STATISTICS) + "l")
     if REFERENCE in ok and len(variants) > 1:
         lines += [
             "",
@@ -155,13 +157,13 @@ def markdown_table(rows: list[AblationRow]) -> str:
             "finished; a difference is beyond seed noise only when clearly larger than its ±. Without a "
             "common seed, the difference of the means (no ±).",
             "",
-            "| variant | pairs | " + " | ".join(MAIN_METRICS) + " |",
-            "|---|---:|" + "---:|" * len(MAIN_METRICS),
         ]
+        differences = []
         for variant in (v for v in variants if v != REFERENCE):
             pairs = set(ok[variant]) & set(ok[REFERENCE])
             cells = [_difference(ok[variant], ok[REFERENCE], key) for key in MAIN_METRICS]
-            lines.append(f"| {variant} | {len(pairs)} | " + " | ".join(cells) + " |")
+            differences.append([variant, str(len(pairs)), *cells])
+        lines += table(["variant", "pairs", *MAIN_METRICS], differences, align="lr" + "r" * len(MAIN_METRICS))
     return "\n".join(lines) + "\n"
 
 
@@ -202,4 +204,4 @@ def _number(value: float, signed: bool = False, decimals: int | None = None) -> 
 def _one_line(text: str, limit: int = 120) -> str:
     """The first line of ``text``, shortened, with ``|`` escaped (a Markdown table cell)."""
     line = (text.strip().splitlines() or [""])[0]
-    return (line[: limit - 1] + "…" if len(line) > limit else line).replace("|", "\\|")
+    return escape_cell(line[: limit - 1] + "…" if len(line) > limit else line)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from munet.config import load_config, save_config
+from munet.markdown import escape_cell, table
 from munet.metrics import METRIC_KEYS
 from munet.tune.settings import ObjectiveSettings, SweepSpec, trial_name
 
@@ -199,25 +200,28 @@ def markdown_table(results: SweepResults) -> str:
         f"score = {objective.body_metric} / {objective.body_scale:g} + {objective.cloth_metric} / "
         f"{objective.cloth_scale:g}. ★ best score, ◆ Pareto front.",
         "",
-        "| trial | status | " + " | ".join([*params, *metrics, "score", "step"]) + " | note |",
-        "|---|---|" + "---:|" * (len(params) + len(metrics) + 2) + "---|",
     ]
 
     def order(row: TrialRow) -> tuple[bool, float, str]:
         return row.status != "done", row.score if math.isfinite(row.score) else math.inf, row.name
 
-    ordered = sorted(results.rows, key=order)
-    for row in ordered:
+    rows = []
+    for row in sorted(results.rows, key=order):
         mark = " ★" if row is best else (" ◆" if row.pareto else "")
-        cells = [
-            *[_cell(row.params.get(name)) for name in params],
-            *[_cell(row.metrics.get(name), 4) for name in metrics],
-            _cell(row.score, 4),
-            str(row.step),
-        ]
-        note = row.error.replace("|", "\\|")
-        lines.append(f"| {row.name}{mark} | {row.status} | " + " | ".join(cells) + f" | {note} |")
-    return "\n".join(lines) + "\n"
+        rows.append(
+            [
+                f"{row.name}{mark}",
+                row.status,
+                *[_cell(row.params.get(name)) for name in params],
+                *[_cell(row.metrics.get(name), 4) for name in metrics],
+                _cell(row.score, 4),
+                str(row.step),
+                escape_cell(row.error),
+            ]
+        )
+    header = ["trial", "status", *params, *metrics, "score", "step", "note"]
+    align = "ll" + "r" * (len(params) + len(metrics) + 2) + "l"
+    return "\n".join(lines + table(header, rows, align=align)) + "\n"
 
 
 def plot_pareto(results: SweepResults, path: Path) -> None:
