@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -74,6 +74,9 @@ from munet.data.shards import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+"""What a raw sample is decoded into (:meth:`Decoder.decode_or_skip`'s ``decode``)."""
 
 ON_ERROR = ("error", "raise", "skip")
 """Valid values of the ``on_error`` policy (``data.on_bad_sample``); ``raise`` means ``error``."""
@@ -231,23 +234,30 @@ class Decoder:
 
             ray.get(self.skip_counter.add.remote(self.location, count))
 
-    def decode_or_skip(self, raw: dict[str, Any]) -> list[dict[str, np.ndarray]]:
-        """``[decoded]``, or ``[]`` for a bad sample under ``on_error="skip"`` (for ``flat_map``)."""
+    def decode_or_skip(self, raw: dict[str, Any], decode: Callable[[dict[str, Any]], T] | None = None) -> list[T]:
+        """``[decode(raw)]``, or ``[]`` for a bad sample under ``on_error="skip"`` (for ``flat_map``).
+
+        ``decode`` defaults to this decoder (the training sample); evaluation also keeps the full
+        record. It raises :class:`SchemaError` on bad data.
+        """
         try:
-            return [self(raw)]
+            return [(decode or self)(raw)]
         except SchemaError as exc:
             if self.on_error == "raise":
                 raise
             self.skip(1, exc)
             return []
 
-    def decode_shard(self, data: bytes, shard: ShardInfo, url: str) -> Iterator[dict[str, np.ndarray]]:
+    def decode_shard(
+        self, data: bytes, shard: ShardInfo, url: str, decode: Callable[[dict[str, Any]], T] | None = None
+    ) -> Iterator[T]:
         """The decoded samples of one whole shard file, checked against its manifest entry first.
 
         Args:
             data: the shard's bytes.
             shard: its manifest entry (size, SHA-256, sample count).
             url: its path or URI, for messages.
+            decode: what each raw sample becomes (see :meth:`decode_or_skip`).
 
         Raises:
             CorruptShardError, SchemaError: bad data under ``on_error="raise"``. Under ``"skip"``
@@ -265,7 +275,7 @@ class Decoder:
         try:
             for raw in iter_tar_samples(io.BytesIO(data), url, self.location or None):
                 read += 1
-                yield from self.decode_or_skip(raw)
+                yield from self.decode_or_skip(raw, decode)
         except CorruptShardError as exc:
             if self.on_error == "raise":
                 raise
@@ -313,8 +323,10 @@ def usable_and_left_out(store: ShardStore, on_error: str) -> tuple[list[ShardInf
     return usable, left_out
 
 
-def iter_samples(location: str, decoder: Decoder) -> Iterator[dict[str, np.ndarray]]:
-    """Decoded samples of a shard folder in key order, without Ray (evaluation, tools).
+def iter_samples(location: str, decoder: Decoder, decode: Callable[[dict[str, Any]], T] | None = None) -> Iterator[T]:
+    """Decoded samples of a shard folder in key order, without Ray (evaluation, tools): the one
+    reader of shard folders outside Ray Data. ``decode`` is what each raw sample becomes (default:
+    ``decoder``'s training sample; see :meth:`Decoder.decode_or_skip`).
 
     Each shard is checked against the manifest (size, SHA-256) when read. Bad shards and samples
     follow ``decoder.on_error``; under ``"skip"``, ``decoder.skipped`` counts the samples skipped
@@ -333,4 +345,4 @@ def iter_samples(location: str, decoder: Decoder) -> Iterator[dict[str, np.ndarr
                 raise
             decoder.skip(shard.num_samples, exc)
             continue
-        yield from decoder.decode_shard(data, shard, store.uri(shard.name))
+        yield from decoder.decode_shard(data, shard, store.uri(shard.name), decode)

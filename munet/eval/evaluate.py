@@ -30,9 +30,8 @@ from tqdm import tqdm
 
 from munet.body import pelvis
 from munet.checkpoint.load import load_trained_model
-from munet.data.decode import Decoder, usable_shards
+from munet.data.decode import Decoder, iter_samples
 from munet.data.schema import SampleRecord, decode_record
-from munet.data.shards import ShardStore
 from munet.eval.report import write_report
 from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
@@ -65,12 +64,14 @@ class EvalItem:
 
 
 def iter_eval_items(data: str, decoder: Decoder) -> Iterator[EvalItem]:
-    """Samples of a shard folder/URI in key order, decoded for the model and as full records
-    (each shard checked against the manifest's size and SHA-256 first)."""
-    store = ShardStore(data)
-    for shard in usable_shards(store, decoder.on_error):
-        for raw in store.iter_shard(shard):
-            yield EvalItem(inputs=decoder(raw), record=decode_record(raw))
+    """Samples of a shard folder/URI in key order, decoded for the model and as full records, read
+    by :func:`munet.data.decode.iter_samples` (shards checked against the manifest; bad shards and
+    samples follow ``decoder.on_error``)."""
+
+    def item(raw: dict[str, Any]) -> EvalItem:
+        return EvalItem(inputs=decoder(raw), record=decode_record(raw))
+
+    return iter_samples(data, decoder, item)
 
 
 @torch.no_grad()
