@@ -247,7 +247,7 @@ def test_settings_are_checked_and_colour_reaches_the_decoder():
         check_settings(AugmentConfig(scale=-0.1))
     config = load_config(overrides=["data.augmentation.colour=0.1", "data.augmentation.flip=0"])
     assert config.data.augmentation == dataclasses.replace(AugmentConfig(), colour=0.1, flip=0.0)
-    assert Decoder.from_config(config).colour == 0.1
+    assert Decoder.from_config(config.data).colour == 0.1
 
 
 def test_mirror_maps_must_fit_the_batch(samples, anny_body, mirror):

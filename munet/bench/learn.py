@@ -332,7 +332,7 @@ def _data_settings(args: argparse.Namespace, config: MuNetConfig) -> dict[str, G
 def _evaluation_sets(work: Path, config: MuNetConfig, train_samples: int, train_eval: int) -> dict[str, list[EvalItem]]:
     """The held-out set, and ``train_eval`` training samples spread evenly over the training set
     (several people rather than the views of the first few), decoded without augmentation."""
-    decoder = Decoder.from_config(config, augment=False)
+    decoder = Decoder.from_config(config.data, augment=False)
     sets = {"heldout": list(iter_eval_items(str(work / "heldout"), decoder))}
     if train_eval > 0:
         stride = max(1, train_samples // train_eval)
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     first_step = 1 if state is None else state.step + 1
     batches = training_batches(
         read_raw_samples(str(work / "train")),
-        Decoder.from_config(config),
+        Decoder.from_config(config.data),
         config.train.batch_size,
         args.seed,
         first_step,

@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from munet.config import AugmentConfig, DataConfig, MuNetConfig
+from munet.config import AugmentConfig, DataConfig
 from munet.data.camera import resize_intrinsics, resize_pixels
 from munet.data.schema import (
     SampleRecord,
@@ -163,11 +163,6 @@ def decode_sample(
     }
 
 
-def data_section(config: DataConfig | MuNetConfig) -> DataConfig:
-    """The data settings of a whole configuration, or the data settings themselves."""
-    return config.data if isinstance(config, MuNetConfig) else config
-
-
 def bad_data_policy(value: str) -> str:
     """The ``on_error`` policy ``"raise"`` or ``"skip"`` from ``"error"``, ``"raise"`` or ``"skip"``
     (``data.on_bad_sample`` says ``error``; ``raise`` is its older spelling).
@@ -207,12 +202,9 @@ class Decoder:
         self.on_error = bad_data_policy(self.on_error)
 
     @classmethod
-    def from_config(
-        cls, config: DataConfig | MuNetConfig, augment: bool | None = None, on_error: str | None = None
-    ) -> Decoder:
-        """Settings from ``config.data`` (``augment`` defaults to ``data.augment``, ``on_error`` to
-        ``data.on_bad_sample``; ``colour`` is ``data.augmentation.colour``)."""
-        data = data_section(config)
+    def from_config(cls, data: DataConfig, augment: bool | None = None, on_error: str | None = None) -> Decoder:
+        """Settings from the ``data`` section (``augment`` defaults to ``data.augment``, ``on_error``
+        to ``data.on_bad_sample``; ``colour`` is ``data.augmentation.colour``)."""
         return cls(
             image_size=data.image_size,
             cloth_points=data.cloth_points,

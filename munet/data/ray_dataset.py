@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from munet.config import DataConfig, MuNetConfig
-from munet.data.decode import Decoder, bad_data_policy, data_section, usable_and_left_out
+from munet.config import DataConfig
+from munet.data.decode import Decoder, bad_data_policy, usable_and_left_out
 from munet.data.shards import ShardError, ShardInfo, ShardStore
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class _ShardFileDecoder:
 
 def ray_dataset(
     location: str,
-    config: DataConfig | MuNetConfig,
+    data: DataConfig,
     augment: bool | None = None,
     on_error: str | None = None,
     shuffle_files: bool = False,
@@ -103,8 +103,8 @@ def ray_dataset(
 
     Args:
         location: shard folder or object-store URI.
-        config: ``data.image_size``, ``data.cloth_points``, ``data.augment``,
-            ``data.augmentation.colour``, ``data.on_bad_sample`` and ``data.seed`` are used.
+        data: the ``data`` section: ``image_size``, ``cloth_points``, ``augment``,
+            ``augmentation.colour``, ``on_bad_sample`` and ``seed`` are used.
         augment: override ``data.augment``.
         on_error: override ``data.on_bad_sample``: ``"error"``/``"raise"`` or ``"skip"`` (see
             :mod:`munet.data.decode`).
@@ -119,13 +119,12 @@ def ray_dataset(
     """
     import ray.data
 
-    data = data_section(config)
     policy = bad_data_policy(data.on_bad_sample if on_error is None else on_error)
     store = ShardStore(location)
     shards, left_out = usable_and_left_out(store, policy)
     if not shards:
         raise ShardError(f"{location}: no usable shards")
-    decoder = Decoder.from_config(config, augment=augment, on_error=policy)
+    decoder = Decoder.from_config(data, augment=augment, on_error=policy)
     decoder.location = store.location
     if policy == "skip":
         decoder.skip_counter = _skip_counter(create=True)

@@ -152,7 +152,7 @@ def evaluate(
     """
     model, config, step = load_trained_model(checkpoint, device)
     fitter = None if fit is None else SilhouetteFitter.for_model(model, fit)
-    decoder = Decoder.from_config(config, augment=False)
+    decoder = Decoder.from_config(config.data, augment=False)
     rows: list[dict[str, float]] = []
     shown: list[tuple[EvalItem, dict[str, np.ndarray]]] = []
     total = max_samples

@@ -92,7 +92,7 @@ def training_dataset(data: str, config: MuNetConfig) -> Any:
     ``data.shuffle_buffer`` is positive (the workers mix samples in their local buffers)."""
     from munet.data.ray_dataset import ray_dataset
 
-    return ray_dataset(data, config, shuffle_files=config.data.shuffle_buffer > 0)
+    return ray_dataset(data, config.data, shuffle_files=config.data.shuffle_buffer > 0)
 
 
 def build_trainer(
