@@ -118,3 +118,14 @@ def make_samples(
 def stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Stack samples into one batch (batch first)."""
     return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+SMALL_NETWORK = [
+    "model.image_size=64",
+    "data.image_size=64",
+    "model.body_channels=32",
+    "model.cloth_channels=32",
+    "model.body_blocks=1",
+    "model.cloth_blocks=1",
+]
+"""Config overrides of the small, fast network the model-level tests build (64 px crops)."""

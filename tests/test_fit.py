@@ -17,7 +17,7 @@ from munet.metrics import fraction_on_mask
 from munet.model import MuNet, weak_to_perspective
 from munet.model.templates import PART_NAMES
 from munet.train.step import batch_to_tensors
-from tests.samples import make_samples, stack
+from tests.samples import SMALL_NETWORK, make_samples, stack
 
 SIZE = 128
 
@@ -26,14 +26,7 @@ SIZE = 128
 def model_and_batch(anny_body):
     config = load_config(
         "cpu",
-        [
-            "model.image_size=64",
-            "data.image_size=64",
-            "model.body_channels=32",
-            "model.cloth_channels=32",
-            "model.body_blocks=1",
-            "model.cloth_blocks=1",
-        ],
+        SMALL_NETWORK,
     )
     torch.manual_seed(0)
     model = MuNet(config, anny_body).eval()

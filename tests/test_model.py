@@ -21,7 +21,7 @@ from munet.model.encoder import ImageEncoder
 from munet.train.local import train_local
 from munet.train.optim import NonFiniteLossError
 from munet.train.step import batch_to_tensors
-from tests.samples import make_samples, stack
+from tests.samples import SMALL_NETWORK, make_samples, stack
 
 CLOTH_ONLY = LossConfig(
     **{name: Schedule(0.0) for name in TERMS if name.startswith(("body_", "consistency_"))},
@@ -33,15 +33,7 @@ CLOTH_ONLY = LossConfig(
 def small_config(**mutual):
     config = load_config(
         "cpu",
-        [
-            "model.image_size=64",
-            "data.image_size=64",
-            "model.body_channels=32",
-            "model.cloth_channels=32",
-            "model.body_blocks=1",
-            "model.cloth_blocks=1",
-            "model.regress_params=true",
-        ],
+        [*SMALL_NETWORK, "model.regress_params=true"],
     )
     return dataclasses.replace(config, mutual=MutualConfig(**mutual))
 

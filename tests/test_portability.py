@@ -14,14 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import REPO
+from tests.samples import SMALL_NETWORK
 
 OVERRIDES = [
-    "model.image_size=64",
-    "data.image_size=64",
-    "model.body_channels=32",
-    "model.cloth_channels=32",
-    "model.body_blocks=1",
-    "model.cloth_blocks=1",
+    *SMALL_NETWORK,
     "train.lr=0.002",
     "train.lr_warmup=1",
 ]
