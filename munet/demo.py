@@ -10,7 +10,6 @@ machine it takes about 10–15 minutes; the report path is printed at the end.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,11 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=96, help="synthetic training samples")
     parser.add_argument("--eval-samples", type=int, default=16, help="held-out samples")
     args = parser.parse_args(argv)
-    from munet.data.generate import generate_shards  # after parsing: --help needs none of these
+    from munet.console import setup_console  # after parsing: --help needs none of these
+
+    setup_console()  # before Ray Data is imported: it reads its console level then
+    from munet.data.generate import generate_shards
     from munet.eval import evaluate
     from munet.train.cli import main as train_main
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out).resolve()
     train_data, eval_data = out / "data" / "train", out / "data" / "heldout"
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,7 +37,8 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
+def made(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``jobs/make_shards.py`` on a local Ray with 2 workers: the shard folder and the finished process."""
     out = tmp_path_factory.mktemp("shards")
     result = _run(
         "jobs/make_shards.py",
@@ -61,7 +63,21 @@ def shards(tmp_path_factory):
         "2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def shards(made) -> Path:
+    return made[0]
+
+
+def test_the_console_shows_progress_without_library_chatter(made):
+    """munet's own lines, and none of the informational output of Warp (a banner per Ray worker),
+    Ray Data (execution plans) or Ray Data's progress-bar notice (``MUNET_VERBOSE=1`` restores them)."""
+    console = made[1].stdout + made[1].stderr
+    assert "generating 4 samples in 2 shards with 2 workers" in console and "(2/2 shards done" in console
+    for chatter in ("Warp 1.", "CUDA driver", "LBVH", "Kernel cache", "Execution plan", "Progress bars disabled"):
+        assert chatter not in console, f"{chatter!r} on the console:\n{console[-3000:]}"
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 import trimesh
 
@@ -17,7 +18,9 @@ from munet.config import LossConfig, MutualConfig, Schedule, load_config
 from munet.geometry import project
 from munet.losses import TERMS, compute_losses
 from munet.model import MuNet, perspective_to_weak, weak_to_perspective
+from munet.model.camera import pixels_to_normalized, pixels_to_normalized_matrix
 from munet.model.encoder import ImageEncoder
+from munet.model.templates import Templates
 from munet.train.local import train_local
 from munet.train.optim import NonFiniteLossError
 from munet.train.step import batch_to_tensors
@@ -154,6 +157,18 @@ def test_without_guidance_the_clothes_start_from_the_template(model_and_batch):
     assert torch.equal(out.cloth_base, model.templates.coarse.vertices.expand(2, -1, -1))
 
 
+def test_stored_templates_round_trip_and_out_of_range_indices_are_refused(model_and_batch):
+    model, _ = model_and_batch
+    stored = model.templates.to_tensors()
+    again = Templates.from_tensors(stored)
+    assert torch.equal(again.sampling.up.to_dense(), model.templates.sampling.up.to_dense())
+    damaged = dict(stored)
+    damaged["up_indices"] = stored["up_indices"].clone()
+    damaged["up_indices"][0, 0] = stored["up_shape"][0] + 5  # a row past the matrix
+    with pytest.raises(ValueError, match="invalid up matrix"):
+        Templates.from_tensors(damaged)
+
+
 def test_encoder_weights_load_from_a_local_file_and_mismatches_are_clear(tmp_path):
     reference = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18.pth"
@@ -200,6 +215,21 @@ def test_weak_perspective_matches_the_pinhole_camera():
     assert torch.allclose((2 * pixel + 1) / size - 1, predicted, atol=1e-5)
     # perspective_to_weak is its inverse.
     assert torch.allclose(perspective_to_weak(translation, K, size), weak, atol=1e-6)
+
+
+def test_normalised_coordinates_are_grid_samples_and_the_matrix_form_agrees():
+    size = 8
+    pixels = torch.tensor([[-0.5, -0.5], [7.5, 7.5], [3.0, 5.0]], dtype=torch.float64)
+    # Pixel edges map to the crop's edges (grid_sample with align_corners=False), ...
+    normalized = pixels_to_normalized(pixels, size)
+    assert torch.allclose(normalized[:2], torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=torch.float64))
+    # ... and the homogeneous matrix the image warps compose is the same map.
+    homogeneous = torch.cat([pixels, torch.ones(3, 1, dtype=torch.float64)], dim=1)
+    assert torch.allclose((homogeneous @ pixels_to_normalized_matrix(size).T)[:, :2], normalized)
+    # A pixel's centre samples that pixel's value exactly.
+    image = torch.arange(64.0).view(1, 1, 8, 8)
+    grid = normalized[2].view(1, 1, 1, 2).float()
+    assert F.grid_sample(image, grid, align_corners=False).item() == image[0, 0, 5, 3].item()
 
 
 def test_local_trainer_writes_a_checkpoint_that_loads_into_a_new_model(model_and_batch, tmp_path, anny_body):

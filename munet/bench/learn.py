@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import time
 from collections.abc import Iterator
 from itertools import islice
@@ -45,8 +44,9 @@ import numpy as np
 import torch
 
 from munet.config import BodyConfig, MuNetConfig, config_to_dict, load_config
+from munet.console import setup_console
 from munet.data.camera import CameraSettings
-from munet.data.decode import Decoder, usable_shards
+from munet.data.decode import Decoder, iter_samples
 from munet.data.generate import GenerationSettings, generate_shards_here
 from munet.data.shards import MANIFEST_NAME, ShardStore
 from munet.eval.evaluate import EVAL_BATCH_SIZE, EvalItem, evaluate_batch, iter_eval_items, summarise
@@ -90,9 +90,9 @@ def ensure_shards(folder: Path, settings: GenerationSettings, body_config: BodyC
 
 
 def read_raw_samples(location: str) -> list[dict[str, Any]]:
-    """Every raw (undecoded) sample of a shard folder, in key order."""
-    store = ShardStore(location)
-    return [raw for shard in usable_shards(store) for raw in store.iter_shard(shard)]
+    """Every raw (undecoded) sample of a shard folder, in key order, each shard checked against
+    the manifest (:func:`munet.data.decode.iter_samples`); they are decoded when drawn."""
+    return list(iter_samples(location, Decoder(), decode=lambda raw: raw))
 
 
 def training_batches(
@@ -355,7 +355,7 @@ def _description(args: argparse.Namespace, config: MuNetConfig) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_console()
     from munet.body import build_body_model
     from munet.checkpoint.load import model_from_checkpoint
     from munet.checkpoint.state import load_checkpoint

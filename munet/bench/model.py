@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import torch
 
-from munet.body import build_body_model
-from munet.config import MuNetConfig, load_config
+from munet.body import BodyModel, build_body_model
+from munet.config import DataConfig, load_config
 from munet.model import MuNet
 from munet.model.templates import ANNY_TO_CAMERA
 from munet.train.step import training_step
@@ -30,10 +30,11 @@ def _ms(fn: Callable[[], object], repeats: int) -> float:
     return 1000.0 * min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
-def _batch(config: MuNetConfig, body, size: int) -> dict[str, torch.Tensor]:
-    """A decoded-sample batch: the rest-pose mean body at 3 m, "clothes" 2 cm further out radially."""
+def _batch(data: DataConfig, body: BodyModel, size: int) -> dict[str, torch.Tensor]:
+    """A decoded-sample batch of ``size`` copies: the rest-pose mean body at 3 m, "clothes" 2 cm
+    further out radially, ``data.image_size`` crops of noise."""
     generator = torch.Generator().manual_seed(0)
-    image_size = config.data.image_size
+    image_size = data.image_size
     with torch.no_grad():
         rest = body()
     place = torch.tensor([0.0, 0.0, 3.0])
@@ -41,7 +42,7 @@ def _batch(config: MuNetConfig, body, size: int) -> dict[str, torch.Tensor]:
     joints = rest.joints[0] @ ANNY_TO_CAMERA.T + place
     focal = 1.4 * image_size
     K = torch.tensor([[focal, 0, (image_size - 1) / 2], [0, focal, (image_size - 1) / 2], [0, 0, 1]])
-    pick = torch.randint(len(vertices), (config.data.cloth_points,), generator=generator)
+    pick = torch.randint(len(vertices), (data.cloth_points,), generator=generator)
     radial = torch.nn.functional.normalize(vertices - vertices.mean(dim=0), dim=-1)
     pixels = joints @ K.T
     sample = {
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             f"param regressor {_count(model.param_regressor) / 1e6:.3f} M)"
         )
         if index == 0:
-            batch = _batch(config, body, args.batch)
+            batch = _batch(config.data, body, args.batch)
             model.train()
 
             def train_step() -> None:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"({ms / args.batch:.0f} ms/sample)"
             )
         model.eval()
-        single = _batch(config, body, 1)
+        single = _batch(config.data, body, 1)
         with torch.no_grad():
             ms = _ms(lambda: model(single["image"], single["K"]), args.repeats)
         print(f"  inference, 1 image: {ms:.0f} ms")

@@ -20,7 +20,10 @@ import torch
 
 from munet.body.base import BodyModel
 from munet.body.joints import COCO17_NAMES
+from munet.console import quiet_warp
 from munet.graph.symmetry import mirror_indices
+
+quiet_warp()  # Anny skins on Warp: no banner per process (munet.console)
 
 log = logging.getLogger(__name__)
 

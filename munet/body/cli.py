@@ -12,13 +12,13 @@ original SMPL files with ``chumpy`` objects).
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Sequence
 
 from munet.body import build_body_model
 from munet.body.anny_backend import load_anny
 from munet.config import BodyConfig, load_config
+from munet.console import setup_console
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "numpy/scipy arrays only",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_console(timestamps=False)
     if args.command == "prepare":
         _prepare(args.config)
         return 0

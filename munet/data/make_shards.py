@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from collections.abc import Sequence
 
 from munet.config import DataConfig, load_config
+from munet.console import setup_console
 from munet.data.camera import CameraSettings
 from munet.data.generate import GenerationSettings, generate_shards, generate_shards_here
 from munet.ray_utils import init_ray
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="logical CPUs of a local Ray")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_console()
 
     settings = GenerationSettings(
         num_samples=args.num_samples,

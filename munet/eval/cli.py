@@ -10,9 +10,9 @@ metrics.md, overlays.png and histograms.png. Logic: :mod:`munet.eval`.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 
+from munet.console import setup_console
 from munet.eval.evaluate import evaluate
 from munet.fit import FitSettings
 
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--fit-steps", type=int, default=FitSettings.steps, help="fitting steps (with --fit)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_console()
     summary = evaluate(
         args.checkpoint,
         args.data,

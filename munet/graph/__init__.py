@@ -7,7 +7,8 @@
 - :func:`subdivide`: midpoint subdivision with its explicit up-sampling matrix.
 - :func:`mirror_indices`: the left/right mirror partner of every vertex of a symmetric mesh.
 - :class:`GraphConv`, :class:`GraphResBlock`, :class:`SparseOperator`: layers on ``(B, V, C)``
-  per-vertex features; :func:`sparse_bmm` applies any sparse matrix to such a batch.
+  per-vertex features; :func:`sparse_bmm` applies any sparse matrix to such a batch;
+  :func:`sparse_matrix` builds every sparse matrix (checked when read from a file).
 """
 
 from munet.graph.conv import GraphConv, GraphResBlock, SparseOperator, VertexGroupNorm
@@ -19,6 +20,7 @@ from munet.graph.hierarchy import (
     load_or_build_hierarchy,
 )
 from munet.graph.mesh_graph import MeshGraph, normalized_adjacency, sparse_bmm
+from munet.graph.sparse import sparse_matrix
 from munet.graph.subdivide import subdivide, subdivide_face_labels
 from munet.graph.symmetry import mirror_indices
 
@@ -36,6 +38,7 @@ __all__ = [
     "mirror_indices",
     "normalized_adjacency",
     "sparse_bmm",
+    "sparse_matrix",
     "subdivide",
     "subdivide_face_labels",
 ]

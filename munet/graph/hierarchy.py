@@ -26,6 +26,7 @@ import torch
 import trimesh
 
 from munet.graph.mesh_graph import MeshGraph
+from munet.graph.sparse import sparse_matrix
 
 CACHE_FORMAT_VERSION = 2
 """Bumped whenever the way the matrices are computed or stored changes."""
@@ -70,8 +71,8 @@ def closest_point_weights(points: torch.Tensor, mesh: MeshGraph) -> torch.Tensor
     values = weights.reshape(-1)
     keep = values > 0
     indices = torch.from_numpy(np.stack([rows[keep], cols[keep]]))
-    matrix = torch.sparse_coo_tensor(indices, torch.from_numpy(values[keep]).float(), (len(queries), mesh.num_vertices))
-    return matrix.coalesce().to(points.device)
+    matrix = sparse_matrix(indices, torch.from_numpy(values[keep]).float(), (len(queries), mesh.num_vertices))
+    return matrix.to(points.device)
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,11 +139,12 @@ class SamplingMatrices:
                     f"{CACHE_FORMAT_VERSION}; delete the file to rebuild it"
                 )
             matrices = {
-                name: torch.sparse_coo_tensor(
+                name: sparse_matrix(
                     torch.from_numpy(data[f"{name}_indices"]),
                     torch.from_numpy(data[f"{name}_values"]),
                     tuple(int(n) for n in data[f"{name}_shape"]),
-                ).coalesce()
+                    check=True,
+                )
                 for name in ("down", "up")
             }
             return cls(

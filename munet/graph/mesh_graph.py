@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from munet.graph.sparse import sparse_matrix
+
 Normalization = Literal["row", "symmetric"]
 
 
@@ -69,8 +71,7 @@ def normalized_adjacency(edges: torch.Tensor, num_vertices: int, normalization: 
         values = 1.0 / degree[rows]
     else:
         values = torch.rsqrt(degree[rows] * degree[cols])
-    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_vertices, num_vertices))
-    return matrix.coalesce()
+    return sparse_matrix(torch.stack([rows, cols]), values, (num_vertices, num_vertices))
 
 
 def _unique_edges(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

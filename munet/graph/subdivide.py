@@ -12,9 +12,12 @@ Numbering: the first ``V`` vertices are the original ones, vertex ``V + e`` is t
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from munet.graph.mesh_graph import MeshGraph
+from munet.graph.sparse import sparse_matrix
 
 
 def _subdivide_once(graph: MeshGraph) -> tuple[MeshGraph, torch.Tensor]:
@@ -25,7 +28,7 @@ def _subdivide_once(graph: MeshGraph) -> tuple[MeshGraph, torch.Tensor]:
     rows = torch.cat([originals, midpoints, midpoints])
     cols = torch.cat([originals, graph.edges[:, 0], graph.edges[:, 1]])
     values = torch.cat([torch.ones(num_vertices, device=device), torch.full((2 * num_edges,), 0.5, device=device)])
-    up = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_vertices + num_edges, num_vertices)).coalesce()
+    up = sparse_matrix(torch.stack([rows, cols]), values, (num_vertices + num_edges, num_vertices))
 
     a, b, c = graph.faces.unbind(dim=1)
     ab, bc, ca = (graph.face_edges + num_vertices).unbind(dim=1)
@@ -57,14 +60,16 @@ def subdivide(graph: MeshGraph, times: int = 1) -> tuple[MeshGraph, torch.Tensor
     """
     if times < 0:
         raise ValueError(f"times must be >= 0, got {times}")
-    up = torch.sparse_coo_tensor(
+    up = sparse_matrix(
         torch.arange(graph.num_vertices, device=graph.device).expand(2, -1),
         torch.ones(graph.num_vertices, device=graph.device),
         (graph.num_vertices, graph.num_vertices),
-    ).coalesce()
+    )
     for _ in range(times):
         graph, step = _subdivide_once(graph)
-        up = torch.sparse.mm(step, up).coalesce()
+        with warnings.catch_warnings():  # torch's COO @ COO goes through CSR, which it calls beta
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+            up = torch.sparse.mm(step, up).coalesce()
     return graph, up
 
 

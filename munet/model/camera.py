@@ -41,6 +41,14 @@ def pixels_to_normalized(pixels: torch.Tensor, image_size: int) -> torch.Tensor:
     return (2.0 * pixels + 1.0) / image_size - 1.0
 
 
+def pixels_to_normalized_matrix(image_size: int) -> torch.Tensor:
+    """:func:`pixels_to_normalized` as a ``(3, 3)`` float64 map of homogeneous pixels (for
+    composing with other pixel maps, e.g. image warps through ``F.affine_grid``)."""
+    scale = 2.0 / image_size
+    offset = 1.0 / image_size - 1.0
+    return torch.tensor([[scale, 0.0, offset], [0.0, scale, offset], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
 def weak_to_perspective(weak: torch.Tensor, K: torch.Tensor, image_size: int) -> torch.Tensor:
     """Translation of the root that makes a pinhole camera match a weak-perspective one.
 

@@ -35,6 +35,7 @@ from munet.graph import (
     SamplingMatrices,
     load_or_build_hierarchy,
     sparse_bmm,
+    sparse_matrix,
     subdivide,
 )
 
@@ -190,9 +191,12 @@ class Templates:
             )
 
         def sparse(name: str) -> torch.Tensor:
-            return torch.sparse_coo_tensor(
-                values[f"{name}_indices"], values[f"{name}_values"], tuple(values[f"{name}_shape"])
-            ).coalesce()
+            try:
+                return sparse_matrix(
+                    values[f"{name}_indices"], values[f"{name}_values"], tuple(values[f"{name}_shape"]), check=True
+                )
+            except ValueError as exc:
+                raise ValueError(f"the stored network templates hold an invalid {name} matrix: {exc}") from exc
 
         try:
             return cls(

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 
 from munet.body.joints import COCO17_FLIP
 from munet.config import AugmentConfig
+from munet.model.camera import pixels_to_normalized_matrix
 
 CONTRACT_KEYS = (
     "image",
@@ -112,19 +113,6 @@ def draw_pixel_maps(
     return A, flip
 
 
-def _pixels_to_normalized(image_size: int) -> torch.Tensor:
-    """(3, 3) float64 map of homogeneous pixels to ``grid_sample``'s normalised coordinates
-    (``align_corners=False``: ``n = (2 u + 1) / S - 1``)."""
-    return torch.tensor(
-        [
-            [2.0 / image_size, 0.0, 1.0 / image_size - 1.0],
-            [0.0, 2.0 / image_size, 1.0 / image_size - 1.0],
-            [0.0, 0.0, 1.0],
-        ],
-        dtype=torch.float64,
-    )
-
-
 def warp_images(images: torch.Tensor, A: torch.Tensor, binary: bool = False) -> torch.Tensor:
     """Resample images so that source pixel ``u`` lands on ``A u`` (bilinear, 0 outside the source).
 
@@ -137,7 +125,7 @@ def warp_images(images: torch.Tensor, A: torch.Tensor, binary: bool = False) -> 
         ``(B, C, S, S)``, same dtype and device as ``images``.
     """
     size = images.shape[-1]
-    P = _pixels_to_normalized(size)
+    P = pixels_to_normalized_matrix(size)
     # Output pixel u' reads the source at A⁻¹ u'; in normalised coordinates, P A⁻¹ P⁻¹.
     theta = (P @ torch.linalg.inv(A) @ torch.linalg.inv(P))[:, :2]
     grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)

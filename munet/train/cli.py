@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from munet.config import MuNetConfig, load_config, save_config
+from munet.console import setup_console
 
 log = logging.getLogger("munet.train")
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from munet.ray_utils import init_ray
     from munet.train.distributed import FatalTrainingError, ResumeConfigError, resume_checkpoint, run_training
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_console()
     config = config_from_args(args)
     try:  # before Ray starts or anything is written: a run that cannot continue stays as it was
         resume_from = resume_checkpoint(config, args.out, args.name, args.resume)

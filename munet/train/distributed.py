@@ -26,7 +26,8 @@ from typing import Any
 
 from munet.checkpoint.find import latest_readable_checkpoint, run_has_checkpoints, run_location, storage_root
 from munet.checkpoint.load import network_config_differences
-from munet.config import MuNetConfig, config_to_dict
+from munet.config import DataConfig, MuNetConfig, config_to_dict
+from munet.console import verbose
 from munet.train.optim import NonFiniteLossError
 from munet.train.worker import train_loop_per_worker
 
@@ -87,12 +88,13 @@ def repeating_failure(error: BaseException, data: str | None = None) -> str | No
     return None
 
 
-def training_dataset(data: str, config: MuNetConfig) -> Any:
-    """The streaming Ray dataset a training run reads: shards in a new order every epoch when
-    ``data.shuffle_buffer`` is positive (the workers mix samples in their local buffers)."""
+def training_dataset(location: str, data: DataConfig) -> Any:
+    """The streaming Ray dataset a training run reads from the shard folder or URI ``location``:
+    shards in a new order every epoch when ``data.shuffle_buffer`` is positive (the workers mix
+    samples in their local buffers)."""
     from munet.data.ray_dataset import ray_dataset
 
-    return ray_dataset(data, config.data, shuffle_files=config.data.shuffle_buffer > 0)
+    return ray_dataset(location, data, shuffle_files=data.shuffle_buffer > 0)
 
 
 def build_trainer(
@@ -112,7 +114,7 @@ def build_trainer(
     :class:`~munet.train.ray_callbacks.StopOnRepeatingErrors`
     is added (``data``, the shard folder, is named in its advice).
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from munet.train.ray_callbacks import StopOnRepeatingErrors
@@ -139,6 +141,8 @@ def build_trainer(
             failure_config=FailureConfig(max_failures=config.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_checkpoints),
             callbacks=[*(callbacks or []), StopOnRepeatingErrors(data)],
+            # Ray Train's own status lines (worker groups starting...) only when asked for.
+            logging_config=LoggingConfig(log_level="INFO" if verbose() else "WARNING"),
         ),
         datasets={"train": dataset},
     )
@@ -214,7 +218,7 @@ def run_training(
     tensorboard_dir = None
     if "://" not in out:
         tensorboard_dir = str(Path(out).resolve() / name / "tensorboard")
-    dataset = training_dataset(data, config)
+    dataset = training_dataset(data, config.data)
     trainer = build_trainer(config, dataset, out, name, tensorboard_dir, resume_from=resume_from, data=data)
     try:
         result = trainer.fit()

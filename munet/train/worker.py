@@ -25,6 +25,7 @@ from munet.checkpoint.find import checkpoint_dir_name, checkpoint_step
 from munet.checkpoint.load import model_from_checkpoint
 from munet.checkpoint.state import TrainingState, load_checkpoint, restore_training_state, save_checkpoint
 from munet.config import MuNetConfig, config_from_dict
+from munet.console import setup_console
 from munet.train.optim import OptimizerStep, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     from munet.train.step import step_generator, training_step
 
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    setup_console(timestamps=False)
     replica = _start(config_from_dict(loop_config["config"]), loop_config.get("resume_from"))
     config, rank = replica.config, replica.rank
     writer = _tensorboard(loop_config.get("tensorboard_dir"), rank)

@@ -13,10 +13,10 @@ mutual). Exits 1 if a run failed. Logic: :mod:`munet.tune.ablation`.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from munet.console import setup_console
 from munet.ray_utils import init_ray
 from munet.tune.ablation import DEFAULT_SEEDS, VARIANTS, run_ablation
 
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_console()
     init_ray()
     overrides = [f"train.steps={args.steps}", f"train.workers={args.workers}", *args.overrides]
     rows = run_ablation(

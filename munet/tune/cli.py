@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from munet.config import ConfigError, MuNetConfig, load_config
+from munet.console import setup_console
 from munet.tune.settings import SweepSpec, load_sweep_settings
 
 log = logging.getLogger("munet.tune")
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     from munet.ray_utils import init_ray
     from munet.tune.sweep import run_sweep
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_console()
     spec = resolve_spec(args)
     # Tune around a TorchTrainer reaches the trials' training runs through the dashboard.
     init_ray(address=args.address, include_dashboard=True, num_cpus=args.num_cpus)

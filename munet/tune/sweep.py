@@ -103,7 +103,7 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
     # Rerunning a trial (resume) continues its Ray Train run from the last checkpoint.
     trainer = build_trainer(
         config,
-        training_dataset(spec.data, config),
+        training_dataset(spec.data, config.data),
         out=str(folder),
         name="train",
         resume_from=latest_checkpoint(str(folder / "train")),
