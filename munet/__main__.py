@@ -1,5 +1,8 @@
-"""The ``munet`` command (also ``python -m munet``): ``munet COMMAND [ARGS...]``, every job's one
-command line.
+"""The ``munet`` command (also ``python -m munet``): ``munet [--verbose] COMMAND [ARGS...]``, every
+job's one command line.
+
+``--verbose`` keeps the informational output of the libraries underneath (Ray Data, Ray Train,
+Warp), which the console leaves out by default (:mod:`munet.console`; same as ``MUNET_VERBOSE=1``).
 
 Each command is a module with a ``main(argv) -> int`` function, in the package that owns the job;
 add it to :data:`COMMANDS`. The scripts ``jobs/*.py`` and ``sweeps/tune_mutual.py`` (for
@@ -9,8 +12,11 @@ add it to :data:`COMMANDS`. The scripts ``jobs/*.py`` and ``sweeps/tune_mutual.p
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from munet.console import VERBOSE_ENV
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("munet.demo", "synthetic data, training on a local Ray (2 workers), evaluation, report"),
@@ -31,7 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     """The text of ``munet --help``: how to call it and every command with its description."""
-    lines = ["usage: munet COMMAND [ARGS...]   (munet COMMAND --help for its arguments)", "", "commands:"]
+    lines = ["usage: munet [--verbose] COMMAND [ARGS...]   (munet COMMAND --help for its arguments)", ""]
+    lines += ["--verbose: keep the libraries' informational output (Ray Data, Ray Train, Warp)", "", "commands:"]
     lines += [f"  {name:<12} {description}" for name, (_, description) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -40,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``argv`` (default: the command line) to its command; returns the exit code
     (2 without a command or with an unknown one)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--verbose":
+        os.environ[VERBOSE_ENV] = "1"  # read by munet.console here and in the Ray processes started
+        argv = argv[1:]
     if argv and argv[0] in ("-h", "--help"):
         print(usage())
         return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from munet.__main__ import COMMANDS, main
+from munet.console import VERBOSE_ENV, verbose
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).parent / "munet"
@@ -46,6 +47,15 @@ def test_the_console_script_runs_a_command_in_a_fresh_process():
     done = _munet("train", "--help")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage: munet train")
+
+
+def test_verbose_before_the_command_keeps_the_libraries_output(monkeypatch, capsys):
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # recorded, so the test leaves the environment as it found it
+    assert not verbose()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--verbose", "train", "--help"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("usage: munet train")
+    assert verbose()  # for this process and the Ray processes it starts
 
 
 def test_an_unknown_command_exits_2_naming_it():

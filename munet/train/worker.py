@@ -13,6 +13,7 @@ checkpoint, once (a restarted run continues past it), to test recovery.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Iterator
@@ -224,21 +225,34 @@ def _metrics(
     }
 
 
-def _show(metrics: dict[str, float], steps: int, rank: int, writer: Any) -> None:
-    """Write ``metrics`` to TensorBoard (when ``writer``) and log a progress line on rank 0."""
+def _show(metrics: dict[str, float], steps: int, samples_per_step: int, rank: int, writer: Any) -> None:
+    """Write ``metrics`` to TensorBoard (when ``writer``) and log a progress line on rank 0: step,
+    loss, throughput, the share of time spent waiting for data, and the time left at this pace."""
     step = int(metrics["step"])
     if writer is not None:
         for key, value in metrics.items():
             writer.add_scalar(key, value, step)
     if rank == 0:
+        rate = metrics["samples_per_s"]
+        left = (steps - step) * samples_per_step / rate if rate > 0 else float("inf")
         log.info(
-            "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%%",
+            "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%% | ETA %s",
             step,
             steps,
             metrics["loss"],
-            metrics["samples_per_s"],
+            rate,
             100 * metrics["data_wait_frac"],
+            duration(left),
         )
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as ``H:MM:SS`` (``?`` when not finite)."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _report(replica: _Replica, metrics: dict[str, float], with_checkpoint: bool) -> None:
@@ -303,7 +317,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if step % config.train.log_every == 0 or checkpoint_now:
             metrics = _metrics(replica, step, loss, logs, applied, throughput)
             throughput.restart()
-            _show(metrics, steps, rank, writer)
+            _show(metrics, steps, replica.world * config.train.batch_size, rank, writer)
             _report(replica, metrics, checkpoint_now)
         _inject_failure(step, fail_at, replica.start)
     if writer is not None:
