@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anny
 import torch
+from pytorch3d.transforms import axis_angle_to_matrix
 
 from munet.body.base import BodyModel
 from munet.body.joints import COCO17_NAMES
@@ -130,16 +131,17 @@ class AnnyBody(BodyModel):
         """All phenotypes at 0.5: an average adult."""
         return torch.full((batch_size, self.shape_dim), 0.5, dtype=torch.float32)
 
-    def _vertices(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        import roma
-
+    def bone_transforms(self, pose: torch.Tensor) -> torch.Tensor:
+        """Anny's ``pose_parameters``: pose vectors ``(B, 3 J)`` (one axis-angle rotation per bone,
+        radians, ``local-ref``) → ``(B, J, 4, 4)`` homogeneous rotations without translation."""
         batch = pose.shape[0]
-        rotations = roma.rotvec_to_rotmat(pose.reshape(batch, self.num_bones, 3))
         transforms = torch.zeros(batch, self.num_bones, 4, 4, dtype=pose.dtype, device=pose.device)
-        transforms[..., :3, :3] = rotations
+        transforms[..., :3, :3] = axis_angle_to_matrix(pose.reshape(batch, self.num_bones, 3))
         transforms[..., 3, 3] = 1.0
-        out = self.model(pose_parameters=transforms, phenotype_kwargs=shape)
-        return out["vertices"]
+        return transforms
+
+    def _vertices(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        return self.model(pose_parameters=self.bone_transforms(pose), phenotype_kwargs=shape)["vertices"]
 
     def bone_labels(self) -> list[str]:
         """Names of the bones, in the order of the pose vector (3 values each)."""

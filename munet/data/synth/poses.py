@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import roma
 import torch
 from anny.shape_distribution import SimpleShapeDistribution
 from scipy.spatial.transform import Rotation
@@ -367,11 +366,9 @@ class PosedBody:
 def pose_bodies(body: AnnyBody, poses: np.ndarray, shape: np.ndarray) -> list[PosedBody]:
     """Run Anny on poses (B, 312) of one body shape (phenotypes (6,)), in one batch."""
     poses = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
-    rotations = roma.rotvec_to_rotmat(poses.reshape(len(poses), -1, 3))
-    transforms = roma.Rigid(rotations, torch.zeros(rotations.shape[:-1])).to_homogeneous()
     phenotypes = torch.as_tensor(shape, dtype=torch.float32).expand(len(poses), -1)
     with torch.no_grad():
-        out = body.model(pose_parameters=transforms, phenotype_kwargs=phenotypes)
+        out = body.model(pose_parameters=body.bone_transforms(poses), phenotype_kwargs=phenotypes)
     return [PosedBody(v, b) for v, b in zip(out["vertices"].numpy(), out["bone_poses"].numpy())]
 
 
