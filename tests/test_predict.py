@@ -35,6 +35,7 @@ from munet.model import MuNet
 from munet.predict import cli
 from munet.predict.crop import PERSON_FILL, image_intrinsics, mask_box, person_crop
 from munet.predict.images import ImageError, read_image
+from munet.predict.outputs import obj_text
 from munet.predict.segment import grabcut_mask, whole_image_box
 from munet.train.local import train_local
 
@@ -209,6 +210,15 @@ def _check_outputs(folder: Path) -> tuple[trimesh.Trimesh, trimesh.Trimesh, dict
     overlay = cv2.imread(str(folder / "overlay.png"))
     assert overlay.shape == (PANEL, 5 * PANEL, 3)
     return body, clothed, record
+
+
+def test_obj_text_round_trips_through_trimesh():
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    vertices = sphere.vertices + [0.1, -0.2, 2.5]
+    loaded = trimesh.load(trimesh.util.wrap_as_stream(obj_text(vertices, sphere.faces)), file_type="obj", process=False)
+    assert np.array_equal(loaded.faces, sphere.faces)  # same numbering and winding
+    np.testing.assert_allclose(loaded.vertices, vertices, atol=6e-7)
+    assert loaded.is_watertight
 
 
 def _overlay_on_mask(folder: Path, display_mask: np.ndarray) -> float:

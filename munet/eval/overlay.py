@@ -30,14 +30,15 @@ def overlay_mesh(
     with a red ``not drawable`` label, so that one bad prediction never stops a report.
     """
     try:
-        frame = renderer.render(vertices, faces, np.tile(color, (len(vertices), 1)), K, _FRONT_LIGHT, image)
+        picture, mask = renderer.render_picture(
+            vertices, faces, np.tile(color, (len(vertices), 1)), K, _FRONT_LIGHT, image
+        )
     except ValueError:
         shown = image.copy()
         cv2.putText(shown, "not drawable", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 0, 0), 1)
         return shown
-    mask = frame.mask[..., None]
-    blended = alpha * frame.image.astype(np.float32) + (1 - alpha) * image.astype(np.float32)
-    return np.where(mask, blended, image).astype(np.uint8)
+    blended = alpha * picture.astype(np.float32) + (1 - alpha) * image.astype(np.float32)
+    return np.where(mask[..., None], blended, image).astype(np.uint8)
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:
