@@ -69,6 +69,22 @@ def test_filled_in_aws_yaml_is_launch_ready(tmp_path):
     assert validate_cluster_yaml(write_text(tmp_path, text), allow_placeholders=False) == []
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_ray_without_token_authentication_is_reported(tmp_path, path):
+    disabled = path.read_text().replace("RAY_AUTH_MODE=token", "RAY_AUTH_MODE=disabled")
+    problems = validate_cluster_yaml(write_text(tmp_path, disabled))
+    assert [p.split(" start Ray")[0] for p in problems] == [
+        "security: head_start_ray_commands",
+        "security: worker_start_ray_commands",
+    ]
+    assert "export RAY_AUTH_MODE=token" in problems[0]
+    unmounted = load_cluster_yaml(path)
+    del unmounted["file_mounts"]["~/.ray/auth_token"]
+    problems = validate_cluster_yaml(write_config(tmp_path, unmounted))
+    assert len(problems) == 1 and "the authentication token never reaches the nodes" in problems[0]
+    assert "ray get-auth-token --generate" in problems[0]
+
+
 def test_gcs_port_open_to_the_internet_is_reported(tmp_path):
     path = aws_with_rule(
         tmp_path, {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}

@@ -9,7 +9,8 @@
    the cloud (boto3 / the Google API client) to look up subnets, IAM roles and key pairs;
 3. this project's rules: pinned versions in every node's setup commands, no installer piped from
    the network into a shell unless its URL names a version, no Ray port open to the
-   whole internet, object-storage URIs set, no credential in the file, no fallback to Ray's default
+   whole internet, Ray started with token authentication on every node (and the token mounted
+   there), object-storage URIs set, no credential in the file, no fallback to Ray's default
    AWS image, and (on request) no ``REPLACE_ME`` placeholder left.
 
 Each problem is one line that starts with its category (``schema:``, ``ray:``, ``pins:``,
@@ -56,6 +57,10 @@ STORAGE_KEYS = {
 """The keys of the ``metadata.munet`` mapping of a cluster YAML, and what each one names."""
 STORAGE_SCHEMES = {"aws": ("s3://",), "gcp": ("gs://",)}
 """Object-storage schemes each cloud provider's nodes can write to with their instance identity."""
+
+TOKEN_FILE = "~/.ray/auth_token"
+"""Where Ray reads its authentication token by default, on the operator's machine and on the nodes
+(``ray get-auth-token --generate`` writes it; the YAMLs mount it onto every node)."""
 
 PLACEHOLDER = "REPLACE_ME"
 """Marker of every value in ``cluster/*.yaml`` that the user must edit before ``ray up``."""
@@ -140,6 +145,7 @@ def validate_cluster_yaml(path: str | Path, *, allow_placeholders: bool = True) 
         if prepared is not None:
             problems += _pin_problems(prepared)
             problems += _ingress_problems(config)
+            problems += _auth_problems(config)
             problems += _storage_problems(config)
             problems += _image_problems(prepared)
             problems += _installer_problems(prepared)
@@ -247,6 +253,33 @@ def _ingress_problems(config: dict[str, Any]) -> list[str]:
                 "Ray already allows all traffic between the group's members; reach the dashboard "
                 "and job API through `ray dashboard <cluster.yaml>` (SSH port forwarding)"
             )
+    return problems
+
+
+def _auth_problems(config: dict[str, Any]) -> list[str]:
+    """Ray must start with token authentication on every node, and the token must reach the nodes.
+
+    Without it anyone who reaches a Ray port (a colleague's machine in the VPC, a process on a
+    node) can submit jobs, that is run code, on the cluster."""
+    problems = []
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        commands = " ".join(config.get(key) or [])
+        if not re.search(r"\bRAY_AUTH_MODE=token\b", commands):
+            problems.append(
+                f"security: {key} start Ray without token authentication: export RAY_AUTH_MODE=token before "
+                "`ray start` (every node must agree), so that the dashboard, job API and GCS accept only "
+                "holders of the cluster's token"
+            )
+    mounted = any(str(remote).rstrip("/").endswith(".ray/auth_token") for remote in config.get("file_mounts") or {})
+    commands = " ".join(
+        str(c) for key in ("head_start_ray_commands", "worker_start_ray_commands") for c in config.get(key) or []
+    )
+    if not mounted and "RAY_AUTH_TOKEN_PATH=" not in commands:
+        problems.append(
+            f"security: the authentication token never reaches the nodes: add `{TOKEN_FILE}: {TOKEN_FILE}` to "
+            "file_mounts (create it first with `ray get-auth-token --generate`), or point RAY_AUTH_TOKEN_PATH "
+            "at a token file the nodes have"
+        )
     return problems
 
 
