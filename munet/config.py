@@ -83,6 +83,9 @@ class ModelConfig:
     cloth_blocks: int = 3
     regress_params: bool = False
     """Also regress body-model parameters from the predicted vertices."""
+    keypoint_heatmaps: bool = False
+    """An auxiliary head predicting 2D joint heatmaps from the feature maps the body GCN samples
+    (trained by ``loss.body_heatmap``; :mod:`munet.model.keypoints`)."""
     max_offset: float = 0.25
     """Largest clothed displacement from the body, metres (tanh-bounded)."""
 
@@ -144,6 +147,9 @@ class LossConfig:
     with the ground truth."""
     body_reproj: Schedule = field(default_factory=lambda: Schedule(0.1))
     body_params: Schedule = field(default_factory=lambda: Schedule(0.0))
+    body_heatmap: Schedule = field(default_factory=lambda: Schedule(1.0))
+    """2D joint heatmaps of the keypoint head (``model.keypoint_heatmaps``), a KL divergence over
+    feature-map cells: dense 2D supervision of the encoder."""
     cloth_chamfer: Schedule = field(default_factory=lambda: Schedule(1.0))
     cloth_p2s: Schedule = field(default_factory=lambda: Schedule(0.5))
     cloth_normal: Schedule = field(default_factory=lambda: Schedule(0.05))

@@ -14,6 +14,7 @@ from munet.graph import MeshGraph
 from munet.losses import TERMS, compute_losses, find_nonfinite, loss_weights
 from munet.losses.body import (
     canonical_vertex_loss,
+    heatmap_loss,
     joint_loss,
     orientation_loss,
     orientation_target,
@@ -245,3 +246,19 @@ def test_surface_terms_report_nan_instead_of_raising():
     assert torch.isnan(point_to_surface_loss(bad, vertices, faces))
     chamfer, _ = chamfer_and_normal_loss(vertices, vertices, bad, bad)
     assert torch.isnan(chamfer)
+
+
+def test_heatmap_loss_is_zero_at_the_target_and_ignores_joints_outside_the_crop():
+    size, cells = 64, 8
+    joints = torch.tensor([[[20.0, 30.0], [200.0, 5.0]]])  # the second lies outside the crop
+    centres = (torch.arange(cells) + 0.5) * size / cells - 0.5
+    distance = ((centres[None, :] - 20.0) ** 2 + (centres[:, None] - 30.0) ** 2) / (size / cells) ** 2
+    matching = (-0.5 * distance).expand(1, 2, cells, cells)  # the target's own log-density, both joints
+    assert float(heatmap_loss(matching, joints, size)) == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.zeros(1, 2, cells, cells)
+    elsewhere = matching.flip(-1)  # peaked on the mirrored cell
+    assert 0.5 < float(heatmap_loss(uniform, joints, size)) < float(heatmap_loss(elsewhere, joints, size))
+    # Only the joint inside counts: changing the outside joint's logits changes nothing.
+    changed = matching.clone()
+    changed[:, 1] = torch.randn(cells, cells)
+    assert float(heatmap_loss(changed, joints, size)) == pytest.approx(0.0, abs=1e-6)

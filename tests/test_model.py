@@ -157,6 +157,21 @@ def test_without_guidance_the_clothes_start_from_the_template(model_and_batch):
     assert torch.equal(out.cloth_base, model.templates.coarse.vertices.expand(2, -1, -1))
 
 
+def test_keypoint_head_predicts_heatmaps_on_the_feature_grid_and_trains(anny_body, model_and_batch):
+    _, batch = model_and_batch
+    config = small_config()
+    with_head = dataclasses.replace(config.model, keypoint_heatmaps=True)
+    model = MuNet(dataclasses.replace(config, model=with_head), anny_body)
+    out = model(batch["image"], batch["K"])
+    size = batch["image"].shape[-1]
+    assert out.joint_heatmaps.shape == (2, 17, size // 8, size // 8)
+    terms = compute_losses(out, batch, model.config.loss, 1, model.templates.cloth, model.template_joints)
+    assert float(terms["body_heatmap"]) > 0
+    terms["body_heatmap"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.keypoint_head.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in model.encoder.layer2.parameters())  # it trains the maps
+
+
 def test_stored_templates_round_trip_and_out_of_range_indices_are_refused(model_and_batch):
     model, _ = model_and_batch
     stored = model.templates.to_tensors()

@@ -25,6 +25,7 @@ from munet.geometry import vertex_normals
 from munet.graph import MeshGraph
 from munet.losses.body import (
     canonical_vertex_loss,
+    heatmap_loss,
     joint_loss,
     orientation_loss,
     orientation_target,
@@ -68,8 +69,9 @@ def compute_losses(
     """All loss terms of one batch and their weighted sum.
 
     A term whose weight is 0 at ``step`` is skipped (not computed, absent from the result), except
-    ``body_params``, computed whenever the model regresses parameters: it is the only gradient
-    path into the parameter regressor, and DDP needs every parameter to take part in each step.
+    ``body_params`` and ``body_heatmap``, computed whenever the model has the parameter regressor or
+    the keypoint head: each is the only gradient path into its module, and DDP needs every
+    parameter to take part in each step. Neither is computed when the model lacks the module.
 
     Args:
         output: the model's prediction.
@@ -132,6 +134,7 @@ def compute_losses(
             output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]
         ),
         "body_params": lambda: param_loss(output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"]),
+        "body_heatmap": lambda: heatmap_loss(output.joint_heatmaps, batch["joints_2d"], batch["image"].shape[-1]),
         "cloth_chamfer": lambda: chamfer_normal()[0],
         "cloth_p2s": lambda: point_to_surface_loss(gt_points, cloth, output.cloth_faces),
         "cloth_normal": lambda: chamfer_normal()[1],
@@ -146,6 +149,8 @@ def compute_losses(
         needed = weights[name] != 0.0
         if name == "body_params":
             needed = output.body_pose is not None
+        if name == "body_heatmap":
+            needed = output.joint_heatmaps is not None
         if needed:
             terms[name] = compute[name]()
             total = total + weights[name] * terms[name]

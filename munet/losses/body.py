@@ -116,3 +116,34 @@ def canonical_vertex_loss(
     pred_canonical = (pred - pred_root[:, None]) @ pred_rotation
     gt_canonical = (gt - gt_root[:, None]) @ gt_rotation
     return F.l1_loss(pred_canonical, gt_canonical)
+
+
+def heatmap_loss(logits: torch.Tensor, joints_2d: torch.Tensor, image_size: int, sigma: float = 1.0) -> torch.Tensor:
+    """KL divergence from a Gaussian around each true joint to the predicted heatmap, over cells.
+
+    The target of a joint is a Gaussian of ``sigma`` cells around its pixel position on the
+    ``h × w`` grid of cells that tile the crop, normalised to sum to 1; the prediction is the
+    softmax of its logits over the cells. Joints outside the crop are left out. 0 for a perfect
+    prediction.
+
+    Args:
+        logits: ``(B, J, h, w)`` heatmap logits (:class:`munet.model.keypoints.KeypointHead`).
+        joints_2d: ``(B, J, 2)`` true joints in pixels of the ``image_size`` crop.
+        image_size: the crop's side ``S``, pixels.
+        sigma: the target's standard deviation, cells.
+    """
+    batch, joints, h, w = logits.shape
+    if joints_2d.shape != (batch, joints, 2):
+        raise ValueError(f"heatmap_loss: logits {tuple(logits.shape)} and joints {tuple(joints_2d.shape)} disagree")
+    # Cell centres in pixels (pixel centres at integers; cell i spans [i, i + 1) * S / w - 0.5).
+    xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) * image_size / w - 0.5
+    ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) * image_size / h - 0.5
+    cell = image_size / w
+    dx = (xs[None, None, None, :] - joints_2d[..., 0, None, None]) / cell
+    dy = (ys[None, None, :, None] - joints_2d[..., 1, None, None]) / cell
+    target = torch.exp(-0.5 * (dx.square() + dy.square()) / sigma**2).flatten(2)
+    target = target / target.sum(-1, keepdim=True).clamp_min(1e-12)
+    inside = ((joints_2d >= -0.5) & (joints_2d <= image_size - 0.5)).all(-1).to(logits.dtype)
+    log_predicted = F.log_softmax(logits.flatten(2), dim=-1)
+    kl = (target * (torch.log(target.clamp_min(1e-12)) - log_predicted)).sum(-1)
+    return (kl * inside).sum() / inside.sum().clamp_min(1.0)

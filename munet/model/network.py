@@ -15,6 +15,7 @@ from munet.model.body_gcn import BodyGCN, ParamRegressor
 from munet.model.camera import weak_to_perspective
 from munet.model.cloth_gcn import ClothGCN
 from munet.model.encoder import ImageEncoder
+from munet.model.keypoints import KeypointHead
 from munet.model.mutual import MutualState
 from munet.model.templates import Templates, build_templates
 
@@ -44,6 +45,8 @@ class MuNetOutput:
         teacher_forced: ``(B,)`` bool, samples whose clothed branch used the ground-truth body.
         body_pose, body_shape: regressed body-model parameters, or ``None``
             (``model.regress_params``).
+        joint_heatmaps: ``(B, 17, S/8, S/8)`` COCO-17 heatmap logits of the keypoint head, or
+            ``None`` (``model.keypoint_heatmaps``).
     """
 
     body_vertices: torch.Tensor
@@ -62,6 +65,7 @@ class MuNetOutput:
     teacher_forced: torch.Tensor
     body_pose: torch.Tensor | None = None
     body_shape: torch.Tensor | None = None
+    joint_heatmaps: torch.Tensor | None = None
 
 
 class MuNet(nn.Module):
@@ -106,6 +110,7 @@ class MuNet(nn.Module):
         self.param_regressor = (
             ParamRegressor(t.coarse.num_vertices, t.pose_dim, t.shape_dim) if m.regress_params else None
         )
+        self.keypoint_head = KeypointHead(self.encoder.map_channels) if m.keypoint_heatmaps else None
         self.up = SparseOperator(t.sampling.up)
         self.down = SparseOperator(t.sampling.down)
         self.cloth_up = SparseOperator(t.cloth_up)
@@ -194,4 +199,5 @@ class MuNet(nn.Module):
             teacher_forced=forced,
             body_pose=pose,
             body_shape=shape,
+            joint_heatmaps=self.keypoint_head(feature_maps) if self.keypoint_head is not None else None,
         )
