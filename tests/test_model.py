@@ -168,8 +168,21 @@ def test_keypoint_head_predicts_heatmaps_on_the_feature_grid_and_trains(anny_bod
     terms = compute_losses(out, batch, model.config.loss, 1, model.templates.cloth, model.template_joints)
     assert float(terms["body_heatmap"]) > 0
     terms["body_heatmap"].backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.keypoint_head.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in model.keypoint_head.layers.parameters())
     assert any(p.grad.abs().sum() > 0 for p in model.encoder.layer2.parameters())  # it trains the maps
+    # The pose code joins the global feature, so the body's terms train its MLP too, once the
+    # zero-initialised heads after it have moved (one step on every term first).
+    model.zero_grad()
+    compute_losses(
+        model(batch["image"], batch["K"]), batch, model.config.loss, 1, model.templates.cloth, model.template_joints
+    )["total"].backward()
+    torch.optim.SGD(model.parameters(), lr=0.01).step()
+    model.zero_grad()
+    out = model(batch["image"], batch["K"])
+    compute_losses(out, batch, model.config.loss, 1, model.templates.cloth, model.template_joints)[
+        "body_canonical"
+    ].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.keypoint_head.code.parameters())
 
 
 def test_stored_templates_round_trip_and_out_of_range_indices_are_refused(model_and_batch):

@@ -110,7 +110,9 @@ class MuNet(nn.Module):
         self.param_regressor = (
             ParamRegressor(t.coarse.num_vertices, t.pose_dim, t.shape_dim) if m.regress_params else None
         )
-        self.keypoint_head = KeypointHead(self.encoder.map_channels) if m.keypoint_heatmaps else None
+        self.keypoint_head = (
+            KeypointHead(self.encoder.map_channels, self.encoder.global_channels) if m.keypoint_heatmaps else None
+        )
         self.up = SparseOperator(t.sampling.up)
         self.down = SparseOperator(t.sampling.down)
         self.cloth_up = SparseOperator(t.cloth_up)
@@ -153,6 +155,10 @@ class MuNet(nn.Module):
         state = MutualState.at_step(self.config.mutual, step)
 
         global_feature, feature_maps = self.encoder(image)
+        heatmaps = None
+        if self.keypoint_head is not None:
+            heatmaps, pose_code = self.keypoint_head(feature_maps)
+            global_feature = global_feature + pose_code
         estimate = self.body_gcn(global_feature, feature_maps, K, size)
         coarse, weak = estimate.posed, estimate.weak_camera
         fine = self.up(coarse)
@@ -199,5 +205,5 @@ class MuNet(nn.Module):
             teacher_forced=forced,
             body_pose=pose,
             body_shape=shape,
-            joint_heatmaps=self.keypoint_head(feature_maps) if self.keypoint_head is not None else None,
+            joint_heatmaps=heatmaps,
         )
