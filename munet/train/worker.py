@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -282,8 +283,15 @@ def _report(replica: _Replica, metrics: dict[str, float], with_checkpoint: bool)
 
 def _inject_failure(step: int, fail_at: int | None, start: int) -> None:
     """Raise after step ``fail_at`` (``train.inject_failure_at_step``) unless this (re)start began
-    at or past it."""
+    at or past it.
+
+    The crash it stands for comes after Ray Train's controller has collected the step's report
+    and checkpoint: the controller polls the workers every ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``
+    (2 s by default), and a worker that dies sooner loses the reports still queued, so the run
+    would restart from an earlier checkpoint (what Ray does for a real crash at that moment, but
+    not the failure this setting exists to test). The worker waits three intervals first."""
     if fail_at is not None and step == fail_at and start < fail_at:
+        time.sleep(3 * float(os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "2.0")))
         raise RuntimeError(f"injected failure at step {step} (train.inject_failure_at_step)")
 
 
