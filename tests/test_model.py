@@ -166,7 +166,7 @@ def test_keypoint_head_predicts_heatmaps_on_the_feature_grid_and_trains(anny_bod
     size = batch["image"].shape[-1]
     assert out.joint_heatmaps.shape == (2, 17, size // 8, size // 8)
     terms = compute_losses(out, batch, model.config.loss, 1, model.templates.cloth, model.template_joints)
-    assert float(terms["body_heatmap"]) > 0
+    assert terms["body_heatmap"].item() > 0
     terms["body_heatmap"].backward()
     assert all(p.grad.abs().sum() > 0 for p in model.keypoint_head.layers.parameters())
     assert any(p.grad.abs().sum() > 0 for p in model.encoder.layer2.parameters())  # it trains the maps
