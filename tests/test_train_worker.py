@@ -20,3 +20,19 @@ def test_rank_0_logs_one_line_with_throughput_data_wait_and_eta(caplog):
         _show(metrics, steps=100, samples_per_step=16, rank=1, writer=None)  # other ranks stay quiet
     # 50 steps left × 16 samples at 32 samples/s = 25 s.
     assert caplog.messages == ["step 50/100 loss 0.5000 | 32.0 samples/s | data wait 10% | ETA 0:00:25"]
+
+
+def test_ray_train_report_lines_stay_off_the_console_unless_verbose(monkeypatch):
+    from ray.train.v2._internal.execution import context
+
+    from munet.console import VERBOSE_ENV
+    from munet.train.worker import _quiet_ray_train_reports
+
+    reports = logging.getLogger(context.__file__)  # where Ray logs "Reporting training result ..."
+    monkeypatch.setattr(reports, "level", logging.NOTSET)
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    _quiet_ray_train_reports()
+    assert reports.level == logging.NOTSET  # verbose: left as Ray set it
+    monkeypatch.setenv(VERBOSE_ENV, "0")
+    _quiet_ray_train_reports()
+    assert reports.level == logging.WARNING

@@ -27,7 +27,7 @@ from munet.checkpoint.find import checkpoint_dir_name, checkpoint_step
 from munet.checkpoint.load import model_from_checkpoint
 from munet.checkpoint.state import TrainingState, load_checkpoint, restore_training_state, save_checkpoint
 from munet.config import MuNetConfig, config_from_dict
-from munet.console import setup_console
+from munet.console import setup_console, verbose
 from munet.train.optim import OptimizerStep, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,20 @@ def _inject_failure(step: int, fail_at: int | None, start: int) -> None:
         raise RuntimeError(f"injected failure at step {step} (train.inject_failure_at_step)")
 
 
+def _quiet_ray_train_reports() -> None:
+    """Keep Ray Train's "Reporting training result ..." line (every report of every worker, with
+    all its metrics) off the console unless :func:`munet.console.verbose`. Ray logs it through a
+    logger named after its source file, outside ``ray.train``, so ``RunConfig.logging_config``
+    does not reach it."""
+    if verbose():
+        return
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray layout: nothing to quiet
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The per-worker training loop (runs inside Ray Train).
 
@@ -308,6 +322,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from munet.train.step import step_generator, training_step
 
     setup_console(timestamps=False)
+    _quiet_ray_train_reports()
     replica = _start(config_from_dict(loop_config["config"]), loop_config.get("resume_from"))
     config, rank = replica.config, replica.rank
     writer = _tensorboard(loop_config.get("tensorboard_dir"), rank)
