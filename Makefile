@@ -41,7 +41,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# make test: every test but the long end-to-end runs marked `slow` (under 15 minutes on 2 cores);
+# make test: every test but the long end-to-end runs marked `slow` (about 10 minutes on 2 cores);
 # make test-all: all of them (the full Tune sweep, `ray job submit`, the DDP ablation: about 30 more).
 test: setup
 	$(PY) -m pytest -q -m "not slow"
