@@ -1,6 +1,7 @@
 # MuNet on Ray — set-up, demo and tests. Every target installs what it needs on a fresh machine.
 #   make demo   generate synthetic data, train on a local Ray (2 workers), evaluate, print the report path
 #   make test   run the test suite (make test-all: with the long end-to-end runs)
+#   make image  build the cluster image (cluster/Dockerfile; IMAGE=<registry>/munet, docs/cluster.md)
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ export ANNY_CACHE_DIR ?= $(HOME)/.cache/anny
 export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup system-deps demo lint test test-all bench clean
+.PHONY: setup system-deps demo lint test test-all bench image clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +55,15 @@ bench: setup
 	$(MUNET) bench metrics
 	$(MUNET) bench model
 	$(MUNET) bench data
+
+# The cluster image, tagged <package version>-<commit> so that every build has its own tag (the
+# cluster YAMLs name the tag; `latest` is refused by munet cluster validate): build from a committed
+# tree. Needs Docker >= 23.
+IMAGE ?= munet
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)-$(shell git rev-parse --short HEAD)
+image:
+	docker build -f cluster/Dockerfile -t $(IMAGE):$(IMAGE_TAG) .
+	@echo ">> built $(IMAGE):$(IMAGE_TAG): docker push it, then set docker.image in cluster/*.yaml"
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

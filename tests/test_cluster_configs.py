@@ -1,5 +1,7 @@
 """Cluster-launcher YAMLs: the shipped ones pass Ray's schema, Ray's own checks and the project rules
-offline; broken copies (open Ray ports, unpinned torch, schema errors, ...) are reported clearly."""
+offline; broken copies (open Ray ports, unpinned torch, containers without GPUs, schema errors, ...)
+are reported clearly. The cluster image (cluster/Dockerfile) builds on Ray's image of the pinned Ray
+and Python."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import yaml
 
 from munet.cluster import load_cluster_yaml, storage_uris, validate_cluster_yaml
 from munet.cluster.cli import main
-from munet.cluster.validate import PINNED_REQUIREMENTS, RAY_EXTRAS, RAY_VERSION
+from munet.cluster.validate import MIN_SHM_GIB_PER_GPU, PINNED_REQUIREMENTS, RAY_EXTRAS, RAY_VERSION
 from tests.conftest import REPO
 
 CLUSTER_DIR = REPO / "cluster"
@@ -21,6 +23,11 @@ SHIPPED = sorted(CLUSTER_DIR.glob("*.yaml"))
 AWS = CLUSTER_DIR / "aws-gpu.yaml"
 GCP = CLUSTER_DIR / "gcp-gpu.yaml"
 ONPREM = CLUSTER_DIR / "onprem.yaml"
+DOCKERFILE = CLUSTER_DIR / "Dockerfile"
+RAY_IMAGE = f"rayproject/ray:{RAY_VERSION}-py311-gpu"
+PINNED_INSTALL = (
+    'pip install torch==2.12.1 torchvision==0.27.1 easypytorch3d==0.7.9.post1 "ray[default,train,tune,data]==2.60.0"'
+)
 
 
 def write_config(tmp_path, config, name="cluster.yaml"):
@@ -33,6 +40,24 @@ def write_text(tmp_path, text, name="cluster.yaml"):
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def installed_per_node(source, setup=PINNED_INSTALL, image=None):
+    """``source`` with its software installed by setup commands instead of MuNet's image: without
+    Docker, or in Ray's own ``image`` (which holds Ray only)."""
+    config = load_cluster_yaml(source)
+    if image is None:
+        del config["docker"]
+        for node_type in config.get("available_node_types", {}).values():
+            node_type.pop("docker", None)
+    else:
+        config["docker"]["image"] = image
+    config["setup_commands"] = [setup]
+    return config
+
+
+def node_types_named(problems):
+    return [re.search(r"node type '([\w.-]+)'", problem).group(1) for problem in problems]
 
 
 def aws_with_rule(tmp_path, rule):
@@ -57,6 +82,7 @@ def test_shipped_cluster_yaml_only_lacks_its_placeholders(path):
     assert all(problem.startswith("placeholder:") for problem in problems), problems
     # Each placeholder names where it is, so the user can find it.
     assert any("metadata.munet.runs_uri" in problem for problem in problems)
+    assert any("(at docker.image)" in problem for problem in problems)
 
 
 def test_filled_in_aws_yaml_is_launch_ready(tmp_path):
@@ -65,6 +91,10 @@ def test_filled_in_aws_yaml_is_launch_ready(tmp_path):
         .replace("REPLACE_ME_YOUR_PUBLIC_IP/32", "198.51.100.7/32")
         .replace("ami-REPLACE_ME", "ami-0example")
         .replace("REPLACE_ME-bucket", "my-munet-bucket")
+        .replace("REPLACE_ME_ACCOUNT", "123456789012")
+        .replace("REPLACE_ME_TAG", "0.1.0-5f837f9")
+        .replace("subnet-REPLACE_ME", "subnet-0example")
+        .replace("sg-REPLACE_ME", "sg-0example")
     )
     assert validate_cluster_yaml(write_text(tmp_path, text), allow_placeholders=False) == []
 
@@ -128,30 +158,32 @@ def test_rules_that_keep_ray_ports_private_pass(tmp_path, rule):
     assert validate_cluster_yaml(aws_with_rule(tmp_path, rule)) == []
 
 
-def test_unpinned_torch_is_reported_for_every_node_type(tmp_path):
-    text = AWS.read_text()
-    assert text.count("pip install torch==2.12.1 ") == 1
-    problems = validate_cluster_yaml(
-        write_text(tmp_path, text.replace("pip install torch==2.12.1 ", "pip install torch "))
-    )
-    assert [re.search(r"node type '([\w-]+)'", problem).group(1) for problem in problems] == [
-        "head",
-        "gpu-1x-spot",
-        "gpu-4x",
-    ]
+@pytest.mark.parametrize("image", [None, RAY_IMAGE], ids=["no-docker", "ray-image"])
+def test_nodes_without_munet_image_pass_with_pinned_setup_commands(tmp_path, image):
+    assert validate_cluster_yaml(write_config(tmp_path, installed_per_node(AWS, image=image))) == []
+
+
+@pytest.mark.parametrize("image", [None, RAY_IMAGE], ids=["no-docker", "ray-image"])
+def test_unpinned_torch_is_reported_for_every_node_type(tmp_path, image):
+    config = installed_per_node(AWS, PINNED_INSTALL.replace("torch==2.12.1 ", "torch "), image=image)
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
+    assert node_types_named(problems) == ["head", "gpu-1x-spot", "gpu-4x", "gpu-8x-efa"]
     for problem in problems:
         assert problem.startswith("pins:") and "do not install torch==2.12.1 (" in problem
+        assert "cluster/Dockerfile" in problem
 
 
 def test_ray_without_the_needed_extras_is_reported(tmp_path):
-    text = GCP.read_text().replace('"ray[default,train,tune,data]==2.60.0"', '"ray[train]==2.60.0"')
-    problems = validate_cluster_yaml(write_text(tmp_path, text))
-    assert len(problems) == 3
+    config = installed_per_node(
+        GCP, PINNED_INSTALL.replace('"ray[default,train,tune,data]==2.60.0"', "ray[train]==2.60.0")
+    )
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
+    assert len(problems) == 4
     assert all("do not install ray[data,default,train,tune]==2.60.0" in problem for problem in problems)
 
 
 def test_node_type_setup_commands_replace_the_global_ones_and_must_pin_too(tmp_path):
-    config = load_cluster_yaml(AWS)
+    config = installed_per_node(AWS, image=RAY_IMAGE)
     config["available_node_types"]["gpu-4x"]["worker_setup_commands"] = ["pip install torch easypytorch3d ray"]
     problems = validate_cluster_yaml(write_config(tmp_path, config))
     assert len(problems) == 1 and problems[0].startswith("pins: setup commands of worker node type 'gpu-4x'")
@@ -161,18 +193,112 @@ def test_node_type_setup_commands_replace_the_global_ones_and_must_pin_too(tmp_p
 
 @pytest.mark.parametrize("path", [AWS, GCP, ONPREM], ids=lambda p: p.stem)
 def test_an_unpinned_installer_piped_into_a_shell_is_reported(tmp_path, path):
-    text = path.read_text()
-    assert "https://astral.sh/uv/0.9.5/install.sh | sh" in text  # the shipped files pin it
-    problems = validate_cluster_yaml(write_text(tmp_path, text.replace("/uv/0.9.5/install.sh", "/uv/install.sh")))
+    config = load_cluster_yaml(path)
+    config["setup_commands"] = ["curl -LsSf https://astral.sh/uv/0.9.5/install.sh | sh"]
+    assert validate_cluster_yaml(write_config(tmp_path, config)) == []  # a version in the URL
+    config["setup_commands"] = ["curl -LsSf https://astral.sh/uv/install.sh | sh"]
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
     assert len(problems) == 1 and problems[0].startswith(
         "installer: the setup commands pipe https://astral.sh/uv/install.sh"
     )
-    other = text.replace(
-        "curl -LsSf https://astral.sh/uv/0.9.5/install.sh | sh", "wget -qO- https://example.org/get.sh | sudo bash"
-    )
-    assert [p.split(" pipe ")[1].split()[0] for p in validate_cluster_yaml(write_text(tmp_path, other))] == [
+    config["setup_commands"] = ["wget -qO- https://example.org/get.sh | sudo bash"]
+    assert [p.split(" pipe ")[1].split()[0] for p in validate_cluster_yaml(write_config(tmp_path, config))] == [
         "https://example.org/get.sh"
     ]
+
+
+@pytest.mark.parametrize(
+    ("image", "what"),
+    [
+        ("registry.example.com/munet", "has no tag (Docker reads it as :latest)"),
+        ("localhost:5000/munet", "has no tag (Docker reads it as :latest)"),
+        ("registry.example.com/munet:latest", "uses the moving tag :latest"),
+    ],
+    ids=["untagged", "registry-port-untagged", "latest"],
+)
+def test_an_image_without_a_fixed_tag_is_reported(tmp_path, image, what):
+    config = load_cluster_yaml(ONPREM)
+    config["docker"]["image"] = image
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
+    assert problems == [
+        f"docker: image {image!r} {what}: every node pulls it when it starts, so a node launched later would run "
+        "whatever the tag points to by then and the cluster would mix versions; push each build under its own tag "
+        "(`make image`, docs/cluster.md) and name that tag"
+    ]
+
+
+@pytest.mark.parametrize("image", ["localhost:5000/munet:0.1.0-5f837f9", "registry.example.com/munet@sha256:0123abcd"])
+def test_a_fixed_tag_or_digest_passes(tmp_path, image):
+    config = load_cluster_yaml(GCP)
+    config["docker"]["image"] = image
+    assert validate_cluster_yaml(write_config(tmp_path, config)) == []
+
+
+def test_a_node_type_image_is_checked_too(tmp_path):
+    config = load_cluster_yaml(AWS)
+    config["available_node_types"]["gpu-8x-efa"]["docker"]["worker_image"] = "registry.example.com/munet-efa"
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
+    assert len(problems) == 1 and problems[0].startswith("docker: image 'registry.example.com/munet-efa' has no tag")
+
+
+def test_gpu_node_types_whose_container_gets_no_gpu_are_reported(tmp_path):
+    config = load_cluster_yaml(AWS)
+    config["docker"]["worker_run_options"] = []
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
+    # The 8-GPU type has its own worker_run_options, which replace the global list.
+    assert node_types_named(problems) == ["gpu-1x-spot", "gpu-4x"]
+    assert problems[0].startswith("docker: node type 'gpu-1x-spot' has 1 GPU(s), but its container starts without")
+    assert "add `--gpus all` to docker.worker_run_options" in problems[0]
+    config["docker"]["worker_run_options"] = ["--runtime=nvidia"]  # the NVIDIA runtime also gives the GPUs
+    assert validate_cluster_yaml(write_config(tmp_path, config)) == []
+    config["available_node_types"]["gpu-8x-efa"]["docker"]["worker_run_options"].remove("--gpus all")
+    assert node_types_named(validate_cluster_yaml(write_config(tmp_path, config))) == ["gpu-8x-efa"]
+
+
+@pytest.mark.parametrize(
+    ("run_options", "expected"),
+    [
+        ([], ["gpu-1x-spot", "gpu-4x", "gpu-8x-efa"]),
+        (["--shm-size=16g"], ["gpu-8x-efa"]),
+        (["--shm-size", "32GiB"], []),
+        (["--ipc=host"], []),
+        (["--shm-size=lots"], ["gpu-1x-spot", "gpu-4x", "gpu-8x-efa"]),
+    ],
+    ids=["unsized", "too-small-for-8", "large-enough", "host-ipc", "unreadable"],
+)
+def test_gpu_node_types_without_room_in_dev_shm_are_reported(tmp_path, run_options, expected):
+    config = load_cluster_yaml(AWS)
+    config["docker"]["disable_shm_size_detection"] = True
+    config["docker"]["run_options"] += run_options
+    problems = validate_cluster_yaml(write_config(tmp_path, config))
+    assert node_types_named(problems) == expected
+    assert all(problem.startswith("docker: node type") for problem in problems)
+    if run_options == []:
+        assert "turns Ray's /dev/shm sizing off (disable_shm_size_detection) without --shm-size" in problems[0]
+    if run_options == ["--shm-size=16g"]:
+        assert f"less than {8 * MIN_SHM_GIB_PER_GPU} GiB for 8 GPU(s)" in problems[0]
+    if run_options == ["--shm-size=lots"]:
+        assert "--shm-size 'lots' is not a size Docker reads" in problems[0]
+
+
+def test_the_cloud_files_offer_8_gpu_nodes_with_a_fast_interconnect():
+    aws = load_cluster_yaml(AWS)["available_node_types"]["gpu-8x-efa"]
+    assert aws["resources"]["GPU"] == 8 and aws["node_config"]["InstanceType"] == "p4d.24xlarge"
+    interfaces = aws["node_config"]["NetworkInterfaces"]
+    assert sorted(interface["NetworkCardIndex"] for interface in interfaces) == [0, 1, 2, 3]
+    assert all(interface["InterfaceType"] in ("efa", "efa-only") for interface in interfaces)
+    assert "--env FI_PROVIDER=efa" in aws["docker"]["worker_run_options"]
+    gcp = load_cluster_yaml(GCP)["available_node_types"]["gpu-8x-nvlink"]
+    assert gcp["resources"]["GPU"] == 8 and gcp["node_config"]["machineType"] == "a2-highgpu-8g"
+
+
+def test_the_image_builds_on_ray_s_gpu_image_of_the_pinned_ray_and_python():
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    major, minor = re.search(r">=(\d+)\.(\d+)", requires).groups()
+    (base,) = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base == f"rayproject/ray:{RAY_VERSION}-py{major}{minor}-gpu"
+    for config in (load_cluster_yaml(path) for path in SHIPPED):
+        assert config["docker"]["image"].rsplit("/", 1)[-1].startswith("munet:")
 
 
 def test_unknown_top_level_key_is_a_schema_problem(tmp_path):
@@ -329,9 +455,7 @@ def test_env_command_fails_on_a_missing_uri(tmp_path, capsys):
 
 
 def test_command_line_reports_each_file_and_fails_on_any_problem(tmp_path):
-    bad = write_text(
-        tmp_path, ONPREM.read_text().replace("install torch==2.12.1 ", "install torch>=2 "), name="bad.yaml"
-    )
+    bad = write_text(tmp_path, ONPREM.read_text().replace("munet:REPLACE_ME_TAG", "munet:latest"), name="bad.yaml")
     result = subprocess.run(
         [sys.executable, "-m", "munet.cluster", "validate", *map(str, SHIPPED), str(bad)],
         capture_output=True,
@@ -342,11 +466,8 @@ def test_command_line_reports_each_file_and_fails_on_any_problem(tmp_path):
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert [f"{path}: ok" for path in SHIPPED] == lines[: len(SHIPPED)]
-    assert lines[len(SHIPPED) :] == [
-        f"{bad}: pins: setup commands of {role} node type 'local.cluster.node' do not install torch==2.12.1 "
-        "(PyTorch3D's registry build needs exactly this torch; keep them equal to pyproject.toml)"
-        for role in ("head", "worker")
-    ]
+    assert len(lines) == len(SHIPPED) + 1
+    assert lines[-1].startswith(f"{bad}: docker: image 'REPLACE_ME-registry/munet:latest' uses the moving tag :latest")
     good = subprocess.run(
         [sys.executable, "-m", "munet.cluster", "validate", *map(str, SHIPPED)],
         capture_output=True,

@@ -7,14 +7,17 @@
    else) and ``validate_config`` (which needs the prepared file: it fails on the raw one). The step
    after these in ``ray up``, the provider's ``bootstrap_config``, is skipped on purpose: it calls
    the cloud (boto3 / the Google API client) to look up subnets, IAM roles and key pairs;
-3. this project's rules: pinned versions in every node's setup commands, no installer piped from
-   the network into a shell unless its URL names a version, no Ray port open to the
-   whole internet, Ray started with token authentication on every node (and the token mounted
-   there), object-storage URIs set, no credential in the file, no fallback to Ray's default
-   AWS image, and (on request) no ``REPLACE_ME`` placeholder left.
+3. this project's rules: pinned versions in the setup commands of every node that does not run
+   MuNet's image (``cluster/Dockerfile``), no installer piped from the network into a shell unless
+   its URL names a version, no Ray port open to the whole internet, Ray started with token
+   authentication on every node (and the token mounted there), object-storage URIs set, no
+   credential in the file, no fallback to Ray's default AWS image, containers (Ray's ``docker``
+   section) started from a fixed image tag, with the GPUs and with a ``/dev/shm`` large enough on
+   GPU nodes, and (on request) no ``REPLACE_ME`` placeholder left.
 
 Each problem is one line that starts with its category (``schema:``, ``ray:``, ``pins:``,
-``security:``, ``storage:``, ``credentials:``, ``image:``, ``placeholder:``, ``installer:``).
+``security:``, ``storage:``, ``credentials:``, ``image:``, ``docker:``, ``placeholder:``,
+``installer:``).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import ipaddress
 import json
 import logging
 import re
+import shlex
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import yaml
@@ -64,6 +68,15 @@ TOKEN_FILE = "~/.ray/auth_token"
 
 PLACEHOLDER = "REPLACE_ME"
 """Marker of every value in ``cluster/*.yaml`` that the user must edit before ``ray up``."""
+
+RAY_IMAGE_OWNER = "rayproject"
+"""Docker Hub owner of Ray's own images (``rayproject/ray:<version>-py<XY>-gpu`` ...): they hold Ray
+only, so a node running one still needs the pinned installs in its setup commands; MuNet's image,
+built ``FROM`` one of them by ``cluster/Dockerfile``, holds everything."""
+MIN_SHM_GIB_PER_GPU = 4
+"""Least ``--shm-size`` per GPU of a node when a YAML sets it: Ray's object store lives in
+``/dev/shm``, and Ray Data keeps each training worker's prefetched batches in it (Docker's default
+is 64 MB; left unset, Ray sizes it for the object store from the node's memory)."""
 
 _CREDENTIAL_PATTERNS = (
     (re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"), "a PEM private key"),
@@ -148,6 +161,7 @@ def validate_cluster_yaml(path: str | Path, *, allow_placeholders: bool = True) 
             problems += _auth_problems(config)
             problems += _storage_problems(config)
             problems += _image_problems(prepared)
+            problems += _docker_problems(prepared)
             problems += _installer_problems(prepared)
     problems += _credential_problems(text)
     if not allow_placeholders:
@@ -180,27 +194,158 @@ def _ray_problems(config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[s
     return prepared, []
 
 
-def _pin_problems(prepared: dict[str, Any]) -> list[str]:
-    """Every node's effective setup commands must install the pinned versions."""
-    problems = []
-    head_type = prepared["head_node_type"]
+class _Container(NamedTuple):
+    """The container a node runs Ray in, as Ray's launcher starts it from the ``docker`` section."""
+
+    image: str
+    options: list[str]
+    """The ``docker run`` options, split into words (``--gpus all`` is two)."""
+    sizes_shm: bool
+    """Whether Ray sizes ``/dev/shm`` itself when no ``--shm-size`` is given."""
+
+
+def _node_roles(prepared: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(node type, "head" or "worker")`` for every role a node type can take in the cluster."""
+    roles = []
     for name, node_type in prepared["available_node_types"].items():
-        roles = []
-        if name == head_type:
-            roles.append(("head", prepared["head_setup_commands"]))
+        if name == prepared["head_node_type"]:
+            roles.append((name, "head"))
         if node_type.get("max_workers", 0) > 0:
+            roles.append((name, "worker"))
+    return roles
+
+
+def _container(prepared: dict[str, Any], name: str, role: str) -> _Container | None:
+    """The container of node type ``name`` in ``role``; None when its nodes run Ray without Docker.
+
+    As in Ray's launcher, a node type's own ``docker`` keys (``worker_image``,
+    ``worker_run_options``) replace the global ones, and the role's run options follow the shared
+    ``run_options``."""
+    docker = dict(prepared.get("docker") or {})
+    if role == "worker":
+        docker.update(prepared["available_node_types"][name].get("docker") or {})
+    if not docker.get("container_name"):
+        return None
+    options = [str(option) for option in [*docker.get("run_options", []), *docker.get(f"{role}_run_options", [])]]
+    return _Container(
+        image=str(docker.get(f"{role}_image") or docker.get("image") or ""),
+        options=shlex.split(" ".join(options)),
+        sizes_shm=not docker.get("disable_shm_size_detection", False),
+    )
+
+
+def _pin_problems(prepared: dict[str, Any]) -> list[str]:
+    """The effective setup commands of every node must install the pinned versions, unless the node
+    runs an image other than Ray's own (MuNet's image has them from ``pyproject.toml``)."""
+    problems = []
+    for name, role in _node_roles(prepared):
+        container = _container(prepared, name, role)
+        if container is not None and not _is_ray_image(container.image):
+            continue
+        if role == "head":
+            commands = prepared["head_setup_commands"]
+        else:
             # A node type's own worker_setup_commands replace the global setup + worker setup.
+            node_type = prepared["available_node_types"][name]
             commands = node_type.get("worker_setup_commands", prepared["worker_setup_commands"])
-            roles.append(("worker", commands))
-        for role, commands in roles:
-            missing = _missing_pins(" ".join(commands))
-            if missing:
-                problems.append(
-                    f"pins: setup commands of {role} node type '{name}' do not install "
-                    f"{', '.join(missing)} (PyTorch3D's registry build needs exactly this torch; "
-                    "keep them equal to pyproject.toml)"
-                )
+        missing = _missing_pins(" ".join(commands))
+        if missing:
+            problems.append(
+                f"pins: setup commands of {role} node type '{name}' do not install "
+                f"{', '.join(missing)} (PyTorch3D's registry build needs exactly this torch; "
+                "keep them equal to pyproject.toml, or run the node in MuNet's image built from cluster/Dockerfile)"
+            )
     return problems
+
+
+def _docker_problems(prepared: dict[str, Any]) -> list[str]:
+    """Containers must come from a fixed image tag, and a GPU node's container must get its GPUs and
+    a ``/dev/shm`` that holds Ray's object store."""
+    problems = []
+    images = []
+    for name, role in _node_roles(prepared):
+        container = _container(prepared, name, role)
+        if container is None:
+            continue
+        if container.image not in images:
+            images.append(container.image)
+        gpus = prepared["available_node_types"][name].get("resources", {}).get("GPU", 0)
+        if gpus > 0:
+            problems += _gpu_container_problems(name, role, gpus, container)
+    return [problem for image in images if (problem := _moving_tag_problem(image))] + problems
+
+
+def _moving_tag_problem(image: str) -> str | None:
+    """Why ``image`` may change under the cluster (no tag, or ``latest``), or None if it is fixed."""
+    if "@" in image:  # pinned by digest
+        return None
+    name = image.rsplit("/", 1)[-1]
+    tag = name.rsplit(":", 1)[1] if ":" in name else ""
+    if tag and tag != "latest":
+        return None
+    what = "uses the moving tag :latest" if tag else "has no tag (Docker reads it as :latest)"
+    return (
+        f"docker: image {image!r} {what}: every node pulls it when it starts, so a node launched later would "
+        "run whatever the tag points to by then and the cluster would mix versions; push each build under its "
+        "own tag (`make image`, docs/cluster.md) and name that tag"
+    )
+
+
+def _gpu_container_problems(name: str, role: str, gpus: int, container: _Container) -> list[str]:
+    """A GPU node's container needs ``--gpus`` (or the NVIDIA runtime) and enough ``/dev/shm``."""
+    where = f"docker.{role}_run_options (a node type's own list, if it has one: it replaces the global one)"
+    problems = []
+    runtimes = _option_values(container.options, "--runtime")
+    if not _option_values(container.options, "--gpus") and "nvidia" not in runtimes:
+        problems.append(
+            f"docker: node type '{name}' has {gpus} GPU(s), but its container starts without --gpus: add "
+            f"`--gpus all` to {where}; Ray adds --runtime=nvidia by itself only when the host's `docker info` "
+            "lists the NVIDIA runtime and nvidia-smi runs, otherwise Ray sees no GPU there"
+        )
+    least = gpus * MIN_SHM_GIB_PER_GPU
+    shm = _option_values(container.options, "--shm-size")
+    if shm:
+        size = _docker_bytes(shm[-1])
+        if size is None:
+            problems.append(f"docker: node type '{name}': --shm-size {shm[-1]!r} is not a size Docker reads (e.g. 64g)")
+        elif size < least * 2**30:
+            problems.append(
+                f"docker: node type '{name}' gives its container --shm-size {shm[-1]} ({size / 2**30:.1f} GiB), less "
+                f"than {least} GiB for {gpus} GPU(s) ({MIN_SHM_GIB_PER_GPU} GiB each): Ray's object store lives in "
+                "/dev/shm and Ray Data keeps every training worker's prefetched batches there; raise it, or drop "
+                "--shm-size to let Ray size /dev/shm from the node's memory"
+            )
+    elif "host" not in _option_values(container.options, "--ipc") and not container.sizes_shm:
+        problems.append(
+            f"docker: node type '{name}' turns Ray's /dev/shm sizing off (disable_shm_size_detection) without "
+            f"--shm-size: Docker's default 64 MB cannot hold Ray's object store; give --shm-size (at least "
+            f"{MIN_SHM_GIB_PER_GPU} GiB per GPU) in {where}, or drop disable_shm_size_detection"
+        )
+    return problems
+
+
+def _option_values(words: list[str], flag: str) -> list[str]:
+    """The values given to ``flag`` in ``docker run`` words, as ``--flag value`` or ``--flag=value``."""
+    values = []
+    for index, word in enumerate(words):
+        if word == flag and index + 1 < len(words):
+            values.append(words[index + 1])
+        elif word.startswith(flag + "="):
+            values.append(word[len(flag) + 1 :])
+    return values
+
+
+def _docker_bytes(size: str) -> int | None:
+    """Bytes of a Docker memory size (``64m``, ``16g``, ``1.5GiB``, ``123b``); None if unreadable."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?", size, re.IGNORECASE)
+    if not match:
+        return None
+    return int(float(match.group(1)) * 1024 ** " kmgtp".index(match.group(2).lower() or " "))
+
+
+def _is_ray_image(image: str) -> bool:
+    """Whether ``image`` is one of Ray's own images (``[registry/]rayproject/<name>[:tag]``)."""
+    return image.split("@", 1)[0].split("/")[-2:-1] == [RAY_IMAGE_OWNER]
 
 
 def _installer_problems(prepared: dict[str, Any]) -> list[str]:
