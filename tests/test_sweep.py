@@ -3,8 +3,11 @@
 Fast checks of the search space, the settings and the result tables, then one real sweep — Ray
 Tune + Optuna + ASHA around Ray Train, tiny model, 3 steps per trial — run through the command
 line in a subprocess (it starts its own Ray with the dashboard, which Tune around a TorchTrainer
-needs). The sweep has 4 trials, trial 2 raises (fault injection), and it is interrupted with
-Ctrl-C once trials 1 and 2 have ended, then resumed: the finished trials must be kept, not redone.
+needs). Its ``--out`` is a ``file://`` URI, as a cluster's would be ``s3://``: the sweep, its trials
+and their training runs reach the folder only through the URI. The sweep has 4 trials, trial 2
+raises (fault injection; with the default ``max_failures: 1`` it must be recorded, not restarted),
+and it is interrupted with Ctrl-C once trials 1 and 2 have ended, then resumed: the finished trials
+must be kept, not redone.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import yaml
 from munet.config import ConfigError, load_config
 from munet.tune.cli import build_parser, parse_trial_overrides, resolve_spec
 from munet.tune.results import pareto_mask
-from munet.tune.settings import SweepSettings, SweepSpec, load_sweep_settings
+from munet.tune.settings import SweepSettings, SweepSpec, load_sweep_settings, sweep_location
 from munet.tune.space import Range, SearchSpace, param_overrides, trial_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +124,7 @@ def test_result_files_rank_only_evaluated_finite_trials(tmp_path):
             name,
             "done",
             {"cloth_weight": weight},
-            path=str(folder),
+            path=folder.as_uri(),
             metrics={**metrics, "pa_mpjpe_mm": body, "chamfer_cm": cloth},
             score=body / 50 + cloth,
         )
@@ -140,15 +143,18 @@ def test_result_files_rank_only_evaluated_finite_trials(tmp_path):
     assert [r.name for r in results.ranked] == ["trial_001", "trial_002", "trial_003"]
     assert results.best.name == "trial_001"  # score 100/50 + 3 = 5.0 < 50/50 + 4.5 = 5.5
 
-    spec = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu"))
+    out = tmp_path / "sweep"  # written through its URI
+    spec = SweepSpec(out=out.as_uri(), data="d", val_data="v", base=load_config("cpu"))
     files = write_results(results, spec)
-    with open(files["csv"], newline="") as handle:
+    names = {"csv": "results.csv", "markdown": "results.md", "plot": "pareto.png", "best_config": "best_config.yaml"}
+    assert files == {key: f"{out.as_uri()}/{name}" for key, name in names.items()}
+    with open(out / "results.csv", newline="") as handle:
         table = {row["trial"]: row for row in csv.DictReader(handle)}
     assert [table[f"trial_00{i}"]["pareto"] for i in range(1, 5)] == ["1", "1", "0", "0"]
     assert table["trial_005"]["error"] == "RuntimeError: boom" and table["trial_005"]["score"] == ""
-    assert "trial_001 ★" in files["markdown"].read_text()
-    assert files["plot"].read_bytes()[:4] == b"\x89PNG"
-    assert load_config(files["best_config"]).loss.cloth_chamfer.start == 1.0
+    assert "trial_001 ★" in (out / "results.md").read_text()
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert load_config(out / "best_config.yaml").loss.cloth_chamfer.start == 1.0
 
 
 def test_asha_rungs_fall_before_the_last_step():
@@ -176,7 +182,7 @@ def test_resume_keeps_the_saved_sweep_and_refuses_a_different_one(tmp_path):
     args = build_parser().parse_args(["--out", str(tmp_path), "--steps", "7", "--trials", "3"])
     spec = resolve_spec(args)
     spec.save()
-    assert SweepSpec.load(tmp_path) == spec
+    assert SweepSpec.load(str(tmp_path)) == spec
     resumed = resolve_spec(build_parser().parse_args(["--out", str(tmp_path), "--resume"]))
     assert resumed == spec and resumed.base.train.steps == 7
     same = build_parser().parse_args(["--out", str(tmp_path), "--resume", "--steps", "7", "--trials", "3"])
@@ -195,6 +201,46 @@ def test_relative_data_paths_are_fixed_before_trials_run_elsewhere(tmp_path, mon
     assert spec.out == str(tmp_path / "sweep")
     assert spec.data == str(tmp_path / "shards" / "train")  # trials run in Ray's own folders
     assert spec.val_data == "s3://b/held"  # a URI stays as it is
+
+
+def test_out_uri_is_the_sweep_storage_and_a_bad_one_is_refused(tmp_path, monkeypatch):
+    from munet.tune.sweep import build_tuner
+
+    monkeypatch.chdir(tmp_path)
+    uri = (tmp_path / "sweeps" / "s1").as_uri()
+    spec = resolve_spec(build_parser().parse_args(["--out", uri, "--steps", "7"]))
+    assert (spec.out, spec.data, spec.val_data) == (uri, f"{uri}/data", f"{uri}/val_data")
+    spec.save()
+    assert SweepSpec.load(uri) == spec and (tmp_path / "sweeps" / "s1" / "sweep.yaml").is_file()
+    assert resolve_spec(build_parser().parse_args(["--out", uri, "--resume"])) == spec
+
+    tuner = build_tuner(spec)._local_tuner  # Ray internals: what Tune was given
+    assert tuner._run_config.storage_path == uri
+    assert tuner._run_config.failure_config.max_failures == SweepSettings().max_failures >= 1
+    for bad in ("foo://bucket/sweeps", "file://relative/sweeps"):
+        with pytest.raises(ConfigError, match="not a usable sweep location"):
+            sweep_location(bad)
+    assert not any(tmp_path.glob("*:*")), "a URI must never become a local folder named after its scheme"
+
+
+def test_default_concurrency_follows_the_cluster_as_it_grows(tmp_path, monkeypatch):
+    import ray
+
+    from munet.tune.concurrency import ClusterConcurrency, trial_resources
+    from munet.tune.sweep import build_tuner
+
+    spec = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu"))  # 2 workers of 1 CPU
+    limiter = build_tuner(spec)._local_tuner._tune_config.search_alg  # Ray internals: what Tune was given
+    assert isinstance(limiter, ClusterConcurrency) and limiter.resources == {"CPU": 3.0}
+    # Sized when a trial is to start: a cold cluster (a head without CPUs) starts one trial, whose
+    # workers make an autoscaler add a node; each node that joins lets more start.
+    for cpus, limit in ((0, 1), (8, 3), (24, 9)):
+        monkeypatch.setattr(ray, "cluster_resources", lambda cpus=cpus: {"CPU": float(cpus)})
+        assert limiter.cluster_limit() == limit
+    gpu = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu", ["train.use_gpu=true"]))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 48.0, "GPU": 4.0})
+    assert ClusterConcurrency(limiter.searcher, trial_resources(gpu)).cluster_limit() == 3  # 2 GPUs a trial
+    assert build_tuner(spec, max_concurrent=2)._local_tuner._tune_config.max_concurrent_trials == 2
 
 
 def test_resume_refuses_a_moved_or_copied_sweep_folder(tmp_path):
@@ -256,7 +302,7 @@ def _statuses(out: Path) -> dict[str, str]:
     from munet.tune.settings import ObjectiveSettings
 
     try:
-        results = collect_results(out / "tune", ObjectiveSettings())
+        results = collect_results(out.as_uri(), ObjectiveSettings())
     except (ValueError, OSError):  # no experiment state yet, or caught mid-write
         return {}
     return {row.name: row.status for row in results.rows}
@@ -294,7 +340,7 @@ def sweep(tmp_path_factory):
         sys.executable,
         "sweeps/tune_mutual.py",
         "--out",
-        str(out),
+        out.as_uri(),
         "--sweep",
         str(settings),
         "--trials",
@@ -324,7 +370,7 @@ def sweep(tmp_path_factory):
     second_log = root / "second.log"
     with open(second_log, "w") as log:
         second = subprocess.run(
-            [sys.executable, "sweeps/tune_mutual.py", "--out", str(out), "--resume"],
+            [sys.executable, "sweeps/tune_mutual.py", "--out", out.as_uri(), "--resume"],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -365,6 +411,8 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(sweep):
     for name in ("trial_001", "trial_003", "trial_004"):
         assert int(sweep.rows[name]["step"]) == 3
         assert (sweep.out / "tune" / name / "eval" / "metrics.json").is_file()
+        assert (sweep.out / "tune" / name / "train" / "checkpoint_00000003" / "state.pt").is_file()
+    assert not (REPO / "file:").exists(), "the --out URI became a local folder"
 
 
 @pytest.mark.slow

@@ -1,28 +1,30 @@
 """Results of a sweep: the per-trial table, the Pareto front of body vs clothed error, the best
 configuration.
 
-Rows are read back from the Tune experiment folder (so an interrupted sweep can be reported too).
-A trial's status is one of:
+Rows are read back from the Tune experiment (so an interrupted sweep can be reported too), and the
+files are written into the sweep folder, both through its location (a folder or a URI). A trial's
+status is one of:
 
 - ``done``: trained and evaluated on the held-out shards;
 - ``stopped``: stopped early by ASHA (no held-out evaluation);
-- ``error``: raised (the message is in the table, the traceback in the trial's ``error.txt``);
+- ``error``: failed (the message is in the table; the traceback in the ``error`` of the trial's
+  last result, or in its ``error.txt`` when Tune recorded the failure: a driver lost more often
+  than ``max_failures`` allows);
 - ``unfinished``: interrupted; ``--resume`` continues it.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from munet.config import load_config, save_config
 from munet.markdown import escape_cell, table
 from munet.metrics import METRIC_KEYS
-from munet.tune.settings import ObjectiveSettings, SweepSpec, trial_name
+from munet.tune.settings import ObjectiveSettings, SweepSpec, experiment_location, trial_location, trial_name
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ class TrialRow:
         score: the scalar combination of the two objectives (NaN unless ``done``).
         step: last training step reported (0 if none).
         error: the exception message of a failed trial.
-        path: the trial folder.
+        path: the trial folder (a path or a URI).
         pareto: on the Pareto front of the finished trials.
     """
 
@@ -100,44 +102,62 @@ def pareto_mask(points: list[tuple[float, ...]]) -> list[bool]:
     return [not any(dominates(other, point) for other in points) for point in points]
 
 
-def _error_message(trial_path: Path) -> str:
-    """The last line of a failed trial's ``error.txt`` (the exception and its message)."""
-    error_file = trial_path / "error.txt"
-    if not error_file.is_file():
-        return "failed (no error.txt)"
-    lines = [line.strip() for line in error_file.read_text().splitlines() if line.strip()]
+def _last_line(text: str) -> str:
+    """The last non-empty line of a traceback: the exception and its message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "failed"
 
 
-def _status(trial: Any, evaluated: bool) -> str:
+def _error_message(trial: str, last: dict[str, Any]) -> str:
+    """What a failed trial (folder or URI ``trial``, last result ``last``) failed with: the error
+    it reported, else the one Tune recorded in its ``error.txt``."""
+    from munet.data.shards import ShardStore
+
+    if "error" in last:
+        return _last_line(last["error"])
+    folder = ShardStore(trial)
+    if not folder.exists("error.txt"):
+        return "failed (no error.txt)"
+    return _last_line(folder.read_bytes("error.txt").decode(errors="replace"))
+
+
+def _status(trial: Any, last: dict[str, Any]) -> str:
+    """The status (:data:`STATUSES`) of a Tune trial whose last result is ``last``."""
     if trial.status == "ERROR":
         return "error"
     if trial.status == "TERMINATED":
-        return "done" if evaluated else "stopped"
+        if "error" in last:  # run_trial reports its own failures instead of raising them
+            return "error"
+        return "done" if "eval_samples" in last else "stopped"  # only the evaluation result has it
     return "unfinished"
 
 
-def collect_results(experiment: str | Path, objective: ObjectiveSettings) -> SweepResults:
-    """Read every trial of the Tune experiment folder ``experiment``."""
+def collect_results(out: str, objective: ObjectiveSettings) -> SweepResults:
+    """Read every trial of the sweep in the folder or URI ``out``.
+
+    Raises:
+        ValueError: ``out`` holds no Tune experiment (yet).
+    """
     from ray.tune import ExperimentAnalysis
 
     rows = []
-    for trial in ExperimentAnalysis(str(experiment)).trials:
+    for trial in ExperimentAnalysis(experiment_location(out)).trials:
         last = trial.last_result or {}
-        evaluated = "eval_samples" in last  # only the final, post-evaluation result has it
-        status = _status(trial, evaluated)
-        path = Path(trial.path)
+        evaluated = "eval_samples" in last
+        status = _status(trial, last)
+        name = trial_name(trial)
+        path = trial_location(out, name)
         rows.append(
             TrialRow(
-                name=trial_name(trial),
+                name=name,
                 trial_id=trial.trial_id,
                 status=status,
                 params={key: float(value) for key, value in trial.config.items()},
                 metrics={key: float(last[key]) for key in METRIC_KEYS} if evaluated else {},
                 score=float(last["score"]) if evaluated else math.nan,
                 step=int(last.get("step", 0)),
-                error=_error_message(path) if status == "error" else "",
-                path=str(path),
+                error=_error_message(path, last) if status == "error" else "",
+                path=path,
             )
         )
     rows.sort(key=lambda row: row.name)
@@ -159,28 +179,29 @@ def _columns(results: SweepResults) -> tuple[list[str], list[str]]:
     return params, metrics
 
 
-def write_csv(results: SweepResults, path: Path) -> None:
+def csv_table(results: SweepResults) -> str:
     """Every trial as one CSV row: name, id, status, parameters, metrics, score, Pareto flag,
     step, error (metrics empty for trials that were not evaluated)."""
     params, metrics = _columns(results)
     header = ["trial", "trial_id", "status", *params, *metrics, "score", "pareto", "step", "error"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in results.rows:
-            writer.writerow(
-                [
-                    row.name,
-                    row.trial_id,
-                    row.status,
-                    *[row.params.get(name, "") for name in params],
-                    *[row.metrics.get(name, "") for name in metrics],
-                    "" if math.isnan(row.score) else row.score,
-                    int(row.pareto),
-                    row.step,
-                    row.error,
-                ]
-            )
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    for row in results.rows:
+        writer.writerow(
+            [
+                row.name,
+                row.trial_id,
+                row.status,
+                *[row.params.get(name, "") for name in params],
+                *[row.metrics.get(name, "") for name in metrics],
+                "" if math.isnan(row.score) else row.score,
+                int(row.pareto),
+                row.step,
+                row.error,
+            ]
+        )
+    return handle.getvalue()
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
@@ -224,9 +245,9 @@ def markdown_table(results: SweepResults) -> str:
     return "\n".join(lines + table(header, rows, align=align)) + "\n"
 
 
-def plot_pareto(results: SweepResults, path: Path) -> None:
+def pareto_png(results: SweepResults) -> bytes:
     """Body error against clothed error of the evaluated trials, the Pareto front highlighted and
-    the best-score trial starred (matplotlib, Agg)."""
+    the best-score trial starred (matplotlib, Agg), as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,30 +292,32 @@ def plot_pareto(results: SweepResults, path: Path) -> None:
         ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    return png.getvalue()
 
 
-def write_best_config(results: SweepResults, path: Path) -> Path | None:
-    """Write the configuration the best trial trained with (a full :class:`MuNetConfig`, which
-    ``jobs/train.py --config`` accepts) to ``path``; ``None`` when no trial finished."""
-    best = results.best
-    if best is None:
-        return None
-    save_config(load_config(Path(best.path) / "config.yaml"), path)
-    return path
-
-
-def write_results(results: SweepResults, spec: SweepSpec) -> dict[str, Path]:
+def write_results(results: SweepResults, spec: SweepSpec) -> dict[str, str]:
     """Write ``results.csv``, ``results.md``, ``pareto.png`` and (when a trial finished)
-    ``best_config.yaml`` into ``spec.out``; returns them by name."""
-    out = Path(spec.out)
-    files = {"csv": out / "results.csv", "markdown": out / "results.md", "plot": out / "pareto.png"}
-    write_csv(results, files["csv"])
-    files["markdown"].write_text(markdown_table(results))
-    plot_pareto(results, files["plot"])
-    best = write_best_config(results, out / "best_config.yaml")
+    ``best_config.yaml`` into ``spec.out`` (a folder or a URI); returns their locations by name.
+
+    ``best_config.yaml`` is the ``config.yaml`` the best trial trained with: a full
+    :class:`~munet.config.MuNetConfig`, which ``jobs/train.py --config`` accepts.
+    """
+    from munet.data.shards import ShardStore
+
+    contents = {
+        "csv": ("results.csv", csv_table(results).encode()),
+        "markdown": ("results.md", markdown_table(results).encode()),
+        "plot": ("pareto.png", pareto_png(results)),
+    }
+    best = results.best
     if best is not None:
-        files["best_config"] = best
-    log.info("sweep results: %s", ", ".join(str(p) for p in files.values()))
+        contents["best_config"] = ("best_config.yaml", ShardStore(best.path).read_bytes("config.yaml"))
+    out = ShardStore(spec.out)
+    for name, data in contents.values():
+        out.write_bytes(name, data)
+    files = {key: out.uri(name) for key, (name, _) in contents.items()}
+    log.info("sweep results: %s", ", ".join(files.values()))
     return files

@@ -8,6 +8,11 @@ A :class:`SweepSpec` is everything one sweep needs — data, base configuration,
 overrides. It is written to ``OUT/sweep.yaml`` when the sweep starts so that ``--resume``
 continues with exactly the same settings. The Tune experiment lives in ``OUT/tune``, one folder
 per trial named ``trial_NNN`` by creation order (:func:`trial_name`).
+
+``OUT`` is a local folder or a URI (``file://``, ``s3://``, ``gs://``; :func:`sweep_location`): it
+is Ray Tune's storage, and everything of the sweep is read and written through it (pyarrow
+filesystems, :class:`munet.data.shards.ShardStore`), never as a local folder of the machine that
+runs a trial.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from munet.checkpoint.find import run_location, storage_root
 from munet.config import (
     ConfigError,
     MuNetConfig,
@@ -114,7 +120,14 @@ class SweepSettings:
 
     trials: int = 16
     max_concurrent: int | None = None
-    """Trials running at once; default: as many as the cluster's CPUs (and GPUs) hold."""
+    """Trials running at once; default (``None``): as many as the cluster's resources hold, plus
+    one waiting for room, recomputed whenever a trial is to start, so that the sweep grows with
+    an autoscaling cluster (:mod:`munet.tune.concurrency`)."""
+    max_failures: int = 1
+    """Restarts of a trial whose driver is lost (its node gone, e.g. a reclaimed spot node); the
+    restarted trial continues its training run from the last checkpoint. An error the trial raises
+    itself (training that failed after ``train.max_failures`` restarts of its workers, bad data or
+    NaN losses, a failed evaluation) ends it at once, without a restart."""
     trial_cpus: float = 1.0
     """CPUs each trial's driver reserves (it starts the trainer and evaluates the checkpoint);
     the training workers reserve ``train.workers × train.cpus_per_worker`` on top."""
@@ -130,19 +143,22 @@ class SweepSettings:
             raise ConfigError(f"trials must be >= 1, got {self.trials}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"max_concurrent must be >= 1, got {self.max_concurrent}")
+        if self.max_failures < 0:
+            raise ConfigError(f"max_failures must be >= 0, got {self.max_failures}")
         if self.trial_cpus < 0:
             raise ConfigError(f"trial_cpus must be >= 0, got {self.trial_cpus}")
         if not self.space.ranges():
             raise ConfigError("the search space is empty: give at least one parameter a range")
 
 
-def _read_mapping(path: str | Path) -> dict[str, Any]:
+def _parse_mapping(text: str, source: str) -> dict[str, Any]:
+    """The YAML mapping in ``text`` (read from ``source``, named in errors)."""
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+        raise ConfigError(f"{source}: the top level must be a mapping")
     return loaded or {}
 
 
@@ -150,7 +166,7 @@ def load_sweep_settings(path: str | Path | None = None) -> SweepSettings:
     """Sweep settings from a YAML file (default: the shipped ``munet/tune/sweep.yaml``);
     keys not given keep the defaults of :class:`SweepSettings`."""
     path = path or DEFAULT_SETTINGS
-    return build_dataclass(SweepSettings, _read_mapping(path), str(path))
+    return build_dataclass(SweepSettings, _parse_mapping(Path(path).read_text(), str(path)), str(path))
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,8 @@ class SweepSpec:
     """One sweep, complete: what :func:`munet.tune.sweep.run_sweep` runs and ``--resume`` reuses.
 
     Attributes:
-        out: the sweep folder (absolute, local): the Tune experiment, tables, plot, best config.
+        out: the sweep folder, an absolute local path or a URI (:func:`sweep_location`): Tune's
+            storage, the Tune experiment, tables, plot, best config.
         data: training shards (folder or URI).
         val_data: held-out shards every trial is evaluated on.
         base: the configuration every trial starts from (``train.steps`` included).
@@ -197,24 +214,27 @@ class SweepSpec:
             trial_overrides={int(k): list(v) for k, v in (values.get("trial_overrides") or {}).items()},
         )
 
-    def save(self) -> Path:
-        """Write the spec to ``out/sweep.yaml``; returns the path."""
-        path = Path(self.out) / SPEC_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        return path
+    def save(self) -> str:
+        """Write the spec to ``out/sweep.yaml``; returns its location."""
+        from munet.data.shards import ShardStore
+
+        folder = ShardStore(self.out)
+        folder.write_bytes(SPEC_NAME, yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
+        return folder.uri(SPEC_NAME)
 
     @classmethod
-    def load(cls, out: str | Path) -> SweepSpec:
-        """The spec a sweep in ``out`` was started with.
+    def load(cls, out: str) -> SweepSpec:
+        """The spec a sweep in the folder or URI ``out`` was started with.
 
         Raises:
             FileNotFoundError: ``out`` holds no sweep.
         """
-        path = Path(out) / SPEC_NAME
-        if not path.is_file():
+        from munet.data.shards import ShardStore
+
+        folder = ShardStore(out)
+        if not folder.exists(SPEC_NAME):
             raise FileNotFoundError(f"{out} holds no sweep ({SPEC_NAME} is missing): nothing to resume")
-        return cls.from_dict(_read_mapping(path))
+        return cls.from_dict(_parse_mapping(folder.read_bytes(SPEC_NAME).decode(), folder.uri(SPEC_NAME)))
 
 
 EXPERIMENT = "tune"
@@ -223,9 +243,35 @@ EXPERIMENT = "tune"
 _TRIAL_NAME = re.compile(r"trial_(\d+)$")
 
 
-def experiment_path(out: str | Path) -> Path:
-    """The Tune experiment folder of the sweep in ``out``."""
-    return Path(out) / EXPERIMENT
+def sweep_location(out: str) -> str:
+    """``--out`` as the sweep's storage: a local path made absolute (trials run in other working
+    folders), or a URI whose filesystem pyarrow knows (``file://``, ``s3://``, ``gs://``, …).
+
+    Raises:
+        ConfigError: a URI of a scheme pyarrow does not know, or a malformed one.
+    """
+    location = storage_root(out)
+    if "://" in location:
+        import pyarrow.fs as pafs
+
+        try:
+            pafs.FileSystem.from_uri(location)
+        except ValueError as exc:  # pyarrow.ArrowInvalid: unknown scheme, missing bucket, ...
+            raise ConfigError(
+                f"--out {out} is not a usable sweep location ({exc}): give a local folder or a URI such "
+                "as file:///shared/sweeps/s1, s3://bucket/sweeps/s1 or gs://bucket/sweeps/s1"
+            ) from exc
+    return location
+
+
+def experiment_location(out: str) -> str:
+    """The Tune experiment folder (or URI) of the sweep in ``out``."""
+    return run_location(out, EXPERIMENT)
+
+
+def trial_location(out: str, name: str) -> str:
+    """The folder (or URI) of trial ``name`` of the sweep in ``out``."""
+    return run_location(experiment_location(out), name)
 
 
 def trial_name(trial: Trial) -> str:

@@ -15,12 +15,22 @@ What Tune sees:
   the held-out metrics the searcher optimises (Tune requires every result to name them);
 - the final result: the held-out metrics of :data:`munet.metrics.METRIC_KEYS`,
   ``score``, the last ``train_score`` and ``step``, ``eval_samples`` (only this result has it)
-  and the checkpoint path.
+  and the checkpoint's location; or, for a trial that raised, ``error`` (the traceback) with
+  NaN metrics.
 
-Everything lives in ``OUT/tune``: one folder per trial, named ``trial_NNN`` by creation order,
-holding ``config.yaml`` (the configuration it trained with), ``train/`` (the Ray Train run and
-its checkpoints) and ``eval/`` (the evaluation report). A failing trial is recorded as an error
-and the sweep goes on. An interrupted sweep (Ctrl-C, a lost driver) resumes with
+``OUT`` (a local folder or a URI, see :func:`~munet.tune.settings.sweep_location`) is Tune's
+storage, and the trials reach it only through that location: the Ray Train run of each trial is
+stored under it, its evaluation reads the checkpoint through Ray's ``Checkpoint`` and uploads its
+report, and the tables, plot and best configuration are written through pyarrow. Everything lives
+in ``OUT/tune``: one folder per trial, named ``trial_NNN`` by creation order, holding
+``config.yaml`` (the configuration it trained with), ``train/`` (the Ray Train run and its
+checkpoints) and ``eval/`` (the evaluation report).
+
+Failures: a trial whose driver is lost (its node gone) is restarted up to
+``SweepSettings.max_failures`` times and continues its training run from the last checkpoint. An
+error the trial raises itself (training that Ray Train gave up on, bad data, NaN losses, a failed
+evaluation) would only repeat: the trial records it as its final result, without a restart, and
+the sweep goes on. An interrupted sweep (Ctrl-C, a lost sweep driver) resumes with
 :func:`run_sweep` ``(resume=True)``: finished and failed trials are kept as they are, unfinished
 ones continue from their last training checkpoint, and the remaining trials are sampled.
 """
@@ -29,18 +39,22 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
+import traceback
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from munet.config import save_config
+from munet.checkpoint.find import checkpoint_step, latest_checkpoint, run_location
+from munet.config import MuNetConfig, save_config
 from munet.tune.results import SweepResults, collect_results, write_results
 from munet.tune.settings import (
     EXPERIMENT,
     AshaSettings,
     ObjectiveSettings,
     SweepSpec,
-    experiment_path,
+    experiment_location,
+    trial_location,
     trial_name,
     trial_number,
 )
@@ -65,48 +79,41 @@ def _report_callback(objective: ObjectiveSettings) -> Any:
 
     class _ScoredReports(TuneReportCallback):
         def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
-            first = {
-                **metrics[0],
-                "train_score": train_score(objective, metrics[0]),
-                objective.body_metric: math.nan,
-                objective.cloth_metric: math.nan,
-                "score": math.nan,
-            }
+            first = {**metrics[0], "train_score": train_score(objective, metrics[0]), **_placeholders(objective)}
             super().after_report(run_context, [first, *metrics[1:]], checkpoint)
 
     return _ScoredReports()
 
 
-def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
-    """One trial, run by Tune in its own actor: train, evaluate on held-out shards, report.
+def _placeholders(objective: ObjectiveSettings) -> dict[str, float]:
+    """NaN for the held-out metrics the searcher optimises (Tune requires every result to name
+    them) and for ``score``."""
+    return {objective.body_metric: math.nan, objective.cloth_metric: math.nan, "score": math.nan}
 
-    Args:
-        params: the sampled point (names of :class:`~munet.tune.space.SearchSpace`).
-        spec: the sweep.
 
-    Raises:
-        Whatever training or evaluation raises: Tune records the trial as failed.
-    """
-    import ray.tune
+def _upload(folder: Path, location: str) -> None:
+    """Copy the files under the local ``folder`` into the folder or URI ``location``."""
+    import pyarrow.fs as pafs
 
-    from munet.checkpoint.find import latest_checkpoint
+    pafs.copy_files(str(folder), location)
+
+
+def _train_and_evaluate(name: str, config: MuNetConfig, spec: SweepSpec, staging: Path) -> dict[str, Any]:
+    """Train trial ``name`` (continuing its run from its newest checkpoint, if any), evaluate the
+    last checkpoint on the held-out shards into ``staging/eval`` and upload ``staging`` to the
+    trial's folder; returns the trial's final result."""
     from munet.eval import evaluate
     from munet.metrics import METRIC_KEYS
     from munet.train.distributed import build_trainer, training_dataset
 
-    name = ray.tune.get_context().get_trial_name()
-    config = trial_config(spec.base, params, spec.trial_overrides.get(trial_number(name)))
-    folder = experiment_path(spec.out) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    save_config(config, folder / "config.yaml")
-
-    # Rerunning a trial (resume) continues its Ray Train run from the last checkpoint.
+    trial = trial_location(spec.out, name)
+    run = run_location(trial, "train")
     trainer = build_trainer(
         config,
         training_dataset(spec.data, config.data),
-        out=str(folder),
+        out=trial,
         name="train",
-        resume_from=latest_checkpoint(str(folder / "train")),
+        resume_from=latest_checkpoint(run),
         callbacks=[_report_callback(spec.settings.objective)],
     )
     result = trainer.fit()
@@ -114,39 +121,66 @@ def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
         raise RuntimeError(f"{name}: training ended without a checkpoint to evaluate")
 
     evaluation = spec.settings.eval
-    summary = evaluate(
-        result.checkpoint.path,
-        spec.val_data,
-        folder / "eval",
-        max_samples=evaluation.samples,
-        num_surface_samples=evaluation.surface_samples,
-        num_pictures=evaluation.pictures,
-        seed=spec.settings.seed,
-    )
+    with result.checkpoint.as_directory() as checkpoint:  # a local copy when the storage is remote
+        summary = evaluate(
+            checkpoint,
+            spec.val_data,
+            staging / "eval",
+            max_samples=evaluation.samples,
+            num_surface_samples=evaluation.surface_samples,
+            num_pictures=evaluation.pictures,
+            seed=spec.settings.seed,
+        )
+    _upload(staging, trial)
     objective = spec.settings.objective
-    ray.tune.report(
-        {
-            **{key: summary[key] for key in METRIC_KEYS},
-            "score": objective.score(summary[objective.body_metric], summary[objective.cloth_metric]),
-            "train_score": train_score(objective, result.metrics),
-            "step": result.metrics["step"],
-            "eval_samples": summary["num_samples"],
-            "checkpoint": result.checkpoint.path,
-        }
-    )
+    return {
+        **{key: summary[key] for key in METRIC_KEYS},
+        "score": objective.score(summary[objective.body_metric], summary[objective.cloth_metric]),
+        "train_score": train_score(objective, result.metrics),
+        "step": result.metrics["step"],
+        "eval_samples": summary["num_samples"],
+        "checkpoint": f"{run}/{PurePosixPath(result.checkpoint.path).name}",
+    }
 
 
-def default_max_concurrent(spec: SweepSpec) -> int:
-    """How many trials fit on the cluster at once: each holds its driver's ``trial_cpus`` and its
-    workers' CPUs (and GPUs). Never less than 1."""
-    import ray
+def run_trial(params: dict[str, float], spec: SweepSpec) -> None:
+    """One trial, run by Tune in its own actor: train, evaluate on held-out shards, report.
 
-    train = spec.base.train
-    resources = ray.cluster_resources()
-    fits = resources.get("CPU", 1) // (spec.settings.trial_cpus + train.workers * train.cpus_per_worker)
-    if train.use_gpu:
-        fits = min(fits, resources.get("GPU", 0) // train.workers)
-    return max(1, int(fits))
+    Everything the trial writes goes to its folder under ``spec.out`` through that location
+    (:func:`~munet.tune.settings.trial_location`). An error of the training or the evaluation
+    is reported as the trial's final result (``error``: the traceback; ``step``: that of the
+    run's newest checkpoint) instead of raised, so that Tune does not restart a trial whose
+    failure would repeat. Only the loss of an actor (the trial's own with its node, or its
+    training controller) reaches Tune, which restarts the trial up to
+    ``SweepSettings.max_failures`` times.
+
+    Args:
+        params: the sampled point (names of :class:`~munet.tune.space.SearchSpace`).
+        spec: the sweep.
+    """
+    import ray.tune
+    from ray.exceptions import RayActorError
+
+    name = ray.tune.get_context().get_trial_name()
+    config = trial_config(spec.base, params, spec.trial_overrides.get(trial_number(name)))
+    trial = trial_location(spec.out, name)
+    with tempfile.TemporaryDirectory(prefix=f"munet-{name}-") as staging:
+        save_config(config, Path(staging) / "config.yaml")
+        _upload(Path(staging), trial)
+        try:
+            final = _train_and_evaluate(name, config, spec, Path(staging))
+        except RayActorError:
+            raise
+        except Exception as error:  # the trial's own failure: recorded, not restarted
+            log.error("%s failed: %s", name, error)
+            newest = latest_checkpoint(run_location(trial, "train")) or ""
+            final = {
+                **_placeholders(spec.settings.objective),
+                "train_score": math.nan,
+                "step": checkpoint_step(newest) or 0,
+                "error": "".join(traceback.format_exception(error)),
+            }
+    ray.tune.report(final)
 
 
 def _trainable(spec: SweepSpec) -> Any:
@@ -179,9 +213,16 @@ def asha_scheduler(asha: AshaSettings, steps: int) -> Any:
 
 
 def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
-    """A new ``Tuner`` for ``spec`` (Ray must be up)."""
+    """A new ``Tuner`` for ``spec``.
+
+    At most ``max_concurrent`` (else ``settings.max_concurrent``) trials run at once; with
+    neither, as many as the cluster holds, recomputed as it grows
+    (:class:`~munet.tune.concurrency.ClusterConcurrency`).
+    """
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
+
+    from munet.tune.concurrency import ClusterConcurrency, trial_resources
 
     settings, steps = spec.settings, spec.base.train.steps
     objective = settings.objective
@@ -191,8 +232,15 @@ def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
         )
     else:
         searcher = OptunaSearch(metric="score", mode="min", seed=settings.seed)
-    concurrent = max_concurrent or settings.max_concurrent or default_max_concurrent(spec)
-    log.info("sweep of %d trials, at most %d at once, in %s", settings.trials, concurrent, spec.out)
+    concurrent = max_concurrent or settings.max_concurrent
+    if concurrent is None:
+        searcher = ClusterConcurrency(searcher, trial_resources(spec))
+    log.info(
+        "sweep of %d trials, %s, in %s",
+        settings.trials,
+        f"at most {concurrent} at once" if concurrent else "as many at once as the cluster holds",
+        spec.out,
+    )
     return tune.Tuner(
         _trainable(spec),
         param_space=settings.space.tune_space(),
@@ -206,8 +254,8 @@ def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT,
-            storage_path=str(Path(spec.out).resolve()),
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            storage_path=spec.out,
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False),
             verbose=1,
         ),
     )
@@ -219,7 +267,7 @@ def restore_tuner(spec: SweepSpec) -> Tuner:
     from ray import tune
 
     return tune.Tuner.restore(
-        str(experiment_path(spec.out).resolve()),
+        experiment_location(spec.out),
         trainable=_trainable(spec),
         resume_unfinished=True,
         resume_errored=False,
@@ -229,10 +277,11 @@ def restore_tuner(spec: SweepSpec) -> Tuner:
 
 @dataclass
 class SweepOutcome:
-    """What :func:`run_sweep` produced: the per-trial results and the files written."""
+    """What :func:`run_sweep` produced: the per-trial results and the files written (by name:
+    their paths or URIs)."""
 
     results: SweepResults
-    files: dict[str, Path]
+    files: dict[str, str]
 
     @property
     def complete(self) -> bool:
@@ -242,7 +291,8 @@ class SweepOutcome:
 
 def run_sweep(spec: SweepSpec, resume: bool = False, max_concurrent: int | None = None) -> SweepOutcome:
     """Run (or resume) the sweep of ``spec`` on the Ray cluster this process is connected to, then
-    write ``results.csv``, ``results.md``, ``pareto.png`` and ``best_config.yaml`` in ``spec.out``.
+    write ``results.csv``, ``results.md``, ``pareto.png`` and ``best_config.yaml`` in ``spec.out``
+    (a folder or a URI).
 
     Tune wrapping a ``TorchTrainer`` reaches its training runs through the Ray dashboard: start a local Ray with
     ``init_ray(include_dashboard=True)``.
@@ -257,8 +307,8 @@ def run_sweep(spec: SweepSpec, resume: bool = False, max_concurrent: int | None 
     """
     from ray import tune
 
-    path = experiment_path(spec.out).resolve()
-    can_restore = tune.Tuner.can_restore(str(path))
+    experiment = experiment_location(spec.out)
+    can_restore = tune.Tuner.can_restore(experiment)
     if can_restore and not resume:
         raise FileExistsError(
             f"{spec.out} already holds a sweep. Pass --resume to continue it, or choose another "
@@ -270,11 +320,11 @@ def run_sweep(spec: SweepSpec, resume: bool = False, max_concurrent: int | None 
         tuner = restore_tuner(spec)
     else:
         if resume:
-            log.warning("--resume given but %s holds no Tune experiment yet: starting it", path)
+            log.warning("--resume given but %s holds no Tune experiment yet: starting it", experiment)
         spec.save()
         tuner = build_tuner(spec, max_concurrent)
     tuner.fit()
-    results = collect_results(path, spec.settings.objective)
+    results = collect_results(spec.out, spec.settings.objective)
     files = write_results(results, spec)
     if results.unfinished:
         log.warning(
