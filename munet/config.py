@@ -187,7 +187,16 @@ class DataConfig:
     cloth_points: int = 2048
     """Fixed number of clothed-surface points (with normals) per sample."""
     synthetic_samples: int = 64
-    samples_per_shard: int = 16
+    samples_per_shard: int = 256
+    """Samples per tar shard written by the generator. A shard is the unit of reading and
+    decoding (one Ray task each), so a few hundred samples (tens of MB) keep storage requests and
+    task overheads small; a data set needs at least as many shards as decode tasks that should run
+    at once."""
+    decode_cpus: float = 1.0
+    """Logical CPUs each read-and-decode task of the training stream reserves. Ray Data runs as many
+    such tasks as the CPUs that the training workers leave free allow, so this also says how many
+    CPUs of a node are available to decoding (e.g. on a node with 8 GPUs and 96 CPUs, 8 workers ×
+    ``train.cpus_per_worker`` are the training's; the rest decode)."""
     seed: int = 0
     augment: bool = True
     """Augment training samples (the master switch of ``augmentation``)."""
@@ -208,8 +217,19 @@ class TrainConfig:
     """Optimisation and distribution."""
 
     steps: int = 200
+    """Optimisation steps."""
     batch_size: int = 8
-    """Per worker."""
+    """Samples per worker per forward pass."""
+    global_batch_size: int = 0
+    """Samples per optimisation step over all workers. 0: ``batch_size`` × workers, so that a
+    change of ``workers`` changes the optimisation (then scale ``lr`` with the global batch
+    yourself; linearly is the usual rule). A positive value fixes the optimisation whatever the
+    worker count: every worker accumulates gradients over ``global_batch_size / (batch_size ×
+    workers)`` batches per step, which must be a whole number (the run is refused otherwise)."""
+    precision: str = "auto"
+    """Forward-pass precision: ``auto`` (``bf16`` on GPUs, ``fp32`` on the CPU), ``fp32``, ``bf16``
+    or ``fp16`` (GPU only, with loss scaling); weights, optimiser and losses stay float32
+    (:mod:`munet.train.precision`)."""
     lr: float = 3e-4
     lr_warmup: int = 20
     """Linear learning-rate warm-up steps (then cosine decay to 10%)."""
@@ -219,6 +239,11 @@ class TrainConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     checkpoint_every: int = 50
+    checkpoint_upload: str = "sync"
+    """How rank 0's checkpoint reaches the run's storage: ``sync`` (the step waits for the upload)
+    or ``async`` (Ray uploads it in the background while training goes on, and deletes the local
+    copy after; worth it when the storage is object storage and checkpoints are large). A worker
+    lost during an upload restarts from the previous checkpoint."""
     log_every: int = 10
     max_failures: int = 1
     """Worker-group restarts (from the last checkpoint) before the run fails. Failures that would

@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,18 @@ def init_ray(
     num_cpus: int | None = None,
     include_dashboard: bool | None = None,
     object_store_memory: int | None = None,
+    nodes: int = 1,
 ) -> None:
     """Connect to Ray, or start a local loopback-only Ray; a no-op when Ray is already up.
 
     Args:
         address: cluster address (``ray://host:10001``, ``host:6379``, ``auto``); default
             ``$RAY_ADDRESS``; with neither, a new local Ray is started.
-        num_cpus: logical CPUs of the local Ray (default :func:`default_local_cpus`); ignored,
-            with a warning, when joining a cluster.
+        num_cpus: logical CPUs of the local Ray (default :func:`default_local_cpus`), of each
+            node when ``nodes`` > 1; ignored, with a warning, when joining a cluster.
+        nodes: local Ray only: more than 1 starts a simulated cluster of that many nodes on this
+            machine (``ray.cluster_utils.Cluster``; no dashboard), shut down when the process
+            exits, so that placement and data transfer between nodes are exercised.
         include_dashboard: local Ray only; ``None`` lets Ray decide (on when ``ray[default]`` is
             installed). Ray Tune around a ``TorchTrainer`` needs it on.
         object_store_memory: local Ray only, bytes.
@@ -96,6 +101,9 @@ def init_ray(
             log.warning("joining the Ray cluster at %s: num_cpus/object_store_memory are ignored", address)
         ray.init(address=address)
         return
+    if nodes > 1:
+        _start_simulated_cluster(nodes, default_local_cpus() if num_cpus is None else num_cpus, object_store_memory)
+        return
     # With several Rays on one machine, Ray Train's placement-group cleaner finds "its" Ray by
     # auto-detection and may pick another one (trials then leak placement groups and sweeps
     # hang). Pinning this Ray's dashboard port and API address makes every process ask its own.
@@ -118,3 +126,28 @@ def init_ray(
             ray.util.get_node_ip_address(),
             LOOPBACK,
         )
+
+
+def _start_simulated_cluster(nodes: int, cpus_per_node: int, object_store_memory: int | None) -> None:
+    """Start ``nodes`` Ray nodes on loopback (``ray.cluster_utils.Cluster``), connect this process
+    to them, and stop them at exit (only them: never ``ray stop``)."""
+    import atexit
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    node: dict[str, Any] = {"num_cpus": cpus_per_node, "node_ip_address": LOOPBACK}
+    if object_store_memory is not None:  # else Ray's default (Cluster's own is 150 MiB)
+        node["object_store_memory"] = object_store_memory
+    # The head's dashboard, pinned as in init_ray, lets Ray Train's placement-group cleaner find
+    # this cluster's state among other local Rays.
+    dashboard_port = _free_port()
+    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://{LOOPBACK}:{dashboard_port}"
+    head = {**node, "include_dashboard": True, "dashboard_port": dashboard_port, "dashboard_host": LOOPBACK}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    for _ in range(nodes - 1):
+        cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    atexit.register(cluster.shutdown)
+    atexit.register(ray.shutdown)  # runs first: atexit calls in reverse order

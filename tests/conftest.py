@@ -32,14 +32,16 @@ def anny_body():
 def ray_local():
     """A private simulated 2-node Ray cluster for the whole session, on loopback only.
 
-    Two nodes of 2 logical CPUs each (``ray.cluster_utils.Cluster``), small object stores, no
+    Two nodes of 3 logical CPUs each (``ray.cluster_utils.Cluster``), small object stores, no
     dashboard. Shut down at the end with ``ray.shutdown()`` and ``cluster.shutdown()``, which stop
     only what this session started (never ``ray stop``).
     """
     import ray
     from ray.cluster_utils import Cluster
 
-    node = {"num_cpus": 2, "object_store_memory": 150 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
+    # 3 CPUs a node: a training worker of 2 CPUs takes a node to itself (DDP across nodes), and
+    # the third is free for Ray Data's decode tasks (data.decode_cpus), as on a real GPU node.
+    node = {"num_cpus": 3, "object_store_memory": 150 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     cluster.add_node(**node)
     cluster.wait_for_nodes()

@@ -34,7 +34,7 @@ def _munet_setup(anny_body, templates=None):
     torch.manual_seed(0)
     model = MuNet(config, anny_body, templates)
     optimizer, scheduler = build_optimizer(model, config)
-    return config, model, optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config)
+    return config, model, optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config.train)
 
 
 def _munet_loss(model: MuNet, seed: int) -> torch.Tensor:
@@ -59,7 +59,7 @@ def test_checkpoint_resume_matches_uninterrupted_training(tmp_path, anny_body):
     assert state.step == 3 and state.config == config
     model2 = model_from_checkpoint(state)  # built from the stored templates alone
     optimizer2, scheduler2 = build_optimizer(model2, config)
-    stepper2 = OptimizerStep(model2, optimizer2, scheduler2, config)
+    stepper2 = OptimizerStep(model2, optimizer2, scheduler2, config.train)
     assert restore_training_state(state, optimizer2, scheduler2) == 3
     got_random = (torch.rand(3), np.random.rand(2), random.random())
     assert torch.equal(got_random[0], expected_random[0])

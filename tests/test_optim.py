@@ -1,12 +1,16 @@
-"""The optimisation step guards against NaN/inf losses; the learning rate warms up, then decays."""
+"""The optimisation step guards against NaN/inf losses and accumulates batches into the global
+batch; the learning rate warms up, then decays."""
 
 from __future__ import annotations
+
+import copy
+import dataclasses
 
 import pytest
 import torch
 
 from munet.config import load_config
-from munet.train.optim import NonFiniteLossError, OptimizerStep, build_optimizer
+from munet.train.optim import NonFiniteLossError, OptimizerStep, accumulation_steps, build_optimizer
 
 
 def _setup(steps: int = 10):
@@ -14,7 +18,7 @@ def _setup(steps: int = 10):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     optimizer, scheduler = build_optimizer(model, config)
-    return config, model, optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config)
+    return config, model, optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config.train)
 
 
 def _loss(model, seed: int) -> torch.Tensor:
@@ -45,3 +49,28 @@ def test_learning_rate_warms_up_then_decays():
         stepper(_loss(model, step), step)
     assert lrs[0] < lrs[1] <= config.train.lr + 1e-12
     assert lrs[-1] < lrs[5] and lrs[-1] >= 0.1 * config.train.lr - 1e-12
+
+
+def test_accumulated_batches_take_the_step_of_their_union():
+    # global batch 32 = 16 per pass × 1 worker × 2 accumulated: the same update as one pass of 32
+    config, model, _, _, stepper = _setup()
+    reference = copy.deepcopy(model)
+    ref_optimizer, ref_scheduler = build_optimizer(reference, config)
+    ref_stepper = OptimizerStep(reference, ref_optimizer, ref_scheduler, config.train)
+    accumulation = accumulation_steps(dataclasses.replace(config.train, batch_size=16, global_batch_size=32), 1)
+    assert accumulation == 2
+    for seed in (0, 1):
+        stepper.backward(_loss(model, seed), accumulation)
+    assert stepper.step(1)
+    x = torch.cat([torch.randn(16, 4, generator=torch.Generator().manual_seed(seed)) for seed in (0, 1)])
+    assert ref_stepper((reference(x) - x.sum(1, keepdim=True)).square().mean(), 1)
+    for ours, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_global_batch_must_split_evenly_over_the_workers():
+    train = dataclasses.replace(load_config().train, batch_size=8, global_batch_size=48)
+    assert accumulation_steps(train, 2) == 3
+    assert accumulation_steps(dataclasses.replace(train, global_batch_size=0), 4) == 1
+    with pytest.raises(ValueError, match=r"48 is not a multiple of train.batch_size 8 × 4 worker\(s\) = 32"):
+        accumulation_steps(train, 4)

@@ -16,6 +16,7 @@ import torch
 from munet.config import DataConfig
 from munet.data.camera import sample_camera
 from munet.data.check import check_shards
+from munet.data.contract import UINT8_MEMBERS
 from munet.data.decode import Decoder, decode_sample, iter_samples, usable_shards
 from munet.data.generate import sample_surface
 from munet.data.ray_dataset import ray_dataset, skipped_samples
@@ -34,6 +35,7 @@ from munet.data.schema import (
 )
 from munet.data.shards import Manifest, ShardError, ShardStore, shard_name
 from munet.geometry import project
+from munet.train.step import batch_to_tensors
 
 SIZE = 64
 POINTS = 256
@@ -125,7 +127,9 @@ def _config() -> DataConfig:
 
 
 def _assert_matches(decoded: dict[str, np.ndarray], record: SampleRecord) -> None:
-    np.testing.assert_array_equal(decoded["image"], record.image.transpose(2, 0, 1) / np.float32(255))
+    # 8-bit in the object store: the stored bytes unchanged (no resize at this size, no jitter)
+    assert decoded["image"].dtype == np.uint8 and decoded["mask"].dtype == np.uint8
+    np.testing.assert_array_equal(decoded["image"], record.image.transpose(2, 0, 1))
     np.testing.assert_array_equal(decoded["mask"][0], record.mask)
     np.testing.assert_allclose(decoded["K"], record.camera.K, rtol=1e-6)
     np.testing.assert_allclose(decoded["body_vertices"], record.body.vertices, rtol=1e-6)
@@ -135,7 +139,7 @@ def _assert_matches(decoded: dict[str, np.ndarray], record: SampleRecord) -> Non
     np.testing.assert_allclose(decoded["cloth_points"], record.cloth.points, rtol=1e-6)
     np.testing.assert_allclose(decoded["cloth_normals"], record.cloth.normals, rtol=1e-6, atol=1e-7)
     for name, value in decoded.items():
-        assert value.dtype == np.float32, name
+        assert value.dtype == (np.uint8 if name in UINT8_MEMBERS else np.float32), name
 
 
 def test_round_trip_webdataset(tmp_path, records):
@@ -196,11 +200,16 @@ def test_round_trip_ray(tmp_path, records, ray_local):
             np.testing.assert_array_equal(row[name], value, err_msg=name)
         np.testing.assert_allclose(row["body_joints"], record.body.joints, rtol=1e-6)
         np.testing.assert_array_equal(row["mask"][0], record.mask)
-        jpeg_error = np.abs(row["image"] - record.image.transpose(2, 0, 1) / 255)
+        jpeg_error = np.abs(row["image"].astype(np.float32) - record.image.transpose(2, 0, 1)) / 255
         assert jpeg_error.mean() < 0.05
     batch = next(iter(dataset.iter_torch_batches(batch_size=4)))
-    assert batch["image"].shape == (4, 3, SIZE, SIZE) and batch["image"].dtype == torch.float32
+    assert batch["image"].shape == (4, 3, SIZE, SIZE) and batch["image"].dtype == torch.uint8
     assert batch["body_vertices"].shape[0] == 4
+    # bytes through the object store, floats on the device
+    tensors = batch_to_tensors(batch, torch.device("cpu"))
+    assert tensors["image"].dtype == torch.float32 and tensors["mask"].dtype == torch.float32
+    assert torch.equal(tensors["image"], batch["image"].float() / 255)
+    assert set(tensors["mask"].unique().tolist()) <= {0.0, 1.0}
 
 
 @pytest.mark.ray

@@ -229,12 +229,13 @@ def test_default_concurrency_follows_the_cluster_as_it_grows(tmp_path, monkeypat
     from munet.tune.concurrency import ClusterConcurrency, trial_resources
     from munet.tune.sweep import build_tuner
 
-    spec = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu"))  # 2 workers of 1 CPU
+    # a trial: its driver, 2 workers of 1 CPU and a decode task of 1 CPU
+    spec = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu"))
     limiter = build_tuner(spec)._local_tuner._tune_config.search_alg  # Ray internals: what Tune was given
-    assert isinstance(limiter, ClusterConcurrency) and limiter.resources == {"CPU": 3.0}
+    assert isinstance(limiter, ClusterConcurrency) and limiter.resources == {"CPU": 4.0}
     # Sized when a trial is to start: a cold cluster (a head without CPUs) starts one trial, whose
     # workers make an autoscaler add a node; each node that joins lets more start.
-    for cpus, limit in ((0, 1), (8, 3), (24, 9)):
+    for cpus, limit in ((0, 1), (8, 3), (24, 7)):
         monkeypatch.setattr(ray, "cluster_resources", lambda cpus=cpus: {"CPU": float(cpus)})
         assert limiter.cluster_limit() == limit
     gpu = SweepSpec(out=str(tmp_path), data="d", val_data="v", base=load_config("cpu", ["train.use_gpu=true"]))
@@ -347,6 +348,8 @@ def sweep(tmp_path_factory):
         "4",
         "--max-concurrent",
         "2",
+        "--num-cpus",
+        "6",  # 2 trials × (driver, worker, decode task)
         *TINY,
         "--trial-set",
         "2:train.inject_failure_at_step=1",
@@ -370,7 +373,7 @@ def sweep(tmp_path_factory):
     second_log = root / "second.log"
     with open(second_log, "w") as log:
         second = subprocess.run(
-            [sys.executable, "sweeps/tune_mutual.py", "--out", out.as_uri(), "--resume"],
+            [sys.executable, "sweeps/tune_mutual.py", "--out", out.as_uri(), "--resume", "--num-cpus", "6"],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -35,7 +35,7 @@ def _tiny(*extra: str) -> MuNetConfig:
 def _stepper(config: MuNetConfig, model: MuNet) -> tuple[torch.optim.Optimizer, Any, OptimizerStep]:
     """The optimiser, schedule and guarded step of ``model``."""
     optimizer, scheduler = build_optimizer(model, config)
-    return optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config)
+    return optimizer, scheduler, OptimizerStep(model, optimizer, scheduler, config.train)
 
 
 def _loss(model: MuNet, scale: float = 1.0) -> torch.Tensor:
@@ -96,7 +96,7 @@ def test_non_finite_step_count_survives_a_checkpoint(tmp_path, tiny_model):
     )
 
     state = load_checkpoint(tmp_path / "ckpt")
-    assert state.guard == {"skipped": 2, "consecutive": 2}
+    assert state.guard == {"skipped": 2, "consecutive": 2, "loss_scale": 1.0}
     restored = MuNet(config, templates=tiny_model.templates)
     restored.load_state_dict(state.model)
     optimizer, scheduler, again = _stepper(config, restored)

@@ -1,6 +1,6 @@
 """Benchmark: distributed training throughput on Ray Train, by number of workers.
 
-``munet bench train --data DIR [--workers 1 2] [--steps 40] [--config cpu] [--set K=V ...]``
+``munet bench train --data DIR [--workers 1 2] [--steps 40] [--config cpu] [--nodes 2] [--set K=V ...]``
 
 For each worker count, trains ``--steps`` steps of the given configuration with
 :func:`munet.train.distributed.run_training` on a local Ray (the same code as ``munet train``),
@@ -43,17 +43,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="cpu", help="preset name or YAML path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--num-cpus", type=int, default=None, help="logical CPUs of the local Ray (default: max(4, cores))"
+        "--num-cpus", type=int, default=None, help="logical CPUs of the local Ray, per node (default: max(4, cores))"
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="nodes of the local Ray: more than 1 simulates a cluster on this machine"
     )
     args = parser.parse_args(argv)
 
     from munet.ray_utils import init_ray
     from munet.train.distributed import run_training
 
-    init_ray(num_cpus=args.num_cpus, include_dashboard=False)
+    init_ray(num_cpus=args.num_cpus, include_dashboard=False, nodes=args.nodes)
     print(
         f"training throughput, config {args.config} {' '.join(args.overrides)}, "
-        f"{args.steps} steps (first {args.warmup} left out), {os.cpu_count()} cores:"
+        f"{args.steps} steps (first {args.warmup} left out), {os.cpu_count()} cores, "
+        f"{args.nodes} Ray node(s):"
     )
     rows = []
     for workers in args.workers:

@@ -42,7 +42,7 @@ class TrainingState:
     rng: dict[str, Any] | None
     config: MuNetConfig
     templates: dict[str, Any]
-    guard: dict[str, int] | None = None
+    guard: dict[str, float] | None = None
     """The non-finite step counts (:meth:`munet.train.optim.OptimizerStep.state_dict`); ``None``
     in checkpoints written before they were stored."""
 
@@ -74,7 +74,7 @@ def save_checkpoint(
     config: MuNetConfig,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
-    guard: Mapping[str, int] | None = None,
+    guard: Mapping[str, float] | None = None,
 ) -> Path:
     """Write a checkpoint folder (created if needed) and return it.
 
@@ -94,7 +94,7 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": rng_state(),
         "config": config_to_dict(config),
-        "guard": {key: int(value) for key, value in guard.items()} if guard is not None else None,
+        "guard": {key: float(value) for key, value in guard.items()} if guard is not None else None,
     }
     tmp = folder / (STATE_FILE + ".tmp")
     torch.save(state, tmp)

@@ -1,19 +1,7 @@
-"""Raw WebDataset samples → the fixed-size float32 arrays training consumes.
+"""Raw WebDataset samples → the fixed-size arrays training consumes.
 
-The decoded-sample contract (S = ``data.image_size``, N = ``data.cloth_points``):
-
-================= ============ ==================================================================
-``image``         (3, S, S)    RGB in [0, 1]
-``mask``          (1, S, S)    {0, 1}
-``K``             (3, 3)       intrinsics in pixels of the S × S image
-``body_vertices`` (V, 3)       camera frame, metres
-``body_joints``   (17, 3)      COCO-17, camera frame, metres
-``joints_2d``     (17, 2)      pixels of the S × S image
-``body_pose``     (P,)         body-model pose parameters
-``body_shape``    (B,)         body-model shape parameters
-``cloth_points``  (N, 3)       uniform samples of the clothed surface, camera frame, metres
-``cloth_normals`` (N, 3)       their outward unit normals
-================= ============ ==================================================================
+Each sample becomes the decoded-sample contract of :mod:`munet.data.contract` (fixed-size
+arrays: the 8-bit image and mask, the camera, the body and clothed targets).
 
 Augmentation (``augment``) here is photometric only: brightness, contrast and saturation
 (:func:`colour_jitter`, strength ``data.augmentation.colour``) and a random choice of the cloth
@@ -108,7 +96,7 @@ def decode_sample(
     rng: np.random.Generator | None = None,
     colour: float = AugmentConfig.colour,
 ) -> dict[str, np.ndarray]:
-    """Decode one raw sample into the decoded-sample contract (see the module docstring).
+    """Decode one raw sample into the decoded-sample contract (:mod:`munet.data.contract`).
 
     Args:
         raw: ``{"__key__", "__url__", member name: bytes (or values decoded by Ray's default
@@ -145,13 +133,13 @@ def decode_sample(
     else:
         chosen = np.arange(cloth_points)
     scale = image_size / camera.image_size
-    image = _resize(image.astype(np.float32) / 255.0, image_size)
+    image = _resize(image, image_size)
     if augment:
-        image = colour_jitter(image, rng, colour)
+        image = np.rint(colour_jitter(image.astype(np.float32) / 255.0, rng, colour) * 255.0).astype(np.uint8)
     mask = _resize(mask.astype(np.float32), image_size) >= 0.5
     return {
-        "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32),
-        "mask": mask[None].astype(np.float32),
+        "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.uint8),
+        "mask": mask[None].astype(np.uint8),
         "K": resize_intrinsics(camera.K, scale).astype(np.float32),
         "body_vertices": body.vertices,
         "body_joints": body.joints,
@@ -297,8 +285,9 @@ def usable_and_left_out(store: ShardStore, on_error: str) -> tuple[list[ShardInf
         CorruptShardError: under ``on_error="raise"``, the first missing or wrongly sized shard.
     """
     usable, left_out = [], []
+    sizes = store.sizes()  # one listing request, not one per shard
     for shard in store.read_manifest().shards:
-        size = store.size(shard.name)
+        size = sizes.get(shard.name)
         if size == shard.size_bytes:
             usable.append(shard)
             continue

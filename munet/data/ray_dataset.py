@@ -1,7 +1,7 @@
 """Ray Data datasets of decoded samples: the training stream read from a shard folder.
 
 :func:`ray_dataset` reads whole shard files in Ray tasks and decodes them with a
-:class:`~munet.data.decode.Decoder` (the decoded-sample contract of :mod:`munet.data.decode`), so
+:class:`~munet.data.decode.Decoder` (the decoded-sample contract of :mod:`munet.data.contract`), so
 each row holds only the contract's arrays. Under ``data.on_bad_sample: skip`` the samples left out
 are counted in one Ray actor per Ray job, which :func:`skipped_samples` reads.
 """
@@ -91,31 +91,30 @@ def ray_dataset(
     augment: bool | None = None,
     on_error: str | None = None,
     shuffle_files: bool = False,
-    num_cpus: float = 0.0,
-    concurrency: int | None = None,
 ) -> ray.data.Dataset:
     """A Ray Dataset of decoded samples (the contract above) from a shard folder.
 
-    Shards come from the manifest (checked for existence and size first). Each read task reads
-    whole shard files, verifies their SHA-256 and decodes their samples (bad data as
-    ``on_error`` says; skips are counted for :func:`skipped_samples`). Each row holds only the
-    contract's arrays (:mod:`munet.data.decode`), so ``iter_torch_batches`` works on it directly.
+    Shards come from the manifest, checked for existence and size against one listing of the
+    folder. Each read task reads one whole shard file, verifies its SHA-256 and decodes its
+    samples (bad data as ``on_error`` says; skips are counted for :func:`skipped_samples`). Each
+    row holds only the contract's arrays (:mod:`munet.data.contract`), so ``iter_torch_batches``
+    works on it directly.
+
+    Ray Data sizes the decoding itself: each task reserves ``data.decode_cpus`` logical CPUs,
+    and Ray Data runs as many at once as the CPUs left free by the training workers allow,
+    growing with the cluster as nodes join (Ray Train tells Ray Data what its workers hold). Nothing is
+    read from the cluster when the dataset is built, so it may be built before the workers are
+    placed. Nodes that offer no CPU (a head started with ``--num-cpus=0``) run no decoding.
 
     Args:
         location: shard folder or object-store URI.
         data: the ``data`` section: ``image_size``, ``cloth_points``, ``augment``,
-            ``augmentation.colour``, ``on_bad_sample`` and ``seed`` are used.
+            ``augmentation.colour``, ``on_bad_sample``, ``decode_cpus`` and ``seed`` are used.
         augment: override ``data.augment``.
         on_error: override ``data.on_bad_sample``: ``"error"``/``"raise"`` or ``"skip"`` (see
             :mod:`munet.data.decode`).
         shuffle_files: read the shards in a random order, a new one for every pass (seeded by
             ``data.seed``).
-        num_cpus: logical CPUs each read and decode task reserves. The default 0 keeps reading from
-            starving when training workers hold every logical CPU of the node.
-        concurrency: most read-and-decode tasks running at once (default: the cluster's logical
-            CPUs). Tasks that reserve no CPU are otherwise unbounded, and every extra task may
-            start another Python worker process. Each shard is one task (Ray fuses the read and
-            the decoding), so more shards than this keep every task busy.
     """
     import ray.data
 
@@ -129,20 +128,13 @@ def ray_dataset(
     if policy == "skip":
         decoder.skip_counter = _skip_counter(create=True)
         ray.get(decoder.skip_counter.add.remote(store.location, sum(shard.num_samples for shard in left_out)))
-    if concurrency is None:
-        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    concurrency = min(concurrency, len(shards))  # one read-and-decode task per shard at most
+    # The read and the decoding ask for the same resources, so Ray fuses them: one task per shard.
     files = ray.data.read_binary_files(
         [store.path(shard.name) for shard in shards],
         include_paths=True,
         filesystem=store.fs,
         shuffle=ray.data.FileShuffleConfig(seed=data.seed) if shuffle_files else None,
-        num_cpus=num_cpus,
-        concurrency=concurrency,
+        num_cpus=data.decode_cpus,
         override_num_blocks=len(shards),
     )
-    return files.flat_map(
-        _ShardFileDecoder(decoder, store, shards),
-        compute=ray.data.TaskPoolStrategy(size=concurrency),
-        num_cpus=num_cpus,
-    )
+    return files.flat_map(_ShardFileDecoder(decoder, store, shards), num_cpus=data.decode_cpus)

@@ -186,8 +186,15 @@ class ShardStore:
 
     def list_names(self) -> list[str]:
         """Names of the files directly in the folder (empty when it does not exist)."""
+        return sorted(self.sizes())
+
+    def sizes(self) -> dict[str, int]:
+        """``{name: bytes}`` of the files directly in the folder, from one listing request (empty
+        when the folder does not exist)."""
         selector = pafs.FileSelector(self.root, recursive=False, allow_not_found=True)
-        return sorted(info.base_name for info in self.fs.get_file_info(selector))
+        return {
+            info.base_name: info.size for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.File
+        }
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a whole file atomically (temporary name, then rename)."""

@@ -27,8 +27,8 @@ def sparse_bmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x: dense ``(B, M, C)`` features.
 
     Returns:
-        ``(B, N, C)``: ``out[b] = matrix @ x[b]``, computed as one sparse product on ``(M, B*C)``.
-        Differentiable with respect to ``x``.
+        ``(B, N, C)``: ``out[b] = matrix @ x[b]``, computed as one sparse product on ``(M, B*C)``
+        in the matrix's dtype (also under autocast). Differentiable with respect to ``x``.
     """
     if x.dim() != 3:
         raise ValueError(f"sparse_bmm expects features of shape (B, V, C), got {tuple(x.shape)}")
@@ -39,8 +39,10 @@ def sparse_bmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             f"vertices (shape {tuple(x.shape)}); pass features of the mesh the matrix was built for"
         )
     batch, _, channels = x.shape
-    flat = x.transpose(0, 1).reshape(cols, batch * channels)
-    out = torch.sparse.mm(matrix, flat)
+    flat = x.transpose(0, 1).reshape(cols, batch * channels).to(matrix.dtype)
+    # In the matrix's precision (float32) also under autocast: its backward has no mixed-dtype path.
+    with torch.autocast(x.device.type, enabled=False):
+        out = torch.sparse.mm(matrix, flat)
     return out.reshape(rows, batch, channels).transpose(0, 1)
 
 

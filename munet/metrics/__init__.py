@@ -10,6 +10,7 @@ every metric returns one value per sample.
 >>> fraction_on_mask(pred_verts[0], K, person_mask)    # share of the projected mesh on the person
 """
 
+from munet.metrics._checks import without_finite_checks
 from munet.metrics.image import fraction_on_mask
 from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_procrustes
 from munet.metrics.orientation import orientation_error, torso_frame
@@ -43,5 +44,6 @@ __all__ = [
     "point_to_surface_distance",
     "pve",
     "similarity_procrustes",
+    "without_finite_checks",
     "torso_frame",
 ]

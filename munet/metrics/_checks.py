@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
+
+_CHECK_FINITE = contextvars.ContextVar("munet_metrics_check_finite", default=True)
+
+
+@contextlib.contextmanager
+def without_finite_checks() -> Iterator[None]:
+    """Within this context the metrics skip their NaN/inf check of the inputs (shapes are still
+    checked): a non-finite input then gives a NaN result instead of an error. The check reads a
+    value back from the device, which a training step that only logs its errors avoids."""
+    token = _CHECK_FINITE.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_FINITE.reset(token)
 
 
 def check_points(name: str, value: object, layout: str = "(B, N, 3)") -> torch.Tensor:
@@ -27,7 +45,10 @@ def check_points(name: str, value: object, layout: str = "(B, N, 3)") -> torch.T
 
 
 def check_finite(name: str, value: torch.Tensor) -> None:
-    """Raise ``ValueError`` if ``value`` holds NaN or inf, saying how many entries are bad."""
+    """Raise ``ValueError`` if ``value`` holds NaN or inf, saying how many entries are bad (no check
+    inside :func:`without_finite_checks`)."""
+    if not _CHECK_FINITE.get():
+        return
     bad = ~torch.isfinite(value)
     if bad.any():
         raise ValueError(

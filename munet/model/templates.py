@@ -27,7 +27,6 @@ from typing import Any
 import torch
 
 from munet.body import BodyModel, pelvis
-from munet.body.anny_backend import load_anny, resolve_cache_dir
 from munet.config import MuNetConfig
 from munet.geometry import manifold_defects
 from munet.graph import (
@@ -256,6 +255,10 @@ def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
             f"MuNet's graph hierarchy is built from Anny topologies; body.backend must be 'anny', "
             f"got {getattr(body, 'name', type(body).__name__)!r}"
         )
+    # Imported here, as munet.body imports its backends: a network rebuilt from a checkpoint's
+    # templates (munet.checkpoint.load) needs neither Anny nor its dependencies.
+    from munet.body.anny_backend import load_anny, resolve_cache_dir
+
     coarse_model = load_anny(config.graph.coarse_topology, config.body.cache_dir)
     with _single_threaded(), torch.no_grad():
         rest = copy.deepcopy(body).to(torch.float64)()

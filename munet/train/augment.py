@@ -1,7 +1,7 @@
 """Geometric training augmentation of a batch: crop zoom and shift, horizontal flip.
 
 Runs in the training step on the stacked batch (the decoded-sample contract of
-:mod:`munet.data.decode`), after the decoder's colour jitter. Conventions are those of
+:mod:`munet.data.contract`), after the decoder's colour jitter. Conventions are those of
 :mod:`munet.model.camera`: camera frame OpenCV (x right, y down, z forward, metres), ``K`` in
 pixels of the ``S × S`` crop with pixel centres at integer coordinates (the crop spans
 ``[-0.5, S - 0.5]``).

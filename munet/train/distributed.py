@@ -28,7 +28,8 @@ from munet.checkpoint.find import latest_readable_checkpoint, run_has_checkpoint
 from munet.checkpoint.load import network_config_differences
 from munet.config import DataConfig, MuNetConfig, config_to_dict
 from munet.console import verbose
-from munet.train.optim import NonFiniteLossError
+from munet.train.optim import NonFiniteLossError, accumulation_steps
+from munet.train.precision import resolve_precision
 from munet.train.worker import train_loop_per_worker
 
 log = logging.getLogger(__name__)
@@ -109,16 +110,27 @@ def build_trainer(
 ) -> Any:
     """A ``TorchTrainer`` for ``config`` reading ``dataset`` and storing under ``out/name``.
 
+    Raises:
+        ValueError: ``train.global_batch_size`` that the workers cannot split evenly, a
+            ``train.precision`` the device cannot run, or an unknown ``train.checkpoint_upload``
+            (before any worker starts).
+
     ``resume_from`` is a checkpoint folder or URI to start from when Ray restores none;
     ``callbacks`` are Ray Tune/Train callbacks for the run, to which
     :class:`~munet.train.ray_callbacks.StopOnRepeatingErrors`
     is added (``data``, the shard folder, is named in its advice).
     """
+    import torch
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from munet.train.ray_callbacks import StopOnRepeatingErrors
 
+    # Settings the workers would reject, refused before any starts.
+    accumulation_steps(config.train, config.train.workers)
+    resolve_precision(config.train.precision, torch.device("cuda" if config.train.use_gpu else "cpu"))
+    if config.train.checkpoint_upload not in ("sync", "async"):
+        raise ValueError(f"train.checkpoint_upload must be 'sync' or 'async', got {config.train.checkpoint_upload!r}")
     resources = {"CPU": config.train.cpus_per_worker}
     if config.train.use_gpu:
         resources["GPU"] = 1

@@ -20,7 +20,7 @@ from munet.checkpoint.load import model_from_checkpoint
 from munet.checkpoint.state import TrainingState, restore_training_state, save_checkpoint
 from munet.config import MuNetConfig
 from munet.model import MuNet
-from munet.train.optim import OptimizerStep, build_optimizer
+from munet.train.optim import OptimizerStep, accumulation_steps, build_optimizer
 from munet.train.step import step_generator, training_step
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,10 @@ def train_local(
 
     Args:
         config: the run configuration (``train`` section: lr, weight decay, warm-up, clipping,
-            ``max_bad_steps``, ``log_every``, seed).
+            ``max_bad_steps``, ``log_every``, seed, precision, and ``global_batch_size``: a
+            multiple of ``batch_size`` accumulates that many batches per step).
         batches: stacked decoded samples (dicts of arrays/tensors). A list is cycled; an
-            iterator (e.g. a data-set iterator) must yield a batch for every step it trains.
+            iterator (e.g. a data-set iterator) must yield a batch for every batch it trains on.
         steps: number of optimisation steps (default ``config.train.steps``).
         out_dir: if given, the final checkpoint (:func:`munet.checkpoint.state.save_checkpoint`)
             and ``history.json`` are written there.
@@ -89,19 +90,24 @@ def train_local(
         model.load_state_dict(state.model)
     model.train()
     optimizer, scheduler = build_optimizer(model, config)
-    optimizer_step = OptimizerStep(model, optimizer, scheduler, config)
+    device = next(model.parameters()).device
+    optimizer_step = OptimizerStep(model, optimizer, scheduler, config.train, device)
+    accumulation = accumulation_steps(config.train, workers=1)
     start = 0 if state is None else restore_training_state(state, optimizer, scheduler, optimizer_step)
 
     history: list[dict[str, float]] = []
     stream = _endless(batches)
     last = start
     for step in range(start + 1, steps + 1):
-        batch = next(stream, None)
-        if batch is None:
-            raise ValueError(f"the batches ran out after {step - 1} of {steps} steps")
         lr = optimizer.param_groups[0]["lr"]
-        loss, logs = training_step(model, batch, step, config, step_generator(config.train.seed, step))
-        applied = optimizer_step(loss, step)
+        for index in range(accumulation):
+            batch = next(stream, None)
+            if batch is None:
+                raise ValueError(f"the batches ran out after {step - 1} of {steps} steps")
+            loss, logs = training_step(model, batch, step, config, step_generator(config.train.seed, step, index))
+            optimizer_step.backward(loss, accumulation)
+        applied = optimizer_step.step(step, logs)
+        logs = {name: float(value) for name, value in logs.items()}
         history.append({"step": step, "loss": float(loss.detach()), "lr": lr, "applied": float(applied), **logs})
         if step % config.train.log_every == 0 or step == steps:
             log.info(

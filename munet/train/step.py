@@ -7,7 +7,6 @@ while the graph and configuration are read from the inner module.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,12 +15,12 @@ import torch
 
 from munet.body import pelvis
 from munet.config import MuNetConfig
-from munet.losses import compute_losses, find_nonfinite
-from munet.metrics import mpjpe, pve
+from munet.data.contract import UINT8_MEMBERS
+from munet.losses import compute_losses
+from munet.metrics import mpjpe, pve, without_finite_checks
 from munet.model import MuNet, MutualState
 from munet.train.augment import augment_batch
-
-log = logging.getLogger(__name__)
+from munet.train.precision import as_float32, autocast
 
 
 def unwrap_model(model: torch.nn.Module) -> MuNet:
@@ -40,15 +39,22 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
 
 
 def batch_to_tensors(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-    """Numeric entries of a batch as tensors on ``device`` (floating point as float32); other
-    entries (keys, URLs) are dropped."""
+    """Numeric entries of a batch as tensors on ``device``: floating point as float32, the 8-bit
+    image and mask of the decoded-sample contract (:data:`munet.data.contract.UINT8_MEMBERS`) moved
+    as bytes, then made float32 (image in [0, 1], mask in {0, 1}) on the device; other entries
+    (keys, URLs) are dropped."""
     tensors = {}
     for key, value in batch.items():
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
             value = torch.from_numpy(value)
-        if isinstance(value, torch.Tensor):
-            value = value.to(torch.float32) if value.is_floating_point() else value
-            tensors[key] = value.to(device, non_blocking=True)
+        if not isinstance(value, torch.Tensor):
+            continue
+        value = value.to(device, non_blocking=True)
+        if key in UINT8_MEMBERS and value.dtype == torch.uint8:
+            value = value.to(torch.float32) / UINT8_MEMBERS[key]
+        elif value.is_floating_point():
+            value = value.to(torch.float32)
+        tensors[key] = value
     return tensors
 
 
@@ -58,52 +64,57 @@ def training_step(
     step: int,
     config: MuNetConfig,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
     """Forward one batch and compute its losses (no backward, no optimiser step).
 
     With ``data.augment`` on, the batch is first zoomed, shifted and flipped at random
     (:func:`munet.train.augment.augment_batch` with ``data.augmentation``; the flip uses the
-    templates' left/right maps of the body mesh and of the pose's bones).
+    templates' left/right maps of the body mesh and of the pose's bones). The network runs in
+    ``train.precision`` (:mod:`munet.train.precision`); the losses are computed in float32.
+
+    Nothing here waits for the device: the logged values stay tensors until a trainer reads them
+    (at its logging interval), so steps that log nothing do not synchronise.
 
     Args:
         model: a :class:`MuNet`, possibly DDP-wrapped.
         batch: stacked samples of the decoded-sample contract (numpy arrays or tensors).
         step: the training step (schedules of the loss weights and of the mutual mechanism).
         config: the run configuration (its ``loss`` section weights the terms, its ``data``
-            section switches the augmentation).
+            section switches the augmentation, ``train.precision`` sets the forward's precision).
         generator: draws the augmentation and the teacher-forced samples (see
             :func:`step_generator`).
 
     Returns:
-        ``(total, logs)``: the scalar loss to minimise, and floats for logging: every computed
-        term (``loss/<name>``, unweighted), the mutual state (``mutual/teacher_forcing``,
-        ``mutual/feedback_weight``, ``mutual/forced_fraction``) and training-set errors of the
-        body (``metric/mpjpe_mm``, ``metric/pve_mm``, pelvis-aligned). A non-finite total is
-        returned as is (and logged with the terms responsible): the optimiser step skips it.
+        ``(total, logs)``: the scalar loss to minimise, and scalars for logging (0-d tensors or
+        floats): every computed term (``loss/<name>``, unweighted), the mutual state
+        (``mutual/teacher_forcing``, ``mutual/feedback_weight``, ``mutual/forced_fraction``) and
+        training-set errors of the body (``metric/mpjpe_mm``, ``metric/pve_mm``,
+        pelvis-aligned; NaN when an input is not finite). A non-finite total is returned as is:
+        the optimiser step skips it and names the terms responsible.
     """
     inner = unwrap_model(model)
-    tensors = batch_to_tensors(batch, next(inner.parameters()).device)
+    device = next(inner.parameters()).device
+    tensors = batch_to_tensors(batch, device)
     if config.data.augment:
         templates = inner.templates
         tensors = augment_batch(
             tensors, templates.fine_mirror, templates.bone_mirror, config.data.augmentation, generator
         )
-    output = model(
-        tensors["image"],
-        tensors["K"],
-        step=step,
-        gt_body_vertices=tensors.get("body_vertices"),
-        generator=generator,
-    )
+    with autocast(config.train.precision, device):
+        output = model(
+            tensors["image"],
+            tensors["K"],
+            step=step,
+            gt_body_vertices=tensors.get("body_vertices"),
+            generator=generator,
+        )
+    output = as_float32(output)
     terms = compute_losses(output, tensors, config.loss, step, inner.templates.cloth, inner.template_joints)
-    bad = find_nonfinite(terms)
-    if bad:
-        log.warning("step %d: non-finite loss terms %s", step, bad)
     state = MutualState.at_step(inner.config.mutual, step)
-    logs = {f"loss/{name}": float(value.detach()) for name, value in terms.items()}
+    logs: dict[str, torch.Tensor | float] = {f"loss/{name}": value.detach() for name, value in terms.items()}
     logs["mutual/teacher_forcing"] = state.teacher_forcing
     logs["mutual/feedback_weight"] = state.feedback_weight
-    logs["mutual/forced_fraction"] = float(output.teacher_forced.float().mean())
+    logs["mutual/forced_fraction"] = output.teacher_forced.float().mean()
     logs.update(_body_errors(output.body_vertices, output.body_joints, tensors))
     return terms["total"] + _zero_weight_anchor(output), logs
 
@@ -122,12 +133,14 @@ def _zero_weight_anchor(output: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _body_errors(vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    """Pelvis-aligned MPJPE and PVE (mm) of the batch; NaN when an input is not finite."""
+def _body_errors(
+    vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Pelvis-aligned MPJPE and PVE (mm) of the batch, as 0-d tensors (NaN when an input is not
+    finite)."""
     gt_vertices, gt_joints = batch["body_vertices"], batch["body_joints"]
-    if not all(torch.isfinite(x).all() for x in (vertices, joints, gt_vertices, gt_joints)):
-        return {"metric/mpjpe_mm": float("nan"), "metric/pve_mm": float("nan")}
-    return {
-        "metric/mpjpe_mm": float(mpjpe(joints, gt_joints).mean()),
-        "metric/pve_mm": float(pve(vertices, gt_vertices, pelvis(joints), pelvis(gt_joints)).mean()),
-    }
+    with without_finite_checks():
+        return {
+            "metric/mpjpe_mm": mpjpe(joints, gt_joints).mean(),
+            "metric/pve_mm": pve(vertices, gt_vertices, pelvis(joints), pelvis(gt_joints)).mean(),
+        }

@@ -12,9 +12,11 @@ checkpoint, once (a restarted run continues past it), to test recovery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,7 +30,8 @@ from munet.checkpoint.load import model_from_checkpoint
 from munet.checkpoint.state import TrainingState, load_checkpoint, restore_training_state, save_checkpoint
 from munet.config import MuNetConfig, config_from_dict
 from munet.console import setup_console, verbose
-from munet.train.optim import OptimizerStep, build_optimizer
+from munet.train.optim import OptimizerStep, accumulation_steps, build_optimizer
+from munet.train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class _Replica:
         device: where its model and batches live.
         model: the network, prepared by Ray Train for DDP.
         optimizer, scheduler, stepper: its optimiser, learning-rate schedule and guarded step.
+        accumulation: batches per optimisation step (:func:`munet.train.optim.accumulation_steps`).
         start: the last step trained before this (re)start; 0 for a fresh run.
     """
 
@@ -54,7 +58,13 @@ class _Replica:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     stepper: OptimizerStep
+    accumulation: int
     start: int
+
+    @property
+    def samples_per_step(self) -> int:
+        """Samples of one optimisation step over all workers (the global batch)."""
+        return self.world * self.config.train.batch_size * self.accumulation
 
 
 class _Throughput:
@@ -102,6 +112,7 @@ def _batches(shard: Any, config: MuNetConfig, device: torch.device, rank: int) -
             drop_last=True,
             device=device,
             prefetch_batches=2,
+            pin_memory=device.type == "cuda",
             local_shuffle_buffer_size=buffer or None,
             local_shuffle_seed=config.train.seed + 1000 * rank + epoch if buffer else None,
         ):
@@ -177,7 +188,7 @@ def _start(config: MuNetConfig, resume_from: str | None) -> _Replica:
         network = model_from_checkpoint(state, config)
     model = ray.train.torch.prepare_model(network)
     optimizer, scheduler = build_optimizer(model, config)
-    stepper = OptimizerStep(model, optimizer, scheduler, config)
+    stepper = OptimizerStep(model, optimizer, scheduler, config.train, device)
     if state is not None:
         start = restore_training_state(state, optimizer, scheduler, stepper)
         if rank == 0:
@@ -187,7 +198,29 @@ def _start(config: MuNetConfig, resume_from: str | None) -> _Replica:
                 checkpoint.path,
                 stepper.skipped,
             )
-    return _Replica(config, rank, world, device, model, optimizer, scheduler, stepper, start)
+    replica = _Replica(
+        config,
+        rank,
+        world,
+        device,
+        model,
+        optimizer,
+        scheduler,
+        stepper,
+        accumulation_steps(config.train, world),
+        start,
+    )
+    if rank == 0:
+        log.info(
+            "global batch %d = %d per worker × %d worker(s) × %d accumulated; lr %g; precision %s",
+            replica.samples_per_step,
+            config.train.batch_size,
+            world,
+            replica.accumulation,
+            config.train.lr,
+            resolve_precision(config.train.precision, device),
+        )
+    return replica
 
 
 def _tensorboard(directory: str | None, rank: int) -> Any:
@@ -208,11 +241,12 @@ def _metrics(
     applied: bool,
     throughput: _Throughput,
 ) -> dict[str, float]:
-    """The metrics reported at ``step``: the loss and its terms (``logs``), learning rate, skipped
-    and applied steps, throughput of the window over all workers, replica spread (a collective:
-    every rank computes it at the same step) and the step this (re)start began after."""
+    """The metrics reported at ``step``: the loss and its terms (``logs``; read from the device
+    here, at the logging interval only), learning rate, skipped and applied steps, throughput of
+    the window over all workers, replica spread (a collective: every rank computes it at the same
+    step) and the step this (re)start began after."""
     config = replica.config
-    rates = throughput.rates(replica.world * config.train.batch_size * config.train.log_every)
+    rates = throughput.rates(replica.samples_per_step * config.train.log_every)
     return {
         "step": step,
         "loss": float(loss.detach()),
@@ -258,18 +292,23 @@ def duration(seconds: float) -> str:
 
 def _report(replica: _Replica, metrics: dict[str, float], with_checkpoint: bool) -> None:
     """Report ``metrics`` to Ray Train; ``with_checkpoint``, every rank reports under the step's
-    checkpoint folder name and rank 0 attaches the checkpoint it saves."""
+    checkpoint folder name and rank 0 attaches the checkpoint it saves, uploaded as
+    ``train.checkpoint_upload`` says (``async``: Ray deletes the local copy once uploaded)."""
     import ray.train
+    from ray.train import CheckpointUploadMode
 
     if not with_checkpoint:
         ray.train.report(metrics)
         return
     step = int(metrics["step"])
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
+    asynchronous = replica.config.train.checkpoint_upload == "async"  # checked by build_trainer
+    mode = CheckpointUploadMode.ASYNC if asynchronous else CheckpointUploadMode.SYNC
+    folder = tempfile.mkdtemp(prefix="munet-checkpoint-")
+    checkpoint = None
+    try:
         if replica.rank == 0:
             save_checkpoint(
-                tmp,
+                folder,
                 step=step,
                 model=replica.model,
                 config=replica.config,
@@ -277,8 +316,17 @@ def _report(replica: _Replica, metrics: dict[str, float], with_checkpoint: bool)
                 scheduler=replica.scheduler,
                 guard=replica.stepper.state_dict(),
             )
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_dir_name(step))
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(
+            metrics,
+            checkpoint=checkpoint,
+            checkpoint_dir_name=checkpoint_dir_name(step),
+            checkpoint_upload_mode=mode,
+            delete_local_checkpoint_after_upload=checkpoint is not None and mode == CheckpointUploadMode.ASYNC,
+        )
+    finally:
+        if checkpoint is None or mode == CheckpointUploadMode.SYNC:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _inject_failure(step: int, fail_at: int | None, start: int) -> None:
@@ -309,6 +357,27 @@ def _quiet_ray_train_reports() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
+def _accumulate(
+    replica: _Replica, batches: Iterator[dict[str, torch.Tensor]], throughput: _Throughput, step: int
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The backward passes of one optimisation step: ``replica.accumulation`` batches, the
+    gradients synchronised between the DDP replicas only in the last one. Returns the last batch's
+    loss and logs. Each batch draws from its own generator (:func:`step_generator` with a rank
+    index unique over the step's batches)."""
+    from munet.train.step import step_generator, training_step
+
+    config, model = replica.config, replica.model
+    for index in range(replica.accumulation):
+        batch = throughput.next_batch(batches)
+        generator = step_generator(config.train.seed, step, replica.rank + index * replica.world)
+        last = index == replica.accumulation - 1
+        no_sync = getattr(model, "no_sync", None)
+        with contextlib.nullcontext() if last or no_sync is None else no_sync():
+            loss, logs = training_step(model, batch, step, config, generator)
+            replica.stepper.backward(loss, replica.accumulation)
+    return loss, logs
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The per-worker training loop (runs inside Ray Train).
 
@@ -319,8 +388,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """
     import ray.train
 
-    from munet.train.step import step_generator, training_step
-
     setup_console(timestamps=False)
     _quiet_ray_train_reports()
     replica = _start(config_from_dict(loop_config["config"]), loop_config.get("resume_from"))
@@ -330,17 +397,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     steps, fail_at = config.train.steps, config.train.inject_failure_at_step
     throughput = _Throughput()
     for step in range(replica.start + 1, steps + 1):
-        batch = throughput.next_batch(batches)
-        generator = step_generator(config.train.seed, step, rank)
-        loss, logs = training_step(replica.model, batch, step, config, generator)
-        applied = replica.stepper(loss, step)
+        loss, logs = _accumulate(replica, batches, throughput, step)
+        applied = replica.stepper.step(step, logs)
         throughput.step_done()
 
         checkpoint_now = step % config.train.checkpoint_every == 0 or step in (steps, fail_at)
         if step % config.train.log_every == 0 or checkpoint_now:
             metrics = _metrics(replica, step, loss, logs, applied, throughput)
             throughput.restart()
-            _show(metrics, steps, replica.world * config.train.batch_size, rank, writer)
+            _show(metrics, steps, replica.samples_per_step, rank, writer)
             _report(replica, metrics, checkpoint_now)
         _inject_failure(step, fail_at, replica.start)
     if writer is not None:

@@ -21,10 +21,13 @@ from munet.tune.settings import SweepSpec
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
-    """The resources one trial of ``spec`` holds while it trains: its driver's ``trial_cpus`` and
-    its workers' CPUs (and GPUs)."""
+    """The resources one trial of ``spec`` holds while it trains: its driver's ``trial_cpus``,
+    its workers' CPUs (and GPUs), and the CPUs of at least one data-decoding task
+    (``data.decode_cpus``; Ray Data's tasks take free CPUs beside the workers, and a trial whose
+    decoding finds none never trains)."""
     train = spec.base.train
-    resources = {"CPU": spec.settings.trial_cpus + train.workers * train.cpus_per_worker}
+    cpus = spec.settings.trial_cpus + train.workers * train.cpus_per_worker + spec.base.data.decode_cpus
+    resources = {"CPU": cpus}
     if train.use_gpu:
         resources["GPU"] = float(train.workers)
     return resources

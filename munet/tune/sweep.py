@@ -212,6 +212,23 @@ def asha_scheduler(asha: AshaSettings, steps: int) -> Any:
     )
 
 
+def _warn_if_starved(concurrent: int, resources: dict[str, float]) -> None:
+    """Warn when ``concurrent`` trials, each holding ``resources``, need more CPUs than the Ray
+    cluster has now: their data decoding may then wait for a CPU that never frees."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if concurrent * resources["CPU"] > cpus:
+        log.warning(
+            "%d trials at once need %g CPUs (each: driver, workers and one decode task), the cluster has %g now: "
+            "unless it grows, trials may wait for data forever. Lower --max-concurrent, or give a local Ray "
+            "more CPUs (--num-cpus)",
+            concurrent,
+            concurrent * resources["CPU"],
+            cpus,
+        )
+
+
 def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
     """A new ``Tuner`` for ``spec``.
 
@@ -235,6 +252,8 @@ def build_tuner(spec: SweepSpec, max_concurrent: int | None = None) -> Tuner:
     concurrent = max_concurrent or settings.max_concurrent
     if concurrent is None:
         searcher = ClusterConcurrency(searcher, trial_resources(spec))
+    else:
+        _warn_if_starved(concurrent, trial_resources(spec))
     log.info(
         "sweep of %d trials, %s, in %s",
         settings.trials,
