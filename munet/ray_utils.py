@@ -49,6 +49,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _pin_dashboard() -> int:
+    """A free loopback port for the local Ray's dashboard, also set as this process's (and its
+    children's) ``RAY_API_SERVER_ADDRESS``. With several Rays on one machine, Ray Train's
+    placement-group cleaner finds "its" Ray by auto-detection and may pick another one (trials
+    then leak placement groups and sweeps hang); the pinned address makes every process ask its
+    own."""
+    port = _free_port()
+    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://{LOOPBACK}:{port}"
+    return port
+
+
 def _token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN"):
         return True
@@ -104,11 +115,7 @@ def init_ray(
     if nodes > 1:
         _start_simulated_cluster(nodes, default_local_cpus() if num_cpus is None else num_cpus, object_store_memory)
         return
-    # With several Rays on one machine, Ray Train's placement-group cleaner finds "its" Ray by
-    # auto-detection and may pick another one (trials then leak placement groups and sweeps
-    # hang). Pinning this Ray's dashboard port and API address makes every process ask its own.
-    dashboard_port = _free_port()
-    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://{LOOPBACK}:{dashboard_port}"
+    dashboard_port = _pin_dashboard()
     ray.init(
         address="local",
         num_cpus=default_local_cpus() if num_cpus is None else num_cpus,
@@ -139,10 +146,7 @@ def _start_simulated_cluster(nodes: int, cpus_per_node: int, object_store_memory
     node: dict[str, Any] = {"num_cpus": cpus_per_node, "node_ip_address": LOOPBACK}
     if object_store_memory is not None:  # else Ray's default (Cluster's own is 150 MiB)
         node["object_store_memory"] = object_store_memory
-    # The head's dashboard, pinned as in init_ray, lets Ray Train's placement-group cleaner find
-    # this cluster's state among other local Rays.
-    dashboard_port = _free_port()
-    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://{LOOPBACK}:{dashboard_port}"
+    dashboard_port = _pin_dashboard()
     head = {**node, "include_dashboard": True, "dashboard_port": dashboard_port, "dashboard_host": LOOPBACK}
     cluster = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(nodes - 1):

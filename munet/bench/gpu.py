@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from munet.checkpoint.load import model_from_checkpoint
-from munet.checkpoint.state import load_checkpoint, save_checkpoint
+from munet.checkpoint.state import TrainingState, load_checkpoint, save_checkpoint
 from munet.config import apply_overrides, load_config
 from munet.train.optim import OptimizerStep, build_optimizer
 from munet.train.precision import resolve_precision
@@ -138,14 +138,20 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(inputs: Path, device: torch.device, precision: str, batch: int, steps: int, warmup: int) -> Measurement:
-    """Train ``warmup`` + ``steps`` steps of the prepared network on ``device`` at ``precision``
-    with batches of ``batch``; the figures cover the last ``steps``."""
-    state = load_checkpoint(inputs / MODEL_DIR, map_location="cpu")
+def measure(
+    state: TrainingState,
+    samples: dict[str, np.ndarray],
+    device: torch.device,
+    precision: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+) -> Measurement:
+    """Train ``warmup`` + ``steps`` steps of a new copy of the prepared network (``state``) on
+    ``device`` at ``precision`` with batches of ``batch`` drawn from ``samples``; the figures
+    cover the last ``steps``."""
     config = apply_overrides(state.config, [f"train.precision={precision}", f"train.batch_size={batch}"])
     resolved = resolve_precision(precision, device)
-    with np.load(inputs / SAMPLES_FILE, allow_pickle=False) as archive:
-        samples = {key: archive[key] for key in archive.files}
     stop = threading.Event()
     try:
         model = model_from_checkpoint(state, config).to(device)
@@ -214,10 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"training step on {name}, torch {torch.__version__}, {args.steps} steps after {args.warmup}:")
+    state = load_checkpoint(args.inputs / MODEL_DIR, map_location="cpu")
+    with np.load(args.inputs / SAMPLES_FILE, allow_pickle=False) as archive:
+        samples = {key: archive[key] for key in archive.files}
     measurements = []
     for precision in args.precisions:
         for batch in args.batches:
-            measurements.append(measure(args.inputs, device, precision, batch, args.steps, args.warmup))
+            measurements.append(measure(state, samples, device, precision, batch, args.steps, args.warmup))
             print(list(_rows(measurements))[-1], flush=True)
     print("\n".join(_rows(measurements)))
     if args.json is not None:

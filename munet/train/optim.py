@@ -118,9 +118,11 @@ class OptimizerStep:
             self.scheduler.step()
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        if applied or overflow:
-            self._consecutive = 0 if applied else self._consecutive
-            return applied
+        if applied:
+            self._consecutive = 0
+            return True
+        if overflow:  # the loss scale was halved: not a bad step
+            return False
         self.skipped += 1
         self._consecutive += 1
         bad = find_nonfinite({name: torch.as_tensor(value) for name, value in (logs or {}).items() if "loss/" in name})
