@@ -14,6 +14,29 @@ from munet.metrics._checks import without_finite_checks
 from munet.metrics.image import fraction_on_mask
 from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_procrustes
 from munet.metrics.orientation import orientation_error, torso_frame
+from munet.metrics.protocols import (
+    AUC_THRESHOLDS_MM,
+    H36M17_NAMES,
+    H36M_TO_LSP14,
+    H36M_TO_MPI3DHP17,
+    JOINT_SETS,
+    LSP14_NAMES,
+    LSP14_PELVIS,
+    MPI3DHP17_NAMES,
+    MPI3DHP17_ROOT,
+    MPI3DHP_PCK_JOINTS,
+    PCK_THRESHOLD_MM,
+    PROTOCOLS,
+    Protocol,
+    load_joint_regressor,
+    lsp14_errors,
+    lsp14_from_h36m,
+    lsp14_from_mesh,
+    mpi3dhp_errors,
+    mpi17_from_h36m,
+    mpi17_from_mesh,
+    regress_h36m,
+)
 from munet.metrics.surface import chamfer_p2s, point_to_surface_distance
 
 BODY_METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm")
@@ -46,4 +69,26 @@ __all__ = [
     "similarity_procrustes",
     "without_finite_checks",
     "torso_frame",
+    # benchmark protocols (munet.metrics.protocols)
+    "AUC_THRESHOLDS_MM",
+    "H36M17_NAMES",
+    "H36M_TO_LSP14",
+    "H36M_TO_MPI3DHP17",
+    "JOINT_SETS",
+    "LSP14_NAMES",
+    "LSP14_PELVIS",
+    "MPI3DHP17_NAMES",
+    "MPI3DHP17_ROOT",
+    "MPI3DHP_PCK_JOINTS",
+    "PCK_THRESHOLD_MM",
+    "PROTOCOLS",
+    "Protocol",
+    "load_joint_regressor",
+    "lsp14_errors",
+    "lsp14_from_h36m",
+    "lsp14_from_mesh",
+    "mpi3dhp_errors",
+    "mpi17_from_h36m",
+    "mpi17_from_mesh",
+    "regress_h36m",
 ]
