@@ -16,7 +16,7 @@ import torch
 from munet.config import DataConfig
 from munet.data.camera import sample_camera
 from munet.data.check import check_shards
-from munet.data.contract import UINT8_MEMBERS
+from munet.data.contract import FLAGS, UINT8_MEMBERS
 from munet.data.decode import Decoder, decode_sample, iter_samples, usable_shards
 from munet.data.generate import sample_surface
 from munet.data.ray_dataset import ray_dataset, skipped_samples
@@ -138,8 +138,11 @@ def _assert_matches(decoded: dict[str, np.ndarray], record: SampleRecord) -> Non
     np.testing.assert_allclose(decoded["body_pose"], record.body.pose, rtol=1e-6)
     np.testing.assert_allclose(decoded["cloth_points"], record.cloth.points, rtol=1e-6)
     np.testing.assert_allclose(decoded["cloth_normals"], record.cloth.normals, rtol=1e-6, atol=1e-7)
+    for name in FLAGS:  # a full synthetic sample: every target real
+        np.testing.assert_array_equal(decoded[name], 1.0)
     for name, value in decoded.items():
-        assert value.dtype == (np.uint8 if name in UINT8_MEMBERS else np.float32), name
+        expected = np.uint8 if name in UINT8_MEMBERS else np.int64 if name == "source" else np.float32
+        assert value.dtype == expected, name
 
 
 def test_round_trip_webdataset(tmp_path, records):
@@ -192,6 +195,8 @@ def test_round_trip_ray(tmp_path, records, ray_local):
         "body_shape",
         "cloth_points",
         "cloth_normals",
+        "source",
+        *FLAGS,
     }
     local = list(iter_samples(f"file://{tmp_path}", Decoder.from_config(_config())))
     for record, expected in zip(records, local):  # Ray may reorder rows: match them by camera

@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from dataclasses import dataclass
+from functools import cache
+
 from munet.body.base import BodyModel, BodyOutput
 from munet.body.joints import COCO17_NAMES, COCO17_PELVIS, pelvis
 from munet.config import BodyConfig
@@ -35,12 +40,44 @@ def build_body_model(config: BodyConfig) -> BodyModel:
     raise ValueError(f"Unknown body backend {config.backend!r}; choose one of {list(BACKENDS)}")
 
 
+@dataclass(frozen=True)
+class BodyTopology:
+    """What a body model's mesh targets look like: a sample's body mesh supervises a model only
+    when its ``backend`` names the same topology with the same sizes.
+
+    Attributes:
+        name: the model's name (``anny``, ``smpl``, ``smplh``, ``smplx``), as a sample's
+            ``body.npz`` ``backend`` says it.
+        vertices: V, mesh vertices.
+        pose_dim: P, pose parameters.
+        shape_dim: B, shape parameters.
+    """
+
+    name: str
+    vertices: int
+    pose_dim: int
+    shape_dim: int
+
+
+def body_topology(config: BodyConfig) -> BodyTopology:
+    """The topology of the body model ``config`` names (built once per process and setting)."""
+    return _topology(json.dumps(dataclasses.asdict(config), sort_keys=True))
+
+
+@cache
+def _topology(config_json: str) -> BodyTopology:
+    model = build_body_model(BodyConfig(**json.loads(config_json)))
+    return BodyTopology(model.name, model.num_vertices, model.pose_dim, model.shape_dim)
+
+
 __all__ = [
     "BACKENDS",
     "BodyModel",
     "BodyOutput",
+    "BodyTopology",
     "COCO17_NAMES",
     "COCO17_PELVIS",
+    "body_topology",
     "build_body_model",
     "pelvis",
 ]

@@ -38,12 +38,20 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from munet.body import BodyTopology
 from munet.config import AugmentConfig, DataConfig
 from munet.data.camera import resize_intrinsics, resize_pixels
 from munet.data.schema import (
+    CLOTH_MEMBER,
+    MASK_MEMBER,
+    TARGETS,
+    BodyRecord,
+    ClothRecord,
     SampleRecord,
     SchemaError,
     check_record,
+    check_targets,
+    has_member,
     read_body,
     read_camera,
     read_cloth,
@@ -95,6 +103,8 @@ def decode_sample(
     augment: bool = False,
     rng: np.random.Generator | None = None,
     colour: float = AugmentConfig.colour,
+    body: BodyTopology | None = None,
+    source: int = 0,
 ) -> dict[str, np.ndarray]:
     """Decode one raw sample into the decoded-sample contract (:mod:`munet.data.contract`).
 
@@ -107,48 +117,120 @@ def decode_sample(
         augment: apply :func:`colour_jitter`.
         rng: random generator for augmentation (a fresh one when ``None``).
         colour: the strength of :func:`colour_jitter`.
+        body: the trained body model's topology. With it, samples may hold some targets only
+            (partial supervision): a missing target is filled with zeros and flagged 0, and a
+            body mesh of another topology (e.g. SMPL data for an Anny model) is left out the same
+            way. ``None``: every sample must hold every target, its body mesh taken as stored.
+        source: the sample's index in ``data.sources`` (the contract's ``source``).
 
     Raises:
-        SchemaError: a missing or unreadable member, a wrong schema version, or fewer stored
-            cloth points than asked; the message names the shard and the key.
+        SchemaError: a missing or unreadable member, a wrong schema version, targets that do not
+            match ``meta.json``, a missing target without ``body``, or fewer stored cloth points
+            than asked; the message names the shard and the key.
     """
-    read_meta(raw)
+    meta = read_meta(raw)
     camera = read_camera(raw)
-    body = read_body(raw)
-    cloth = read_cloth(raw)
+    stored_body = read_body(raw)
+    cloth = read_cloth(raw) if has_member(raw, CLOTH_MEMBER) else None
     image = read_image(raw)
-    mask = read_mask(raw)
-    check_record(SampleRecord(str(raw.get("__key__", "")), image, mask, camera, body, cloth, []), raw)
+    mask = read_mask(raw) if has_member(raw, MASK_MEMBER) else None
+    record = SampleRecord(str(raw.get("__key__", "")), image, mask, camera, stored_body, cloth, [])
+    check_targets(record, meta, raw)
+    check_record(record, raw)
+    if body is None and len(record.targets) < len(TARGETS):
+        raise SchemaError(
+            f"{sample_name(raw)} holds the targets {record.targets} only, and this reader was given no "
+            "body topology to fill in the rest (partial supervision: Decoder(body=body_topology(config.body)))"
+        )
+    rng = rng if rng is not None else np.random.default_rng()
+    scale = image_size / camera.image_size
+    image = _resize(image, image_size)
+    if augment:
+        image = np.rint(colour_jitter(image.astype(np.float32) / 255.0, rng, colour) * 255.0).astype(np.uint8)
+    sample = {
+        "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.uint8),
+        "K": resize_intrinsics(camera.K, scale).astype(np.float32),
+        "source": np.array(source, np.int64),
+        **_mask_target(mask, image_size),
+        **_body_targets(stored_body, body, scale),
+        **_cloth_targets(cloth, cloth_points, augment, rng, raw),
+    }
+    return sample
+
+
+def _flag(present: bool) -> np.ndarray:
+    return np.array(1.0 if present else 0.0, np.float32)
+
+
+def _mask_target(mask: np.ndarray | None, image_size: int) -> dict[str, np.ndarray]:
+    """``mask`` (1, S, S) uint8 and ``has_mask``."""
+    if mask is None:
+        return {"mask": np.zeros((1, image_size, image_size), np.uint8), "has_mask": _flag(False)}
+    resized = _resize(mask.astype(np.float32), image_size) >= 0.5
+    return {"mask": resized[None].astype(np.uint8), "has_mask": _flag(True)}
+
+
+def _body_targets(stored: BodyRecord, body: BodyTopology | None, scale: float) -> dict[str, np.ndarray]:
+    """The body mesh, joint and 2D joint targets with their flags (see :func:`decode_sample`)."""
+    if body is None:  # a full sample, taken as stored
+        uses_mesh = True
+    else:
+        uses_mesh = (
+            stored.has_mesh
+            and stored.backend == body.name
+            and stored.vertices.shape == (body.vertices, 3)
+            and stored.pose.shape == (body.pose_dim,)
+            and stored.shape.shape == (body.shape_dim,)
+        )
+    if uses_mesh:
+        mesh = {"body_vertices": stored.vertices, "body_pose": stored.pose, "body_shape": stored.shape}
+    else:
+        mesh = {
+            "body_vertices": np.zeros((body.vertices, 3), np.float32),
+            "body_pose": np.zeros(body.pose_dim, np.float32),
+            "body_shape": np.zeros(body.shape_dim, np.float32),
+        }
+    joints, valid = _joints(stored.joints, stored.joints_valid, 3)
+    joints_2d, valid_2d = _joints(stored.joints_2d, stored.joints_2d_valid, 2)
+    return {
+        **mesh,
+        "has_body_mesh": _flag(uses_mesh),
+        "body_joints": joints,
+        "joints_valid": valid,
+        "joints_2d": resize_pixels(joints_2d, scale).astype(np.float32),
+        "joints_2d_valid": valid_2d,
+    }
+
+
+def _joints(joints: np.ndarray | None, valid: np.ndarray | None, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(17, dims) joints and their (17,) validity: zeros for absent joints."""
+    if joints is None:
+        return np.zeros((17, dims), np.float32), np.zeros(17, np.float32)
+    valid = np.ones(17, np.float32) if valid is None else (valid > 0.5).astype(np.float32)
+    return np.where(valid[:, None] > 0, joints, 0.0).astype(np.float32), valid
+
+
+def _cloth_targets(
+    cloth: ClothRecord | None, cloth_points: int, augment: bool, rng: np.random.Generator, raw: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """``cloth_points`` of the stored surface samples (random ones when ``augment``), their normals
+    and ``has_cloth``."""
+    if cloth is None:
+        zeros = np.zeros((cloth_points, 3), np.float32)
+        return {"cloth_points": zeros, "cloth_normals": zeros.copy(), "has_cloth": _flag(False)}
     stored = len(cloth.points)
     if stored < cloth_points:
         raise SchemaError(
             f"{sample_name(raw)} stores {stored} cloth points but data.cloth_points is "
             f"{cloth_points}; lower data.cloth_points or regenerate the shards"
         )
-    rng = rng if rng is not None else np.random.default_rng()
     if stored == cloth_points:
         chosen = np.arange(stored)
     elif augment:
         chosen = rng.choice(stored, cloth_points, replace=False)
     else:
         chosen = np.arange(cloth_points)
-    scale = image_size / camera.image_size
-    image = _resize(image, image_size)
-    if augment:
-        image = np.rint(colour_jitter(image.astype(np.float32) / 255.0, rng, colour) * 255.0).astype(np.uint8)
-    mask = _resize(mask.astype(np.float32), image_size) >= 0.5
-    return {
-        "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.uint8),
-        "mask": mask[None].astype(np.uint8),
-        "K": resize_intrinsics(camera.K, scale).astype(np.float32),
-        "body_vertices": body.vertices,
-        "body_joints": body.joints,
-        "joints_2d": resize_pixels(body.joints_2d, scale).astype(np.float32),
-        "body_pose": body.pose,
-        "body_shape": body.shape,
-        "cloth_points": cloth.points[chosen],
-        "cloth_normals": cloth.normals[chosen],
-    }
+    return {"cloth_points": cloth.points[chosen], "cloth_normals": cloth.normals[chosen], "has_cloth": _flag(True)}
 
 
 def bad_data_policy(value: str) -> str:
@@ -170,6 +252,8 @@ class Decoder:
     Attributes:
         image_size, cloth_points, augment, colour: as in :func:`decode_sample`.
         on_error: ``"raise"`` (or ``"error"``) or ``"skip"`` (see the module docstring).
+        body, source: as in :func:`decode_sample` (``body``: the trained model's topology, which
+            allows samples with some targets only).
         skipped: number of samples skipped by this instance (local iteration).
         skip_counter: a handle on the Ray job's skip counter
             (:func:`munet.data.ray_dataset.skipped_samples`) that every skip is also added to; set by
@@ -182,6 +266,8 @@ class Decoder:
     augment: bool = False
     colour: float = AugmentConfig.colour
     on_error: str = "raise"
+    body: BodyTopology | None = None
+    source: int = 0
     skipped: int = 0
     skip_counter: Any = None
     location: str = ""
@@ -190,20 +276,36 @@ class Decoder:
         self.on_error = bad_data_policy(self.on_error)
 
     @classmethod
-    def from_config(cls, data: DataConfig, augment: bool | None = None, on_error: str | None = None) -> Decoder:
+    def from_config(
+        cls,
+        data: DataConfig,
+        augment: bool | None = None,
+        on_error: str | None = None,
+        body: BodyTopology | None = None,
+    ) -> Decoder:
         """Settings from the ``data`` section (``augment`` defaults to ``data.augment``, ``on_error``
-        to ``data.on_bad_sample``; ``colour`` is ``data.augmentation.colour``)."""
+        to ``data.on_bad_sample``; ``colour`` is ``data.augmentation.colour``) and the trained
+        body model's topology (see :func:`decode_sample`)."""
         return cls(
             image_size=data.image_size,
             cloth_points=data.cloth_points,
             augment=data.augment if augment is None else augment,
             colour=data.augmentation.colour,
             on_error=data.on_bad_sample if on_error is None else on_error,
+            body=body,
         )
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
         """Decode one sample; always raises on bad data (see :meth:`decode_or_skip`)."""
-        return decode_sample(raw, self.image_size, self.cloth_points, self.augment, colour=self.colour)
+        return decode_sample(
+            raw,
+            self.image_size,
+            self.cloth_points,
+            self.augment,
+            colour=self.colour,
+            body=self.body,
+            source=self.source,
+        )
 
     def skip(self, count: int, error: Exception) -> None:
         """Count ``count`` skipped samples and log ``error`` (which names them)."""

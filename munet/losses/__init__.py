@@ -8,6 +8,10 @@ Term names are the fields of :class:`~munet.config.LossConfig`; each weight is a
 own pelvis; clothed and consistency terms compare root-relative surfaces (the predicted clothed
 mesh relative to the pelvis of the body it was built on, the target points relative to the
 ground-truth pelvis), so the camera translation is learnt from the 2D reprojection alone.
+
+Partial supervision: the batch's flags (:mod:`munet.data.contract`; absent flags mean every target
+is real) weigh each term by the samples or joints that have its target
+(:func:`supervision_weights`); a term no sample of the batch can compute is 0.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from munet.body import pelvis
+from munet.body import COCO17_PELVIS, pelvis
 from munet.config import LossConfig
 from munet.geometry import vertex_normals
 from munet.graph import MeshGraph
@@ -46,6 +50,33 @@ TERMS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LossConfig))
 
 REQUIRED_KEYS = ("image", "K", "body_vertices", "body_joints", "joints_2d", "cloth_points", "cloth_normals")
 """Batch entries every step needs (``body_pose``/``body_shape`` too when parameters are regressed)."""
+
+
+def supervision_weights(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
+    """The samples (``(B,)``) or joints (``(B, 17)``) each kind of target counts for, from the
+    batch's flags (``None``: all, when the batch has no flags).
+
+    Returns:
+        ``mesh`` (body mesh and parameters; a mesh is aligned on the true pelvis, so its hips must
+        be real), ``joints`` (3D joints of samples whose hips are real), ``all_joints`` (samples
+        with all 17 joints: the orientation target is fitted to all), ``canonical`` (both),
+        ``joints_2d``, ``cloth`` (clothed surface, aligned on the true pelvis).
+    """
+    valid = batch.get("joints_valid")
+    hips = None if valid is None else valid[:, list(COCO17_PELVIS)].prod(-1)
+    all_joints = None if valid is None else valid.prod(-1)
+
+    def both(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+        return b if a is None else a if b is None else a * b
+
+    return {
+        "mesh": both(batch.get("has_body_mesh"), hips),
+        "joints": None if valid is None else valid * hips[:, None],
+        "all_joints": all_joints,
+        "canonical": both(batch.get("has_body_mesh"), all_joints),
+        "joints_2d": batch.get("joints_2d_valid"),
+        "cloth": both(batch.get("has_cloth"), hips),
+    }
 
 
 def loss_weights(config: LossConfig, step: int) -> dict[str, float]:
@@ -95,6 +126,7 @@ def compute_losses(
     if missing:
         raise KeyError(f"the batch lacks {missing}; it must follow the decoded-sample contract")
     weights = loss_weights(config, step)
+    w = supervision_weights(batch)
 
     gt_root = pelvis(batch["body_joints"])
     pred_root = pelvis(output.body_joints)
@@ -105,11 +137,16 @@ def compute_losses(
 
     @functools.cache
     def gt_rotation() -> torch.Tensor:  # one Procrustes for the orientation and canonical terms
-        return orientation_target(template_joints, batch["body_joints"])
+        rotation = orientation_target(template_joints, batch["body_joints"])
+        if w["all_joints"] is None:
+            return rotation
+        # Samples without all 17 joints have no target; keep their (unused) rotation finite.
+        eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device).expand_as(rotation)
+        return torch.where(w["all_joints"][:, None, None] > 0, torch.nan_to_num(rotation), eye)
 
     @functools.cache
     def chamfer_normal() -> tuple[torch.Tensor, torch.Tensor]:  # one neighbour search for both
-        return chamfer_and_normal_loss(cloth, cloth_normals, gt_points, batch["cloth_normals"])
+        return chamfer_and_normal_loss(cloth, cloth_normals, gt_points, batch["cloth_normals"], w["cloth"])
 
     compute: dict[str, Callable[[], torch.Tensor]] = {
         "body_vertex": lambda: vertex_loss(
@@ -117,6 +154,7 @@ def compute_losses(
             batch["body_vertices"],
             torch.zeros_like(pred_root),
             gt_root,
+            w["mesh"],
         ),
         "body_canonical": lambda: canonical_vertex_loss(
             output.body_vertices,
@@ -125,18 +163,23 @@ def compute_losses(
             batch["body_vertices"],
             gt_root,
             gt_rotation(),
+            w["canonical"],
         ),
         "body_joint": lambda: joint_loss(
-            turned_only(output.body_joints, pred_root, output.body_rotation), batch["body_joints"]
+            turned_only(output.body_joints, pred_root, output.body_rotation), batch["body_joints"], w["joints"]
         ),
-        "body_orientation": lambda: orientation_loss(output.body_rotation, gt_rotation()),
+        "body_orientation": lambda: orientation_loss(output.body_rotation, gt_rotation(), w["all_joints"]),
         "body_reproj": lambda: reprojection_loss(
-            output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1]
+            output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1], w["joints_2d"]
         ),
-        "body_params": lambda: param_loss(output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"]),
-        "body_heatmap": lambda: heatmap_loss(output.joint_heatmaps, batch["joints_2d"], batch["image"].shape[-1]),
+        "body_params": lambda: param_loss(
+            output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"], w["mesh"]
+        ),
+        "body_heatmap": lambda: heatmap_loss(
+            output.joint_heatmaps, batch["joints_2d"], batch["image"].shape[-1], weight=w["joints_2d"]
+        ),
         "cloth_chamfer": lambda: chamfer_normal()[0],
-        "cloth_p2s": lambda: point_to_surface_loss(gt_points, cloth, output.cloth_faces),
+        "cloth_p2s": lambda: point_to_surface_loss(gt_points, cloth, output.cloth_faces, w["cloth"]),
         "cloth_normal": lambda: chamfer_normal()[1],
         "cloth_edge": lambda: edge_loss(cloth, cloth - output.cloth_offsets, edges),
         "cloth_laplacian": lambda: laplacian_loss(output.cloth_offsets, edges),
@@ -158,4 +201,4 @@ def compute_losses(
     return terms
 
 
-__all__ = ["REQUIRED_KEYS", "TERMS", "compute_losses", "find_nonfinite", "loss_weights"]
+__all__ = ["REQUIRED_KEYS", "TERMS", "compute_losses", "find_nonfinite", "loss_weights", "supervision_weights"]

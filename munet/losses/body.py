@@ -2,6 +2,8 @@
 
 All are means over the batch (and points), so they do not grow with the batch size. Distances are
 in metres; the reprojection error is in normalised image coordinates (the crop spans ``[-1, 1]``).
+A ``weight`` counts only the samples (``(B,)``) or joints (``(B, J)``) whose target is real
+(:func:`munet.losses.weighting.weighted_mean`; ``None``: all).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 
 from munet.body import pelvis
 from munet.geometry import project
+from munet.losses.weighting import weighted_mean
 from munet.metrics.joints import similarity_procrustes
 from munet.model.camera import pixels_to_normalized
 
@@ -20,26 +23,38 @@ def _same_shape(name: str, pred: torch.Tensor, gt: torch.Tensor) -> None:
         raise ValueError(f"{name}: prediction {tuple(pred.shape)} and target {tuple(gt.shape)} differ in shape")
 
 
-def vertex_loss(pred: torch.Tensor, gt: torch.Tensor, pred_root: torch.Tensor, gt_root: torch.Tensor) -> torch.Tensor:
+def vertex_loss(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    pred_root: torch.Tensor,
+    gt_root: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean absolute coordinate error (L1) of root-aligned mesh vertices, metres.
 
     Args:
         pred, gt: ``(B, V, 3)`` meshes of one topology.
         pred_root, gt_root: ``(B, 3)`` their roots (the pelvis), subtracted before comparing.
+        weight: ``(B,)`` samples that count.
     """
     _same_shape("vertex_loss", pred, gt)
-    return F.l1_loss(pred - pred_root[:, None], gt - gt_root[:, None])
+    return weighted_mean((pred - pred_root[:, None] - (gt - gt_root[:, None])).abs(), weight)
 
 
-def joint_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+def joint_loss(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute coordinate error (L1) of COCO-17 joints ``(B, 17, 3)``, each skeleton
-    aligned on its pelvis (the midpoint of the hips), metres."""
+    aligned on its pelvis (the midpoint of the hips), metres; ``weight`` ``(B, 17)`` the joints
+    that count (a sample's hips must be real for its pelvis to be)."""
     _same_shape("joint_loss", pred, gt)
-    return F.l1_loss(pred - pelvis(pred)[:, None], gt - pelvis(gt)[:, None])
+    return weighted_mean((pred - pelvis(pred)[:, None] - (gt - pelvis(gt)[:, None])).abs(), weight)
 
 
 def reprojection_loss(
-    pred_joints: torch.Tensor, K: torch.Tensor, gt_joints_2d: torch.Tensor, image_size: int
+    pred_joints: torch.Tensor,
+    K: torch.Tensor,
+    gt_joints_2d: torch.Tensor,
+    image_size: int,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L1 error of projected joints in normalised image coordinates.
 
@@ -48,19 +63,28 @@ def reprojection_loss(
         K: ``(B, 3, 3)`` intrinsics, pixels.
         gt_joints_2d: ``(B, J, 2)`` target pixels.
         image_size: side ``S`` of the crop, pixels.
+        weight: ``(B, J)`` joints that count.
     """
     pred_2d = project(pred_joints, K)
     _same_shape("reprojection_loss", pred_2d, gt_joints_2d)
-    return F.l1_loss(pixels_to_normalized(pred_2d, image_size), pixels_to_normalized(gt_joints_2d, image_size))
+    error = pixels_to_normalized(pred_2d, image_size) - pixels_to_normalized(gt_joints_2d, image_size)
+    return weighted_mean(error.abs(), weight)
 
 
 def param_loss(
-    pred_pose: torch.Tensor, pred_shape: torch.Tensor, gt_pose: torch.Tensor, gt_shape: torch.Tensor
+    pred_pose: torch.Tensor,
+    pred_shape: torch.Tensor,
+    gt_pose: torch.Tensor,
+    gt_shape: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared error of the body-model pose (axis-angle, radians) plus that of the shape."""
+    """Mean squared error of the body-model pose (axis-angle, radians) plus that of the shape;
+    ``weight`` ``(B,)`` the samples that count."""
     _same_shape("param_loss (pose)", pred_pose, gt_pose)
     _same_shape("param_loss (shape)", pred_shape, gt_shape)
-    return F.mse_loss(pred_pose, gt_pose) + F.mse_loss(pred_shape, gt_shape)
+    return weighted_mean((pred_pose - gt_pose).square(), weight) + weighted_mean(
+        (pred_shape - gt_shape).square(), weight
+    )
 
 
 def orientation_target(template_joints: torch.Tensor, gt_joints: torch.Tensor) -> torch.Tensor:
@@ -72,11 +96,13 @@ def orientation_target(template_joints: torch.Tensor, gt_joints: torch.Tensor) -
         return similarity_procrustes(source, gt_joints)[1]
 
 
-def orientation_loss(pred_rotation: torch.Tensor, gt_rotation: torch.Tensor) -> torch.Tensor:
+def orientation_loss(
+    pred_rotation: torch.Tensor, gt_rotation: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean absolute difference of the entries of the predicted global orientation ``(B, 3, 3)``
     and the ground truth's (:func:`orientation_target`); dimensionless, 0.1 is about 8° about one
-    axis."""
-    return F.l1_loss(pred_rotation, gt_rotation)
+    axis; ``weight`` ``(B,)`` the samples that count."""
+    return weighted_mean((pred_rotation - gt_rotation).abs(), weight)
 
 
 def turned_only(points: torch.Tensor, root: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
@@ -102,6 +128,7 @@ def canonical_vertex_loss(
     gt: torch.Tensor,
     gt_root: torch.Tensor,
     gt_rotation: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean absolute coordinate error (L1, metres) of root-aligned meshes, each turned back into
     its own body frame: the articulated shape alone, whatever the error of the orientation.
@@ -111,14 +138,21 @@ def canonical_vertex_loss(
         pred_root, gt_root: ``(B, 3)`` their roots.
         pred_rotation: ``(B, 3, 3)`` the predicted global orientation (body frame → camera).
         gt_rotation: ``(B, 3, 3)`` the ground truth's (:func:`orientation_target`).
+        weight: ``(B,)`` samples that count.
     """
     _same_shape("canonical_vertex_loss", pred, gt)
     pred_canonical = (pred - pred_root[:, None]) @ pred_rotation
     gt_canonical = (gt - gt_root[:, None]) @ gt_rotation
-    return F.l1_loss(pred_canonical, gt_canonical)
+    return weighted_mean((pred_canonical - gt_canonical).abs(), weight)
 
 
-def heatmap_loss(logits: torch.Tensor, joints_2d: torch.Tensor, image_size: int, sigma: float = 1.0) -> torch.Tensor:
+def heatmap_loss(
+    logits: torch.Tensor,
+    joints_2d: torch.Tensor,
+    image_size: int,
+    sigma: float = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """KL divergence from a Gaussian around each true joint to the predicted heatmap, over cells.
 
     The target of a joint is a Gaussian of ``sigma`` cells around its pixel position on the
@@ -131,6 +165,7 @@ def heatmap_loss(logits: torch.Tensor, joints_2d: torch.Tensor, image_size: int,
         joints_2d: ``(B, J, 2)`` true joints in pixels of the ``image_size`` crop.
         image_size: the crop's side ``S``, pixels.
         sigma: the target's standard deviation, cells.
+        weight: ``(B, J)`` joints that count (``None``: all).
     """
     batch, joints, h, w = logits.shape
     if joints_2d.shape != (batch, joints, 2):
@@ -144,6 +179,8 @@ def heatmap_loss(logits: torch.Tensor, joints_2d: torch.Tensor, image_size: int,
     target = torch.exp(-0.5 * (dx.square() + dy.square()) / sigma**2).flatten(2)
     target = target / target.sum(-1, keepdim=True).clamp_min(1e-12)
     inside = ((joints_2d >= -0.5) & (joints_2d <= image_size - 0.5)).all(-1).to(logits.dtype)
+    if weight is not None:
+        inside = inside * weight.to(logits.dtype)
     log_predicted = F.log_softmax(logits.flatten(2), dim=-1)
     kl = (target * (torch.log(target.clamp_min(1e-12)) - log_predicted)).sum(-1)
     return (kl * inside).sum() / inside.sum().clamp_min(1.0)

@@ -3,6 +3,8 @@
 The prediction is a mesh (vertices on the cloth graph); the target is a fixed-size set of points
 with unit normals sampled on the ground-truth clothed surface. All inputs are in one frame (the
 caller root-aligns them), metres; every loss is a mean, so it does not grow with the batch size.
+The losses against a target take a ``weight`` ``(B,)``: the samples that have one
+(:func:`munet.losses.weighting.weighted_mean`; ``None``: all).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 
 from munet.geometry import uniform_laplacian
 from munet.losses.nearest import gather_points, nearest_indices
+from munet.losses.weighting import weighted_mean
 from munet.metrics import point_to_surface_distance
 
 _TINY = 1e-12
@@ -27,6 +30,7 @@ def chamfer_and_normal_loss(
     pred_normals: torch.Tensor,
     gt_points: torch.Tensor,
     gt_normals: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chamfer distance and normal inconsistency between predicted vertices and target points.
 
@@ -40,26 +44,30 @@ def chamfer_and_normal_loss(
     Args:
         pred_vertices, pred_normals: ``(B, V, 3)`` predicted vertices and unit vertex normals.
         gt_points, gt_normals: ``(B, N, 3)`` target points and unit normals.
+        weight: ``(B,)`` samples that count.
     """
     to_gt = nearest_indices(pred_vertices, gt_points)
     to_pred = nearest_indices(gt_points, pred_vertices)
     chamfer = 0.5 * (
-        _distance(pred_vertices, gather_points(gt_points, to_gt)).mean()
-        + _distance(gt_points, gather_points(pred_vertices, to_pred)).mean()
+        weighted_mean(_distance(pred_vertices, gather_points(gt_points, to_gt)), weight)
+        + weighted_mean(_distance(gt_points, gather_points(pred_vertices, to_pred)), weight)
     )
     cos_pred = F.cosine_similarity(pred_normals, gather_points(gt_normals, to_gt), dim=-1)
     cos_gt = F.cosine_similarity(gt_normals, gather_points(pred_normals, to_pred), dim=-1)
-    normal = 1.0 - 0.5 * (cos_pred.mean() + cos_gt.mean())
+    normal = 0.5 * (weighted_mean(1.0 - cos_pred, weight) + weighted_mean(1.0 - cos_gt, weight))
     return chamfer, normal
 
 
-def point_to_surface_loss(gt_points: torch.Tensor, pred_vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+def point_to_surface_loss(
+    gt_points: torch.Tensor, pred_vertices: torch.Tensor, faces: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean Euclidean distance from the target points ``(B, N, 3)`` to the predicted triangle
-    surface (``pred_vertices`` ``(B, V, 3)``, ``faces`` ``(F, 3)``), metres. Exact (nearest point on
-    any triangle, :func:`munet.metrics.point_to_surface_distance`); NaN if an input is not finite."""
+    surface (``pred_vertices`` ``(B, V, 3)``, ``faces`` ``(F, 3)``), metres, over the samples that
+    ``weight`` ``(B,)`` counts. Exact (nearest point on any triangle,
+    :func:`munet.metrics.point_to_surface_distance`); NaN if an input is not finite."""
     if not (torch.isfinite(gt_points).all() and torch.isfinite(pred_vertices).all()):
         return pred_vertices.new_tensor(float("nan"))
-    return point_to_surface_distance(gt_points, pred_vertices, faces).mean()
+    return weighted_mean(point_to_surface_distance(gt_points, pred_vertices, faces), weight)
 
 
 def edge_loss(vertices: torch.Tensor, reference: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:

@@ -134,6 +134,7 @@ class MuNet(nn.Module):
         *,
         step: int | None = None,
         gt_body_vertices: torch.Tensor | None = None,
+        gt_body_valid: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> MuNetOutput:
         """Predict both meshes.
@@ -145,6 +146,9 @@ class MuNet(nn.Module):
                 weight (``config.mutual``); ``None`` at inference (no teacher forcing).
             gt_body_vertices: ``(B, V, 3)`` ground-truth body in the camera frame; needed only
                 for teacher forcing (never read otherwise).
+            gt_body_valid: ``(B,)`` 1 where ``gt_body_vertices`` is a real body (partial
+                supervision, :mod:`munet.data.contract`); the others are never teacher-forced.
+                ``None``: all are real.
             generator: draws which samples are teacher-forced (reproducible training).
         """
         if image.dim() != 4 or image.shape[-2] != image.shape[-1]:
@@ -173,6 +177,8 @@ class MuNet(nn.Module):
             base = self.body_gcn.template.expand(batch, -1, -1)
             base_root = state.feedback_view(translation)
         forced = state.forced_samples(batch, image.device, generator)
+        if gt_body_valid is not None:
+            forced = forced & (gt_body_valid > 0)
         if forced.any():
             if gt_body_vertices is None:
                 raise ValueError(

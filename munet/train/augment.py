@@ -24,7 +24,7 @@ the flipped image. The person's left becomes their right, so ordered targets are
 
 - ``body_vertices``: vertex ``i`` takes the place of its mirror partner (``vertex_mirror``:
   :meth:`munet.body.anny_backend.AnnyBody.vertex_mirror`, kept as the templates' ``fine_mirror``);
-  ``body_joints`` and ``joints_2d`` swap left and right COCO-17 joints
+  ``body_joints`` and ``joints_2d`` (with their validity flags) swap left and right COCO-17 joints
   (:data:`munet.body.joints.COCO17_FLIP`; Anny's joint regressor is exactly symmetric, so these
   are the joints of the renumbered vertices);
 - ``body_pose``: bone ``b``'s rotation moves to its mirror bone (``bone_mirror``) and is reflected.
@@ -63,8 +63,15 @@ CONTRACT_KEYS = (
     "body_shape",
     "cloth_points",
     "cloth_normals",
+    "joints_valid",
+    "joints_2d_valid",
+    "has_mask",
+    "has_body_mesh",
+    "has_cloth",
+    "source",
 )
-"""Batch entries :func:`augment_batch` knows how to transform (see the module documentation)."""
+"""Batch entries :func:`augment_batch` knows how to transform (see the module documentation): the
+per-joint flags follow their joints through a flip, the per-sample flags stay as they are."""
 
 POSE_REFLECTION = (1.0, -1.0, -1.0)
 """Factors that reflect an axis-angle rotation through the x axis of its frame."""
@@ -191,8 +198,9 @@ def augment_batch(
         vertices = out["body_vertices"]
         _check_map("vertex_mirror", vertex_mirror, vertices.shape[1], "body_vertices (B, V, 3)")
         out["body_vertices"] = _where(flip, vertices[:, vertex_mirror.to(device)], vertices)
-    if "body_joints" in out:
-        out["body_joints"] = _where(flip, out["body_joints"][:, list(COCO17_FLIP)], out["body_joints"])
+    for key in ("body_joints", "joints_valid", "joints_2d_valid"):
+        if key in out:
+            out[key] = _where(flip, out[key][:, list(COCO17_FLIP)], out[key])
     if "body_pose" in out:
         out["body_pose"] = _where(flip, mirror_pose(out["body_pose"], bone_mirror), out["body_pose"])
     return out

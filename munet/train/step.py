@@ -16,7 +16,7 @@ import torch
 from munet.body import pelvis
 from munet.config import MuNetConfig
 from munet.data.contract import UINT8_MEMBERS
-from munet.losses import compute_losses
+from munet.losses import compute_losses, supervision_weights
 from munet.metrics import mpjpe, pve, without_finite_checks
 from munet.model import MuNet, MutualState
 from munet.train.augment import augment_batch
@@ -106,6 +106,7 @@ def training_step(
             tensors["K"],
             step=step,
             gt_body_vertices=tensors.get("body_vertices"),
+            gt_body_valid=tensors.get("has_body_mesh"),
             generator=generator,
         )
     output = as_float32(output)
@@ -136,11 +137,20 @@ def _zero_weight_anchor(output: Any) -> torch.Tensor:
 def _body_errors(
     vertices: torch.Tensor, joints: torch.Tensor, batch: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Pelvis-aligned MPJPE and PVE (mm) of the batch, as 0-d tensors (NaN when an input is not
-    finite)."""
+    """Pelvis-aligned MPJPE and PVE (mm) of the batch, as 0-d tensors, over the samples with all 17
+    joints and with a body mesh respectively (NaN when none, or when an input is not finite)."""
     gt_vertices, gt_joints = batch["body_vertices"], batch["body_joints"]
+    weights = supervision_weights(batch)
     with without_finite_checks():
         return {
-            "metric/mpjpe_mm": mpjpe(joints, gt_joints).mean(),
-            "metric/pve_mm": pve(vertices, gt_vertices, pelvis(joints), pelvis(gt_joints)).mean(),
+            "metric/mpjpe_mm": _mean_over(mpjpe(joints, gt_joints), weights["all_joints"]),
+            "metric/pve_mm": _mean_over(pve(vertices, gt_vertices, pelvis(joints), pelvis(gt_joints)), weights["mesh"]),
         }
+
+
+def _mean_over(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-sample ``values`` ``(B,)`` over the samples of weight > 0 (NaN when none)."""
+    if weight is None:
+        return values.mean()
+    kept = weight > 0
+    return torch.where(kept, values, torch.zeros_like(values)).sum() / kept.sum()
