@@ -1,0 +1,87 @@
+"""``munet convert DATASET --root DIR --out DIR``: public body data sets → MuNet shards.
+
+    munet convert 3dpw --root 3DPW --out shards/3dpw-test --body-models models/ [--split test]
+    munet convert h36m --root h36m --out shards/h36m-p2 [--split p2-test|train] [--npz FILE]
+    munet convert 3dhp --root mpi_inf_3dhp --out shards/3dhp-test [--split test|train] [--cameras 0 2 4]
+
+Common options: ``--image-size S`` (stored crop side, default 256), ``--every N`` (frame step),
+``--samples-per-shard``, ``--overwrite``. A unit (sequence, subject/action, camera) that cannot be
+read is reported and skipped; skipped frames are counted per reason. Re-running the same command
+continues: units already converted are kept. Check the result with ``munet data check OUT``.
+What each data set stores: see :mod:`munet.convert.pw3d`, :mod:`munet.convert.h36m`,
+:mod:`munet.convert.mpi3dhp`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from munet.console import setup_console
+from munet.convert.output import ConvertError, ConvertReport
+
+DATASETS = ("3dpw", "h36m", "3dhp")
+_SPLITS = {"3dpw": ("train", "validation", "test"), "h36m": ("p2-test", "train"), "3dhp": ("train", "test")}
+_DEFAULT_SPLIT = {"3dpw": "test", "h36m": "p2-test", "3dhp": "test"}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line of ``munet convert``."""
+    parser = argparse.ArgumentParser(
+        prog="munet convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("--root", required=True, help="the data set's folder, as distributed")
+    parser.add_argument("--out", required=True, help="output shard folder or URI")
+    parser.add_argument("--split", help="3dpw: train|validation|test; h36m: p2-test|train; 3dhp: train|test")
+    parser.add_argument("--body-models", help="3dpw: folder with SMPL_MALE and SMPL_FEMALE (.npz or .pkl)")
+    parser.add_argument("--image-size", type=int, default=256, help="stored crop side, pixels")
+    parser.add_argument(
+        "--every", type=int, help="keep every n-th frame (default: 3dpw 1, h36m 5, 3dhp train 10/test 1)"
+    )
+    parser.add_argument("--npz", help="h36m: the SPIN-style npz in --root, when it holds several")
+    parser.add_argument("--cameras", type=int, nargs="+", help="3dhp train: cameras to convert (default all)")
+    parser.add_argument("--samples-per-shard", type=int, default=256)
+    parser.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    args = parser.parse_args(argv)
+    args.split = args.split or _DEFAULT_SPLIT[args.dataset]
+    if args.split not in _SPLITS[args.dataset]:
+        parser.error(f"--split for {args.dataset} must be one of {_SPLITS[args.dataset]}, got {args.split!r}")
+    if args.image_size <= 0 or (args.every is not None and args.every <= 0) or args.samples_per_shard <= 0:
+        parser.error("--image-size, --every and --samples-per-shard must be positive")
+    return args
+
+
+def run(args: argparse.Namespace) -> ConvertReport:
+    """Run the converter the arguments name."""
+    common = dict(split=args.split, image_size=args.image_size, samples_per_shard=args.samples_per_shard)
+    common["overwrite"] = args.overwrite
+    if args.dataset == "3dpw":
+        from munet.convert.pw3d import convert_3dpw
+
+        return convert_3dpw(args.root, args.out, body_models=args.body_models, every=args.every or 1, **common)
+    if args.dataset == "h36m":
+        from munet.convert.h36m import convert_h36m
+
+        return convert_h36m(args.root, args.out, npz=args.npz, every=args.every, **common)
+    from munet.convert.mpi3dhp import convert_3dhp
+
+    return convert_3dhp(args.root, args.out, every=args.every, cameras=args.cameras, **common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``munet convert``; returns 0 when something was converted and no unit failed, 1 when a
+    unit failed or nothing was converted, 2 for bad input or an occupied output folder."""
+    args = parse_args(argv)
+    setup_console()
+    try:
+        report = run(args)
+    except (ConvertError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if report.manifest is None:
+        print("error: nothing was converted", file=sys.stderr)
+        return 1
+    return 1 if report.failed else 0
