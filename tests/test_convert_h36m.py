@@ -26,7 +26,9 @@ def read_samples(out):
 def reprojection_error(record) -> float:
     """Largest pixel distance between the projected 3D joints and the stored 2D joints (valid only)."""
     body = record.body
-    valid = (body.joints_valid > 0) & (body.joints_2d_valid > 0)
+    valid = np.ones(17, bool)
+    for flags in (body.joints_valid, body.joints_2d_valid):
+        valid &= True if flags is None else flags > 0
     projected = body.joints[valid] @ record.camera.K.T
     return float(np.abs(projected[:, :2] / projected[:, 2:] - body.joints_2d[valid]).max())
 
