@@ -176,11 +176,27 @@ class AugmentConfig:
 
 
 @dataclass
+class DataSource:
+    """One source of a training mixture (``data.sources``)."""
+
+    path: str = ""
+    """Shard folder or object-store URI."""
+    weight: float = 1.0
+    """Relative sampling weight: the source's share of the samples is ``weight / sum(weights)``."""
+
+
+@dataclass
 class DataConfig:
     """Where samples come from and how they are shaped for training."""
 
     path: str | None = None
     """Shard folder or object-store URI (``s3://…``, ``gs://…``); empty: generate synthetic data."""
+    sources: list[DataSource] = field(default_factory=list)
+    """A training mixture instead of one folder: shard folders or URIs with sampling weights (e.g.
+    synthetic scans + 3DPW + Human3.6M). Each pass draws ``weight / sum(weights)`` of its samples
+    from each source, cycling through a source's shards as often as its share needs. Samples hold
+    the targets their data set has (partial supervision); each batch's ``source`` entry and the
+    logged ``data/source<i>`` counts say where samples came from. Empty: the one folder given."""
     image_size: int = 128
     """Side S, pixels, that the decoder resizes every sample (image, mask, ``K``, 2D joints) to and
     that prediction crops to: the network's input size. ``model.image_size`` must say the same."""
@@ -303,6 +319,10 @@ def _coerce(hint: Any, value: Any, where: str, current: Any = None) -> Any:
         return _build(hint, value, where, current)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(args[0], item, f"{where}[{index}]") for index, item in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

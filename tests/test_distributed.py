@@ -99,7 +99,7 @@ def _training_batches(shards: str, epochs: int, *overrides: str) -> list[list[li
     from munet.train.worker import _batches
 
     config = _tiny(*overrides)
-    batches = _batches(training_dataset(shards, config.data), config, torch.device("cpu"), rank=0)
+    batches = _batches(training_dataset(shards, config.data, config.body), config, torch.device("cpu"), rank=0)
     per_epoch = 8 // config.train.batch_size
 
     def fingerprint(batch: dict[str, torch.Tensor]) -> list[tuple[float, float]]:

@@ -20,7 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train MuNet with Ray Train (DDP). Run it directly (a local Ray is started) or "
         "through `ray job submit --working-dir . -- python jobs/train.py ...` on a cluster.",
     )
-    parser.add_argument("--data", help="shard folder or URI; default: generate a small synthetic set under OUT/data")
+    parser.add_argument(
+        "--data",
+        help="shard folder or URI; default: generate a small synthetic set under OUT/data "
+        "(a weighted mixture of folders: data.sources in the config instead)",
+    )
     parser.add_argument("--out", required=True, help="run storage root, local folder or s3:// / gs:// URI")
     parser.add_argument("--name", default="train", help="run name; the run lives in OUT/NAME (default: train)")
     parser.add_argument(
@@ -79,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     init_ray(address=args.address, num_cpus=args.num_cpus)
 
-    data = args.data or str(Path(args.out) / "data")
-    if args.data is None or args.generate:
+    if config.data.sources and (args.data or args.generate):
+        log.error("give either --data/--generate or data.sources (a mixture), not both")
+        return 2
+    data = None if config.data.sources else args.data or str(Path(args.out) / "data")
+    if data is not None and (args.data is None or args.generate):
         if not (Path(data) / "manifest.json").exists():
             count = args.generate or config.data.synthetic_samples
             log.info("generating %d synthetic samples in %s", count, data)

@@ -26,7 +26,7 @@ from typing import Any
 
 from munet.checkpoint.find import latest_readable_checkpoint, run_has_checkpoints, run_location, storage_root
 from munet.checkpoint.load import network_config_differences
-from munet.config import DataConfig, MuNetConfig, config_to_dict
+from munet.config import BodyConfig, DataConfig, MuNetConfig, config_to_dict
 from munet.console import verbose
 from munet.train.optim import NonFiniteLossError, accumulation_steps
 from munet.train.precision import resolve_precision
@@ -89,13 +89,21 @@ def repeating_failure(error: BaseException, data: str | None = None) -> str | No
     return None
 
 
-def training_dataset(location: str, data: DataConfig) -> Any:
-    """The streaming Ray dataset a training run reads from the shard folder or URI ``location``:
-    shards in a new order every epoch when ``data.shuffle_buffer`` is positive (the workers mix
-    samples in their local buffers)."""
-    from munet.data.ray_dataset import ray_dataset
+def training_dataset(location: str | None, data: DataConfig, body: BodyConfig) -> Any:
+    """The streaming Ray dataset a training run reads: the weighted mixture of ``data.sources``
+    when it lists any, else the shard folder or URI ``location`` (shards in a new order every
+    epoch when ``data.shuffle_buffer`` is positive; the workers mix samples in their local
+    buffers). Samples may hold some targets only: ``body`` names the trained body model, whose
+    topology decides which body meshes supervise it (:func:`munet.body.body_topology`)."""
+    from munet.body import body_topology
+    from munet.data.ray_dataset import mixture_dataset, ray_dataset
 
-    return ray_dataset(location, data, shuffle_files=data.shuffle_buffer > 0)
+    topology = body_topology(body)
+    if data.sources:
+        return mixture_dataset(data.sources, data, body=topology)
+    if not location:
+        raise ValueError("no training data: give a shard folder or URI, or list data.sources")
+    return ray_dataset(location, data, shuffle_files=data.shuffle_buffer > 0, body=topology)
 
 
 def build_trainer(
@@ -196,7 +204,7 @@ def resume_checkpoint(config: MuNetConfig, out: str, name: str, resume: bool) ->
 
 def run_training(
     config: MuNetConfig,
-    data: str,
+    data: str | None,
     out: str,
     name: str = "train",
     resume: bool = False,
@@ -207,7 +215,8 @@ def run_training(
 
     Args:
         config: the run configuration.
-        data: shard folder or object-store URI (as written by ``munet make-shards``).
+        data: shard folder or object-store URI (as written by ``munet make-shards`` or
+            ``munet convert``); ``None`` with ``data.sources`` (a mixture).
         out: run storage root, local folder or URI; the run lives in ``out/name``.
         name: the run name.
         resume: continue the run in ``out/name`` from its newest readable checkpoint.
@@ -230,7 +239,7 @@ def run_training(
     tensorboard_dir = None
     if "://" not in out:
         tensorboard_dir = str(Path(out).resolve() / name / "tensorboard")
-    dataset = training_dataset(data, config.data)
+    dataset = training_dataset(data, config.data, config.body)
     trainer = build_trainer(config, dataset, out, name, tensorboard_dir, resume_from=resume_from, data=data)
     try:
         result = trainer.fit()

@@ -68,9 +68,12 @@ class _Replica:
 
 
 class _Throughput:
-    """Seconds spent waiting for batches and computing steps since the last report (the window)."""
+    """Seconds spent waiting for batches and computing steps since the last report (the window),
+    and the samples this worker drew from each data source since it (re)started."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_sources: int = 1) -> None:
+        self.num_sources = num_sources
+        self.source_counts: torch.Tensor | None = None
         self.restart()
 
     def restart(self) -> None:
@@ -84,7 +87,17 @@ class _Throughput:
         batch = next(batches)
         self._batch_ready = time.perf_counter()
         self.wait += self._batch_ready - tick
+        if "source" in batch:  # counted on the device, read at the logging interval
+            counts = torch.bincount(batch["source"].reshape(-1), minlength=self.num_sources)
+            self.source_counts = counts if self.source_counts is None else self.source_counts + counts
         return batch
+
+    def sources(self) -> dict[str, float]:
+        """``data/source<i>``: samples drawn from source ``i`` of ``data.sources`` (or the one
+        folder, ``source0``) by this worker since it (re)started."""
+        if self.source_counts is None:
+            return {}
+        return {f"data/source{i}": float(count) for i, count in enumerate(self.source_counts.tolist())}
 
     def step_done(self) -> None:
         """Count the time since the last batch arrived as computing."""
@@ -255,6 +268,7 @@ def _metrics(
         "skipped_steps": replica.stepper.skipped,
         "step_applied": float(applied),
         **rates,
+        **throughput.sources(),
         "replica_spread": _replica_spread(replica.model),
         "resumed_from": replica.start,
     }
@@ -262,7 +276,8 @@ def _metrics(
 
 def _show(metrics: dict[str, float], steps: int, samples_per_step: int, rank: int, writer: Any) -> None:
     """Write ``metrics`` to TensorBoard (when ``writer``) and log a progress line on rank 0: step,
-    loss, throughput, the share of time spent waiting for data, and the time left at this pace."""
+    loss, throughput, the share of time spent waiting for data, the time left at this pace and,
+    for a mixture, each source's share of the samples so far."""
     step = int(metrics["step"])
     if writer is not None:
         for key, value in metrics.items():
@@ -270,14 +285,19 @@ def _show(metrics: dict[str, float], steps: int, samples_per_step: int, rank: in
     if rank == 0:
         rate = metrics["samples_per_s"]
         left = (steps - step) * samples_per_step / rate if rate > 0 else float("inf")
+        counts = [value for key, value in metrics.items() if key.startswith("data/source")]
+        shares = ""
+        if len(counts) > 1:
+            shares = " | sources " + "/".join(f"{100 * c / max(sum(counts), 1):.0f}" for c in counts) + "%"
         log.info(
-            "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%% | ETA %s",
+            "step %d/%d loss %.4f | %.1f samples/s | data wait %.0f%% | ETA %s%s",
             step,
             steps,
             metrics["loss"],
             rate,
             100 * metrics["data_wait_frac"],
             duration(left),
+            shares,
         )
 
 
@@ -395,7 +415,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     writer = _tensorboard(loop_config.get("tensorboard_dir"), rank)
     batches = _batches(ray.train.get_dataset_shard("train"), config, replica.device, rank)
     steps, fail_at = config.train.steps, config.train.inject_failure_at_step
-    throughput = _Throughput()
+    throughput = _Throughput(max(len(config.data.sources), 1))
     for step in range(replica.start + 1, steps + 1):
         loss, logs = _accumulate(replica, batches, throughput, step)
         applied = replica.stepper.step(step, logs)

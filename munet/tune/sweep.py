@@ -110,7 +110,7 @@ def _train_and_evaluate(name: str, config: MuNetConfig, spec: SweepSpec, staging
     run = run_location(trial, "train")
     trainer = build_trainer(
         config,
-        training_dataset(spec.data, config.data),
+        training_dataset(spec.data, config.data, config.body),
         out=trial,
         name="train",
         resume_from=latest_checkpoint(run),
