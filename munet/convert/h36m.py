@@ -91,7 +91,7 @@ SPIN24_NAMES: tuple[str, ...] = (
 )
 """The 24 joints of SPIN's npz files (``S``, ``part``); the first 14 are the LSP joints."""
 
-H36M17_NAMES: tuple[str, ...] = (
+H36M_JSON17_NAMES: tuple[str, ...] = (
     "pelvis",
     "right_hip",
     "right_knee",
@@ -110,7 +110,8 @@ H36M17_NAMES: tuple[str, ...] = (
     "right_elbow",
     "right_wrist",
 )
-"""The 17 joints of ``Human36M_subject<k>_joint_3d.json``, in its order."""
+"""The 17 joints of ``Human36M_subject<k>_joint_3d.json``, in its order (the right leg first; the
+Human3.6M regressor of :mod:`munet.metrics.protocols` lists the left leg first)."""
 
 CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
 """Human3.6M's cameras; the JSON form's ``cam_idx`` 1–4 is their position here."""
@@ -147,8 +148,8 @@ SPLITS: dict[str, Split] = {
 """The named splits (see the module docstring)."""
 
 _SPIN_TO_COCO = coco17_map(SPIN24_NAMES)
-_H36M_TO_COCO = coco17_map(H36M17_NAMES)
-_H36M_TO_LSP14 = np.array([H36M17_NAMES.index("thorax" if n == "neck" else n) for n in LSP14_NAMES])
+_H36M_TO_COCO = coco17_map(H36M_JSON17_NAMES)
+_H36M_TO_LSP14 = np.array([H36M_JSON17_NAMES.index("thorax" if n == "neck" else n) for n in LSP14_NAMES])
 _IMGNAME = re.compile(r"^(S(\d+))_([^.]+)\.(\d+)_(\d+)\.\w+$")
 
 
