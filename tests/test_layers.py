@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("eval",),
     ("predict", "tune"),
+    ("convert",),
     ("bench", "cluster", "demo", "__main__"),
 )
 """Top-level modules and sub-packages of ``munet``, lowest first. A unit may import units of lower
