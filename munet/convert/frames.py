@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from munet.body.joints import COCO17_NAMES
+from munet.data.camera import Camera
+from munet.data.schema import BodyRecord, SampleRecord
 from munet.predict.crop import PERSON_FILL, crop_camera, crop_square, square_around
 
 JOINT_BOX_FILL = 0.75
@@ -90,6 +93,29 @@ class Crop:
         scale = size / self.side
         shifted = np.asarray(points, dtype=np.float64) - [self.left, self.top]
         return (shifted + 0.5) * scale - 0.5
+
+    def sample(
+        self,
+        key: str,
+        frame: np.ndarray,
+        K_frame: np.ndarray,
+        size: int,
+        body: BodyRecord,
+        meta: dict[str, Any],
+    ) -> SampleRecord:
+        """A body data set's sample: this crop of ``frame`` at ``size``², its intrinsics, geometry in
+        the camera frame (``R = I``, ``t = 0``), ``body``'s targets and no mask or clothed surface."""
+        camera = Camera(K=self.intrinsics(K_frame, size), R=np.eye(3), t=np.zeros(3), image_size=size)
+        return SampleRecord(
+            key=key,
+            image=self.image(frame, size),
+            mask=None,
+            camera=camera,
+            body=body,
+            cloth=None,
+            garments=[],
+            extra_meta=meta,
+        )
 
 
 def square_crop(box: tuple[float, float, float, float], fill: float = PERSON_FILL) -> Crop | None:

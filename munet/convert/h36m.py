@@ -56,7 +56,6 @@ from munet.convert.frames import (
     to_coco17,
 )
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.data.camera import Camera
 from munet.data.schema import BodyRecord, SampleRecord, make_key
 from munet.metrics.protocols import LSP14_NAMES
 
@@ -64,20 +63,7 @@ SOURCE = "h36m"
 """First part of every key."""
 
 SPIN24_NAMES: tuple[str, ...] = (
-    "right_ankle",
-    "right_knee",
-    "right_hip",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "right_wrist",
-    "right_elbow",
-    "right_shoulder",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "neck",
-    "head_top",
+    *LSP14_NAMES,
     "pelvis",
     "thorax",
     "spine",
@@ -324,16 +310,8 @@ def _npz_unit(root: Path, path: Path, unit: Unit, image_size: int) -> Iterator[S
             eval_joints=camera_points[:14],
             eval_joint_set="lsp14",
         )
-        yield SampleRecord(
-            key=key,
-            image=crop.image(frame, image_size),
-            mask=None,
-            camera=Camera(K=crop.intrinsics(K_frame, image_size), R=np.eye(3), t=np.zeros(3), image_size=image_size),
-            body=body,
-            cloth=None,
-            garments=[],
-            extra_meta={"image": imgname, "camera_id": camera, "root_translation": how},
-        )
+        meta = {"image": imgname, "camera_id": camera, "root_translation": how}
+        yield crop.sample(key, frame, K_frame, image_size, body, meta)
 
 
 # --- COCO-style JSON --------------------------------------------------------------------------
@@ -460,13 +438,5 @@ def _json_unit(root: Path, unit: Unit, split: Split, every: int, image_size: int
             eval_joints=points[_H36M_TO_LSP14],
             eval_joint_set="lsp14",
         )
-        yield SampleRecord(
-            key=key,
-            image=crop.image(frame, image_size),
-            mask=None,
-            camera=Camera(K=K_crop, R=np.eye(3), t=np.zeros(3), image_size=image_size),
-            body=body,
-            cloth=None,
-            garments=[],
-            extra_meta={"image": str(image.get("file_name")), "camera_id": CAMERA_IDS[cam_idx - 1]},
-        )
+        meta = {"image": str(image.get("file_name")), "camera_id": CAMERA_IDS[cam_idx - 1]}
+        yield crop.sample(key, frame, K_frame, image_size, body, meta)

@@ -41,7 +41,6 @@ import numpy as np
 
 from munet.convert.frames import JOINT_BOX_FILL, Crop, coco17_map, joint_box, read_frame, square_crop, to_coco17
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.data.camera import Camera
 from munet.data.schema import BodyRecord, SampleRecord, make_key
 from munet.metrics.protocols import MPI3DHP17_NAMES
 
@@ -161,16 +160,7 @@ def _record(
         eval_joints=eval_points,
         eval_joint_set="mpi3dhp17",
     )
-    return SampleRecord(
-        key=key,
-        image=crop.image(frame, image_size),
-        mask=None,
-        camera=Camera(K=crop.intrinsics(K_frame, image_size), R=np.eye(3), t=np.zeros(3), image_size=image_size),
-        body=body,
-        cloth=None,
-        garments=[],
-        extra_meta=meta,
-    )
+    return crop.sample(key, frame, K_frame, image_size, body, meta)
 
 
 # --- training set -----------------------------------------------------------------------------

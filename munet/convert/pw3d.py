@@ -30,7 +30,6 @@ import torch
 from munet.convert.frames import JOINT_BOX_FILL, coco17_map, joint_box, read_frame, square_crop, to_coco17
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
 from munet.convert.safe_pickle import load_plain_pickle
-from munet.data.camera import Camera
 from munet.data.schema import BodyRecord, SampleRecord, make_key
 
 SOURCE = "3dpw"
@@ -267,20 +266,10 @@ def _sequence(root: Path, unit: Unit, bodies: _Bodies, image_size: int, every: i
                 joints_2d=crop.pixels(pixels, image_size) * valid_2d[:, None],
                 joints_2d_valid=valid_2d,
             )
-            yield SampleRecord(
-                key=key,
-                image=crop.image(frame, image_size),
-                mask=None,
-                camera=Camera(
-                    K=crop.intrinsics(data["K"], image_size), R=np.eye(3), t=np.zeros(3), image_size=image_size
-                ),
-                body=record,
-                cloth=None,
-                garments=[],
-                extra_meta={
-                    "sequence": data["sequence"],
-                    "actor": actor,
-                    "gender": data["genders"][actor],
-                    "frame": frame_index,
-                },
-            )
+            meta = {
+                "sequence": data["sequence"],
+                "actor": actor,
+                "gender": data["genders"][actor],
+                "frame": frame_index,
+            }
+            yield crop.sample(key, frame, data["K"], image_size, record, meta)

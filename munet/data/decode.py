@@ -330,6 +330,20 @@ class Decoder:
             self.skip(1, exc)
             return []
 
+    def read_and_decode(
+        self, store: ShardStore, shard: ShardInfo, decode: Callable[[dict[str, Any]], T] | None = None
+    ) -> Iterator[T]:
+        """:meth:`decode_shard` on a shard read from ``store``; a shard that cannot be read any
+        more (changed since it was listed) follows ``on_error`` like a damaged one."""
+        try:
+            data = store.read_shard(shard)
+        except CorruptShardError as exc:
+            if self.on_error == "raise":
+                raise
+            self.skip(shard.num_samples, exc)
+            return
+        yield from self.decode_shard(data, shard, store.uri(shard.name), decode)
+
     def decode_shard(
         self, data: bytes, shard: ShardInfo, url: str, decode: Callable[[dict[str, Any]], T] | None = None
     ) -> Iterator[T]:
@@ -421,11 +435,4 @@ def iter_samples(location: str, decoder: Decoder, decode: Callable[[dict[str, An
     usable, left_out = usable_and_left_out(store, decoder.on_error)
     decoder.skipped += sum(shard.num_samples for shard in left_out)
     for shard in usable:
-        try:
-            data = store.read_shard(shard)
-        except CorruptShardError as exc:  # changed since it was listed
-            if decoder.on_error == "raise":
-                raise
-            decoder.skip(shard.num_samples, exc)
-            continue
-        yield from decoder.decode_shard(data, shard, store.uri(shard.name), decode)
+        yield from decoder.read_and_decode(store, shard, decode)

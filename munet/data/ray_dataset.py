@@ -22,7 +22,7 @@ import numpy as np
 from munet.body import BodyTopology
 from munet.config import DataConfig, DataSource
 from munet.data.decode import Decoder, bad_data_policy, usable_and_left_out
-from munet.data.shards import CorruptShardError, ShardError, ShardInfo, ShardStore
+from munet.data.shards import ShardError, ShardInfo, ShardStore
 
 if TYPE_CHECKING:
     import ray.data
@@ -225,15 +225,7 @@ class _MixtureDecoder:
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, np.ndarray]]:
         store, shards, decoder = self.sources[int(row["source"])]
-        shard = shards[str(row["shard"])]
-        try:
-            data = store.read_shard(shard)
-        except CorruptShardError as exc:  # changed since it was listed
-            if decoder.on_error == "raise":
-                raise
-            decoder.skip(shard.num_samples, exc)
-            return []
-        samples = decoder.decode_shard(data, shard, store.uri(shard.name))
+        samples = decoder.read_and_decode(store, shards[str(row["shard"])])
         return list(islice(samples, int(row["samples"])))
 
 
