@@ -1,19 +1,30 @@
 """``munet evaluate`` (also ``python jobs/evaluate.py``): evaluate a checkpoint.
 
     munet evaluate --checkpoint RUN_OR_CKPT --data DIR --out DIR [--fit]
+    munet evaluate --checkpoint RUN_OR_CKPT --data DIR --out DIR --protocol {h36m-p2,3dpw,3dhp} \
+        --regressor J_regressor_h36m.npy
 
-Writes metrics.json (mpjpe_mm, pa_mpjpe_mm, pve_mm, orientation_deg, chamfer_cm, p2s_cm,
-normal_consistency, body_on_mask: means, and medians under "median"; and counts), per_sample.csv,
-metrics.md, overlays.png and histograms.png. Logic: :mod:`munet.eval`.
+Writes metrics.json (means, medians under "median", and the sample count of each metric under
+"count"), per_sample.csv, metrics.md, overlays.png and histograms.png. Logic: :mod:`munet.eval`.
+
+--protocol own (default): mpjpe_mm, pa_mpjpe_mm, pve_mm, orientation_deg, chamfer_cm, p2s_cm,
+normal_consistency, body_on_mask, each over the samples holding its target.
+--protocol h36m-p2 / 3dpw / 3dhp: the HMR benchmarks (mpjpe_mm, pa_mpjpe_mm; 3dhp adds pck150 and
+auc, percent) on joints regressed from the predicted SMPL mesh by --regressor (needs a model
+trained with body.backend=smplx body.model_type=smpl).
+
+Exit codes: 0 done, 2 bad arguments (including a missing or unfitting regressor, or samples
+without the ground truth the protocol needs).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from munet.console import setup_console
-from munet.eval.evaluate import evaluate
+from munet.eval.evaluate import OWN_PROTOCOL, PROTOCOL_CHOICES, ProtocolError, evaluate
 from munet.fit import FitSettings
 
 
@@ -32,16 +43,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fit", action="store_true", help="fit the predictions to each sample's person mask first (munet.fit)"
     )
     parser.add_argument("--fit-steps", type=int, default=FitSettings.steps, help="fitting steps (with --fit)")
-    args = parser.parse_args(argv)
-    setup_console()
-    summary = evaluate(
-        args.checkpoint,
-        args.data,
-        args.out,
-        max_samples=args.max_samples,
-        num_surface_samples=args.surface_samples,
-        device=args.device,
-        fit=FitSettings(steps=args.fit_steps) if args.fit else None,
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOL_CHOICES,
+        default=OWN_PROTOCOL,
+        help="own (default): this project's metrics; h36m-p2, 3dpw, 3dhp: benchmark protocols (need --regressor)",
     )
+    parser.add_argument(
+        "--regressor", help="Human3.6M joint regressor J_regressor_h36m.npy (17, 6890), for the benchmark protocols"
+    )
+    args = parser.parse_args(argv)
+    if args.protocol != OWN_PROTOCOL and args.regressor is None:
+        parser.error(f"--protocol {args.protocol} needs --regressor J_regressor_h36m.npy (shape (17, 6890))")
+    setup_console()
+    try:
+        summary = evaluate(
+            args.checkpoint,
+            args.data,
+            args.out,
+            max_samples=args.max_samples,
+            num_surface_samples=args.surface_samples,
+            device=args.device,
+            fit=FitSettings(steps=args.fit_steps) if args.fit else None,
+            protocol=args.protocol,
+            regressor=args.regressor,
+        )
+    except ProtocolError as error:
+        print(f"munet evaluate: error: {error}", file=sys.stderr)
+        return 2
     print(f"report: {args.out}/metrics.md ({summary['num_samples']} samples)")
     return 0

@@ -12,6 +12,16 @@ of a single image does not swamp the shape error. Predictions never see ground t
 forcing, no alignment inside the model). With ``fit``, the predictions are fitted to each
 sample's person mask first (test-time fitting, :mod:`munet.fit`): the mask is an input then, as
 it is for ``munet predict`` on a cut-out.
+
+Samples may hold some targets only (schema v2, e.g. converted real data sets): each metric is
+averaged over the samples that hold its target (body metrics: a body mesh of the model's own
+topology; clothed metrics: the clothed surface; ``body_on_mask``: the person mask), and the report
+gives the count per metric. A sample without a target scores NaN for its metrics.
+
+Benchmark protocols (``protocol`` ``h36m-p2``, ``3dpw``, ``3dhp``; :mod:`munet.metrics.protocols`)
+score the joints regressed from the *predicted* body mesh by the user's Human3.6M joint regressor
+against each sample's ``eval_joints`` (or, for 3DPW, its gendered SMPL mesh through the same
+regressor); no clothed or mask metrics are computed then.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from munet.body import pelvis
+from munet.body import body_topology, pelvis
 from munet.checkpoint.load import load_trained_model
 from munet.data.decode import Decoder, iter_samples
 from munet.data.schema import SampleRecord, decode_record
@@ -36,6 +46,8 @@ from munet.eval.report import write_report
 from munet.fit import FitSettings, SilhouetteFitter, fit_output
 from munet.iterutils import chunked
 from munet.metrics import (
+    BODY_METRICS,
+    CLOTH_METRICS,
     METRIC_KEYS,
     chamfer_p2s,
     fraction_on_mask,
@@ -44,10 +56,35 @@ from munet.metrics import (
     pa_mpjpe,
     pve,
 )
+from munet.metrics.protocols import PROTOCOLS, SMPL_NUM_VERTICES, Protocol, load_joint_regressor
 from munet.model import MuNet
 from munet.train.step import batch_to_tensors
 
 log = logging.getLogger(__name__)
+
+
+OWN_PROTOCOL = "own"
+"""The ``protocol`` of the default evaluation: this project's own metrics on its own data."""
+
+PROTOCOL_CHOICES = (OWN_PROTOCOL, *PROTOCOLS)
+"""Every ``protocol`` :func:`evaluate` accepts."""
+
+TARGET_OF_METRIC = {
+    **{key: "body_mesh" for key in (*BODY_METRICS, "orientation_deg")},
+    **{key: "cloth" for key in (*CLOTH_METRICS, "normal_consistency")},
+    "body_on_mask": "mask",
+}
+"""The target a sample must hold for each metric of :data:`METRIC_KEYS` to be computed on it
+(``body_mesh``: of the model's own topology)."""
+
+PREDICTED_BODY = "predicted from the image by the model (not given)"
+"""What the benchmark reports say of the scored body."""
+
+
+class ProtocolError(ValueError):
+    """A benchmark evaluation that cannot run as asked: no or unfitting joint regressor, an
+    unknown protocol, or a sample without the ground truth its protocol needs. The message says
+    what is wrong and what is needed."""
 
 
 EVAL_BATCH_SIZE = 8
@@ -95,25 +132,40 @@ def evaluate_batch(
         output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
     gt_joints, gt_vertices = batch["body_joints"], batch["body_vertices"]
     pred_root, gt_root = pelvis(output.body_joints), pelvis(gt_joints)
-    body = {
-        "mpjpe_mm": mpjpe(output.body_joints, gt_joints),
-        "pa_mpjpe_mm": pa_mpjpe(output.body_joints, gt_joints),
-        "pve_mm": pve(output.body_vertices, gt_vertices, pred_root, gt_root),
-        "orientation_deg": orientation_error(output.body_joints, gt_joints),
+    # Body metrics on the samples with a body mesh of the model's own topology only.
+    meshed = torch.nonzero(batch["has_body_mesh"].reshape(-1) > 0.5).reshape(-1)
+    body = {key: torch.full((len(items),), float("nan"), device=device) for key in (*BODY_METRICS, "orientation_deg")}
+    if len(meshed):
+        pred_joints, true_joints = output.body_joints[meshed], gt_joints[meshed]
+        body["mpjpe_mm"][meshed] = mpjpe(pred_joints, true_joints)
+        body["pa_mpjpe_mm"][meshed] = pa_mpjpe(pred_joints, true_joints)
+        body["pve_mm"][meshed] = pve(
+            output.body_vertices[meshed], gt_vertices[meshed], pred_root[meshed], gt_root[meshed]
+        )
+        body["orientation_deg"][meshed] = orientation_error(pred_joints, true_joints)
+    # The clothed surface needs the true one (and the true pelvis to align on); a sample without
+    # a body mesh of the model's topology is aligned on its COCO joints' pelvis all the same.
+    clothed = [i for i, item in enumerate(items) if item.record.cloth is not None]
+    surface: dict[str, list[float]] = {
+        key: [float("nan")] * len(items) for key in (*CLOTH_METRICS, "normal_consistency")
     }
-    aligned_cloth = output.cloth_vertices + (gt_root - pred_root)[:, None]
-    surface = chamfer_p2s(
-        list(aligned_cloth),
-        [output.cloth_faces] * len(items),
-        [torch.as_tensor(item.record.cloth.vertices, dtype=torch.float32, device=device) for item in items],
-        [torch.as_tensor(item.record.cloth.faces.astype(np.int64), device=device) for item in items],
-        num_samples=num_surface_samples,
-        seed=seed,
-    )
+    if clothed:
+        aligned_cloth = output.cloth_vertices + (gt_root - pred_root)[:, None]
+        scores = chamfer_p2s(
+            [aligned_cloth[i] for i in clothed],
+            [output.cloth_faces] * len(clothed),
+            [torch.as_tensor(items[i].record.cloth.vertices, dtype=torch.float32, device=device) for i in clothed],
+            [torch.as_tensor(items[i].record.cloth.faces.astype(np.int64), device=device) for i in clothed],
+            num_samples=num_surface_samples,
+            seed=seed,
+        )
+        for key in surface:
+            for position, i in enumerate(clothed):
+                surface[key][i] = float(scores[key][position])
     # 2D alignment in the full-resolution render: the decoded K is the render's K resized, and
     # both see the same camera frame.
     on_mask = [
-        fraction_on_mask(vertices, item.record.camera.K, item.record.mask)
+        float("nan") if item.record.mask is None else fraction_on_mask(vertices, item.record.camera.K, item.record.mask)
         for vertices, item in zip(output.body_vertices.cpu().numpy(), items, strict=True)
     ]
     values = {**body, **surface, "body_on_mask": on_mask}
@@ -121,13 +173,128 @@ def evaluate_batch(
     return rows, output
 
 
-def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
-    """Means of the per-sample metrics (under the keys of :data:`METRIC_KEYS`) and their
-    medians (under ``"median"``)."""
+def summarise(rows: list[dict[str, float]], keys: tuple[str, ...] = METRIC_KEYS) -> dict[str, Any]:
+    """Means of the per-sample metrics ``keys`` over the samples where they are finite (under
+    the metric's key; ``None`` when no sample has it), their medians (under ``"median"``) and
+    the number of samples each was computed on (under ``"count"``)."""
+    finite = {key: [r[key] for r in rows if np.isfinite(r[key])] for key in keys}
     return {
-        **{key: float(np.mean([r[key] for r in rows])) for key in METRIC_KEYS},
-        "median": {key: float(np.median([r[key] for r in rows])) for key in METRIC_KEYS},
+        **{key: float(np.mean(v)) if v else None for key, v in finite.items()},
+        "median": {key: float(np.median(v)) if v else None for key, v in finite.items()},
+        "count": {key: len(v) for key, v in finite.items()},
     }
+
+
+def resolve_protocol(protocol: str, regressor: str | Path | None, num_vertices: int) -> tuple[Protocol, torch.Tensor]:
+    """The benchmark protocol named ``protocol`` and the joint regressor it scores with.
+
+    Args:
+        protocol: a key of :data:`munet.metrics.protocols.PROTOCOLS`.
+        regressor: the Human3.6M joint regressor file (``J_regressor_h36m.npy``).
+        num_vertices: V, vertex count of the model's predicted body mesh.
+
+    Returns:
+        The protocol and the ``(17, V)`` float32 regressor.
+
+    Raises:
+        ProtocolError: unknown protocol, no regressor, or one that cannot be read or does not fit
+            the model's mesh (e.g. the SMPL regressor and an Anny model).
+    """
+    if protocol not in PROTOCOLS:
+        raise ProtocolError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOL_CHOICES)}")
+    if regressor is None:
+        raise ProtocolError(
+            f"protocol {protocol} scores joints regressed from the predicted SMPL mesh: give the Human3.6M "
+            "joint regressor (--regressor J_regressor_h36m.npy, shape (17, 6890))"
+        )
+    try:
+        weights = load_joint_regressor(regressor, num_vertices)
+    except (FileNotFoundError, ValueError) as error:
+        raise ProtocolError(f"protocol {protocol}: {error}") from error
+    return PROTOCOLS[protocol], weights
+
+
+def protocol_ground_truth(record: SampleRecord, protocol: Protocol, regressor: torch.Tensor) -> tuple[np.ndarray, str]:
+    """The ground-truth joints of one sample for a benchmark protocol.
+
+    A protocol with ``gt_from_mesh`` (3DPW) takes the sample's SMPL body mesh (backend ``smpl``,
+    6890 vertices) through ``regressor``; otherwise, or when the sample has no such mesh, its
+    ``eval_joints`` of the protocol's joint set.
+
+    Args:
+        record: the sample.
+        protocol: the protocol.
+        regressor: ``(17, V)`` joint regressor.
+
+    Returns:
+        ``(J, 3)`` joints of ``protocol.joint_set``, metres, camera frame; and where they came
+        from (``"mesh"`` or ``"eval_joints"``).
+
+    Raises:
+        ProtocolError: the sample holds neither; the message names it and says what is needed.
+    """
+    body = record.body
+    smpl_mesh = body.has_mesh and body.backend == "smpl" and body.vertices.shape == (SMPL_NUM_VERTICES, 3)
+    if protocol.gt_from_mesh and smpl_mesh:
+        if regressor.shape[1] != SMPL_NUM_VERTICES:
+            raise ProtocolError(
+                f"sample {record.key}: protocol {protocol.name} regresses the ground truth from the SMPL mesh "
+                f"({SMPL_NUM_VERTICES} vertices), but the regressor has {regressor.shape[1]} columns"
+            )
+        vertices = torch.as_tensor(body.vertices, dtype=torch.float32)[None]
+        return protocol.joints_from_mesh(vertices, regressor)[0].numpy(), "mesh"
+    if body.eval_joints is not None and body.eval_joint_set == protocol.joint_set:
+        return np.asarray(body.eval_joints, np.float32), "eval_joints"
+    needs = f"eval_joints of joint set {protocol.joint_set}"
+    if protocol.gt_from_mesh:
+        needs = f"a gendered SMPL body mesh (backend smpl, {SMPL_NUM_VERTICES} vertices) or {needs}"
+    has = f"body backend {body.backend!r}, " + (
+        f"mesh of {body.vertices.shape[0]} vertices" if body.has_mesh else "no body mesh"
+    )
+    has += f", eval_joints {body.eval_joint_set or 'none'}"
+    raise ProtocolError(f"sample {record.key}: protocol {protocol.name} needs {needs}; the sample has {has}")
+
+
+@torch.no_grad()
+def evaluate_protocol_batch(
+    model: MuNet,
+    items: list[EvalItem],
+    protocol: Protocol,
+    regressor: torch.Tensor,
+    fitter: SilhouetteFitter | None = None,
+) -> tuple[list[dict[str, Any]], Any]:
+    """Per-sample benchmark errors of one batch, and the model output.
+
+    The body is predicted from the image alone (and fitted to the person mask with a
+    ``fitter``, where the sample has one); its mesh goes through ``regressor`` to the protocol's
+    joints and is scored by ``protocol.errors`` against :func:`protocol_ground_truth`.
+
+    Returns:
+        Rows ``{"key", "gt_source", metric: value}`` (errors in mm, PCK/AUC in percent) and the
+        model output.
+
+    Raises:
+        ProtocolError: a sample lacks the ground truth the protocol needs.
+    """
+    device = next(model.parameters()).device
+    truths = [protocol_ground_truth(item.record, protocol, regressor) for item in items]
+    stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
+    batch = batch_to_tensors(stacked, device)
+    output = model(batch["image"], batch["K"])
+    if fitter is not None:
+        K_masks = torch.as_tensor(
+            np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device
+        )
+        masks = [item.record.mask for item in items]
+        output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
+    pred = protocol.joints_from_mesh(output.body_vertices.float(), regressor.to(device))
+    gt = torch.as_tensor(np.stack([joints for joints, _ in truths]), dtype=pred.dtype, device=device)
+    errors = protocol.errors(pred, gt)
+    rows = [
+        {"key": item.record.key, "gt_source": source, **{k: float(v[i]) for k, v in errors.items()}}
+        for i, (item, (_, source)) in enumerate(zip(items, truths, strict=True))
+    ]
+    return rows, output
 
 
 def evaluate(
@@ -141,56 +308,107 @@ def evaluate(
     device: str = "cpu",
     seed: int = 0,
     fit: FitSettings | None = None,
+    protocol: str = OWN_PROTOCOL,
+    regressor: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on held-out shards and write the report to ``out``.
 
-    Writes ``metrics.json`` (means, medians and counts under the keys of :data:`METRIC_KEYS`),
-    ``per_sample.csv``, ``metrics.md``, ``overlays.png`` and ``histograms.png``.
+    Writes ``metrics.json`` (means, medians and per-metric sample counts), ``per_sample.csv``,
+    ``metrics.md``, ``overlays.png`` and ``histograms.png``.
+
+    Args:
+        checkpoint: checkpoint folder, ``state.pt`` or run folder.
+        data: held-out shard folder or URI.
+        out: report folder.
+        max_samples: evaluate at most this many samples.
+        batch_size: samples predicted at once.
+        num_surface_samples: points per surface for Chamfer/P2S (``own`` only).
+        num_pictures: samples shown in ``overlays.png``.
+        device: torch device.
+        seed: seed of the surface sampling.
+        fit: fit the predictions to each sample's person mask first (where it has one).
+        protocol: ``own`` (the metrics of :data:`METRIC_KEYS`, each over the samples holding its
+            target) or a benchmark of :data:`munet.metrics.protocols.PROTOCOLS` (``h36m-p2``,
+            ``3dpw``, ``3dhp``: joints of the predicted mesh through ``regressor`` against the
+            data set's ground truth; mm, PCK/AUC percent).
+        regressor: the Human3.6M joint regressor (``J_regressor_h36m.npy``); needed by the
+            benchmark protocols.
 
     Returns:
         The summary written to ``metrics.json``.
+
+    Raises:
+        ProtocolError: a benchmark protocol without a regressor that fits the model's mesh, or a
+            sample without the ground truth the protocol needs.
+        ValueError: no samples to evaluate.
     """
+    if protocol not in PROTOCOL_CHOICES:
+        raise ProtocolError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOL_CHOICES)}")
+    if protocol != OWN_PROTOCOL and regressor is None:
+        resolve_protocol(protocol, regressor, 0)  # raises the "give the regressor" error before any loading
     model, config, step = load_trained_model(checkpoint, device)
+    benchmark: tuple[Protocol, torch.Tensor] | None = None
+    if protocol != OWN_PROTOCOL:
+        benchmark = resolve_protocol(protocol, regressor, int(model.joint_regressor.shape[-1]))
     fitter = None if fit is None else SilhouetteFitter.for_model(model, fit)
-    decoder = Decoder.from_config(config.data, augment=False)
-    rows: list[dict[str, float]] = []
+    decoder = Decoder.from_config(config.data, augment=False, body=body_topology(config.body))
+    rows: list[dict[str, Any]] = []
     shown: list[tuple[EvalItem, dict[str, np.ndarray]]] = []
-    total = max_samples
-    with tqdm(total=total, desc="evaluate", unit="sample", disable=None) as bar:
+    with tqdm(total=max_samples, desc="evaluate", unit="sample", disable=None) as bar:
         for batch in chunked(islice(iter_eval_items(data, decoder), max_samples), batch_size):
-            batch_rows, output = evaluate_batch(model, batch, num_surface_samples, seed, fitter)
+            if benchmark is None:
+                batch_rows, output = evaluate_batch(model, batch, num_surface_samples, seed, fitter)
+            else:
+                batch_rows, output = evaluate_protocol_batch(model, batch, *benchmark, fitter=fitter)
             rows.extend(batch_rows)
             for i, item in enumerate(batch):
                 if len(shown) < num_pictures:
-                    shown.append(
-                        (
-                            item,
-                            {
-                                "body_vertices": output.body_vertices[i].cpu().numpy(),
-                                "cloth_vertices": output.cloth_vertices[i].cpu().numpy(),
-                                "body_faces": output.body_faces.cpu().numpy(),
-                                "cloth_faces": output.cloth_faces.cpu().numpy(),
-                            },
-                        )
-                    )
+                    pred = {
+                        "body_vertices": output.body_vertices[i].cpu().numpy(),
+                        "body_faces": output.body_faces.cpu().numpy(),
+                    }
+                    if benchmark is None:
+                        pred["cloth_vertices"] = output.cloth_vertices[i].cpu().numpy()
+                        pred["cloth_faces"] = output.cloth_faces.cpu().numpy()
+                    shown.append((item, pred))
             bar.update(len(batch))
     if not rows:
         raise ValueError(f"{data} holds no samples to evaluate")
-    summary = {
+    summary: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "step": step,
         "data": str(data),
+        "protocol": protocol,
         "num_samples": len(rows),
-        "num_surface_samples": num_surface_samples,
         "fit": None if fit is None else dataclasses.asdict(fit),
-        "joint_set": "COCO-17, pelvis = mean of the hips",
-        **summarise(rows),
     }
+    if benchmark is None:
+        summary |= {
+            "num_surface_samples": num_surface_samples,
+            "joint_set": "COCO-17, pelvis = mean of the hips",
+            "metrics": list(METRIC_KEYS),
+            "metric_targets": dict(TARGET_OF_METRIC),
+            **summarise(rows),
+        }
+    else:
+        spec = benchmark[0]
+        keys = tuple(k for k in rows[0] if k not in ("key", "gt_source"))
+        sources = [r["gt_source"] for r in rows]
+        summary |= {
+            "protocol_frames": spec.frames,
+            "regressor": str(regressor),
+            "body": PREDICTED_BODY,
+            "joint_set": spec.joint_set,
+            "joint_names": list(spec.joint_names),
+            "ground_truth": {source: sources.count(source) for source in sorted(set(sources))},
+            "metrics": list(keys),
+            **summarise(rows, keys),
+        }
     write_report(Path(out), summary, rows, shown)
     log.info(
-        "evaluated %d samples: %s (means); median orientation_deg %.1f",
+        "evaluated %d samples (protocol %s): %s (means)",
         len(rows),
-        ", ".join(f"{k} {summary[k]:.2f}" for k in METRIC_KEYS),
-        summary["median"]["orientation_deg"],
+        protocol,
+        ", ".join(f"{k} {summary[k]:.2f}" for k in summary["metrics"] if summary[k] is not None),
     )
     return summary

@@ -23,19 +23,66 @@ UNITS = {
 }
 
 
+PROTOCOL_UNITS = {
+    "mpjpe_mm": "mm, after aligning the pelvises",
+    "pa_mpjpe_mm": "mm, after a similarity Procrustes alignment",
+    "pck150": "percent of joints within 150 mm (0-100, higher is better)",
+    "auc": "percent, mean PCK over 0-150 mm (higher is better)",
+}
+"""Units of the benchmark protocols' metrics (:mod:`munet.metrics.protocols`)."""
+
+
+def metric_units(summary: dict[str, Any]) -> dict[str, str]:
+    """``{metric: unit}`` of the metrics a summary holds, in its order."""
+    units = UNITS if summary.get("protocol", "own") == "own" else PROTOCOL_UNITS
+    return {key: units.get(key, "") for key in summary.get("metrics", list(UNITS))}
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def markdown_table(summary: dict[str, Any]) -> str:
-    """The summary as a Markdown table (metric, mean, median, unit) with the sample counts."""
+    """The summary as Markdown: what was evaluated, then a table (metric, mean, median, samples,
+    unit)."""
     fit = summary.get("fit")
     fitted = (
         "" if fit is None else f" Predictions fitted to each sample's person mask ({fit['steps']} steps, munet.fit)."
     )
-    lines = [
-        f"Evaluated {summary['num_samples']} samples of `{summary['data']}` with the checkpoint of "
-        f"step {summary['step']}; surfaces sampled with {summary['num_surface_samples']} points each.{fitted}",
-        "",
+    protocol = summary.get("protocol", "own")
+    if protocol == "own":
+        lines = [
+            f"Evaluated {summary['num_samples']} samples of `{summary['data']}` with the checkpoint of "
+            f"step {summary['step']}; surfaces sampled with {summary['num_surface_samples']} points each.{fitted}",
+            "",
+            "Each metric is averaged over the samples holding its target (body metrics: a body mesh of the "
+            "model's topology; clothed metrics: the clothed surface; body_on_mask: the person mask).",
+            "",
+        ]
+    else:
+        sources = ", ".join(f"{name} ({count})" for name, count in summary["ground_truth"].items())
+        lines = [
+            f"Protocol **{protocol}** on {summary['num_samples']} samples of `{summary['data']}` with the "
+            f"checkpoint of step {summary['step']}.{fitted}",
+            "",
+            f"- Frames: {summary['protocol_frames']}",
+            f"- Body: {summary['body']}; joints regressed from the predicted mesh by `{summary['regressor']}`",
+            f"- Joint set: {summary['joint_set']}; ground truth from: {sources}",
+            "- No clothed-surface or mask metrics (body data set).",
+            "",
+        ]
+    counts = summary.get("count", {})
+    rows = [
+        [
+            key,
+            _number(summary[key]),
+            _number(summary["median"][key]),
+            str(counts.get(key, summary["num_samples"])),
+            unit,
+        ]
+        for key, unit in metric_units(summary).items()
     ]
-    rows = [[key, f"{summary[key]:.3f}", f"{summary['median'][key]:.3f}", unit] for key, unit in UNITS.items()]
-    return "\n".join(lines + table(["metric", "mean", "median", "unit"], rows, align="lrrl")) + "\n"
+    return "\n".join(lines + table(["metric", "mean", "median", "samples", "unit"], rows, align="lrrrl")) + "\n"
 
 
 def _overlay_grid(shown: list[tuple[Any, dict[str, np.ndarray]]]) -> np.ndarray:
@@ -48,44 +95,48 @@ def _overlay_grid(shown: list[tuple[Any, dict[str, np.ndarray]]]) -> np.ndarray:
         for item, pred in shown:
             record = item.record
             image, K = record.image, record.camera.K
-            rows.append(
-                np.concatenate(
-                    [
-                        label(image, record.key.split("/", 1)[-1]),
-                        label(
-                            overlay_mesh(renderer, image, pred["body_vertices"], pred["body_faces"], K, BODY_COLOR),
-                            "body",
-                        ),
-                        label(
-                            overlay_mesh(renderer, image, pred["cloth_vertices"], pred["cloth_faces"], K, CLOTH_COLOR),
-                            "clothed",
-                        ),
+            columns = [
+                label(image, record.key.split("/", 1)[-1]),
+                label(overlay_mesh(renderer, image, pred["body_vertices"], pred["body_faces"], K, BODY_COLOR), "body"),
+            ]
+            if "cloth_vertices" in pred:  # the own protocol: the clothed prediction and its truth
+                columns.append(
+                    label(
+                        overlay_mesh(renderer, image, pred["cloth_vertices"], pred["cloth_faces"], K, CLOTH_COLOR),
+                        "clothed",
+                    )
+                )
+                if record.cloth is None:
+                    columns.append(label(image, "no truth"))
+                else:
+                    columns.append(
                         label(
                             overlay_mesh(renderer, image, record.cloth.vertices, record.cloth.faces, K, TRUTH_COLOR),
                             "truth",
-                        ),
-                    ],
-                    axis=1,
-                )
-            )
+                        )
+                    )
+            rows.append(np.concatenate(columns, axis=1))
     return np.concatenate(rows, axis=0)
 
 
-def _histograms(rows: list[dict[str, float]], path: Path) -> None:
+def _histograms(rows: list[dict[str, Any]], units: dict[str, str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = (len(UNITS) + 1) // 2
-    fig, axes = plt.subplots(2, columns, figsize=(3.7 * columns, 6))
-    for ax in axes.ravel()[len(UNITS) :]:
+    columns = max(1, (len(units) + 1) // 2)
+    fig, axes = plt.subplots(2, columns, figsize=(3.7 * columns, 6), squeeze=False)
+    for ax in axes.ravel()[len(units) :]:
         ax.axis("off")
-    for ax, (key, unit) in zip(axes.ravel(), UNITS.items()):
-        values = [r[key] for r in rows]
+    for ax, (key, unit) in zip(axes.ravel(), units.items()):
+        values = [r[key] for r in rows if np.isfinite(r[key])]
+        ax.set_title(f"{key}\n({unit})", fontsize=9)
+        if not values:
+            ax.text(0.5, 0.5, "no sample has this target", ha="center", va="center", transform=ax.transAxes)
+            continue
         ax.hist(values, bins=min(20, max(5, len(values) // 2)), color="#4a7fd0")
         ax.axvline(float(np.mean(values)), color="k", linestyle="--", linewidth=1)
-        ax.set_title(f"{key}\n({unit})", fontsize=9)
     fig.suptitle(f"Per-sample errors ({len(rows)} samples; dashed: mean)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -95,7 +146,7 @@ def _histograms(rows: list[dict[str, float]], path: Path) -> None:
 def write_report(
     out: Path,
     summary: dict[str, Any],
-    rows: list[dict[str, float]],
+    rows: list[dict[str, Any]],
     shown: list[tuple[Any, dict[str, np.ndarray]]],
 ) -> None:
     """Write every report file into ``out`` (created if needed)."""
@@ -108,6 +159,6 @@ def write_report(
         writer.writeheader()
         writer.writerows(rows)
     (out / "metrics.md").write_text(markdown_table(summary))
-    _histograms(rows, out / "histograms.png")
+    _histograms(rows, metric_units(summary), out / "histograms.png")
     if shown:
         cv2.imwrite(str(out / "overlays.png"), cv2.cvtColor(_overlay_grid(shown), cv2.COLOR_RGB2BGR))
