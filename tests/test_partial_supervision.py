@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,7 @@ from munet.body import body_topology
 from munet.config import BodyConfig, load_config
 from munet.data.contract import FLAGS
 from munet.data.decode import Decoder, iter_samples
+from munet.data.preview import make_contact_sheet
 from munet.data.schema import SchemaError, decode_record, encode_sample
 from munet.data.shards import Manifest, ShardStore, shard_name
 from munet.losses import compute_losses
@@ -87,6 +89,10 @@ def test_records_keep_their_targets_through_the_shards(tmp_path, full_records):
     ]
     assert back[0].mask is None and back[0].cloth is None and back[0].body.vertices is None
     np.testing.assert_array_equal(back[0].body.joints_valid, partial[0].body.joints_valid)
+    # The contact sheet shows what each sample has: a black mask panel where it has none.
+    sheet = cv2.cvtColor(cv2.imread(str(make_contact_sheet(location, tmp_path / "sheet.png"))), cv2.COLOR_BGR2RGB)
+    assert sheet.shape == (3 * SIZE, 4 * SIZE, 3)
+    assert not sheet[:SIZE, SIZE : 2 * SIZE].any() and sheet[2 * SIZE :, SIZE : 2 * SIZE].any()
 
 
 def test_decoded_contract_fills_missing_targets_with_zeros_and_flags(tmp_path, full_records):

@@ -26,26 +26,35 @@ _JOINT_COLOUR = (255, 255, 0)
 
 
 def draw_overlay(record: SampleRecord) -> np.ndarray:
-    """The sample's image (S, S, 3) uint8 with the projected clothed-mesh wireframe and skeleton."""
+    """The sample's image (S, S, 3) uint8 with the projected clothed-mesh wireframe and the skeleton
+    of its real 2D joints (what the sample has of them)."""
     image = record.image.copy()
-    pixels = project(record.cloth.vertices, record.camera.K)
-    faces = record.cloth.faces[:: max(1, len(record.cloth.faces) // _WIRE_FACES)]
-    triangles = np.round(pixels[faces] * 16).astype(np.int32)
-    wire = image.copy()
-    cv2.polylines(wire, list(triangles), True, _WIRE_COLOUR, 1, cv2.LINE_AA, shift=4)
-    image = cv2.addWeighted(image, 0.5, wire, 0.5, 0.0)
-    joints = np.round(record.body.joints_2d * 16).astype(np.int32)
+    if record.cloth is not None:
+        pixels = project(record.cloth.vertices, record.camera.K)
+        faces = record.cloth.faces[:: max(1, len(record.cloth.faces) // _WIRE_FACES)]
+        triangles = np.round(pixels[faces] * 16).astype(np.int32)
+        wire = image.copy()
+        cv2.polylines(wire, list(triangles), True, _WIRE_COLOUR, 1, cv2.LINE_AA, shift=4)
+        image = cv2.addWeighted(image, 0.5, wire, 0.5, 0.0)
+    body = record.body
+    if body.joints_2d is None:
+        return image
+    joints = np.round(body.joints_2d * 16).astype(np.int32)
+    real = np.ones(len(joints), bool) if body.joints_2d_valid is None else body.joints_2d_valid > 0.5
     for a, b in COCO17_SKELETON:
-        cv2.line(image, tuple(joints[a]), tuple(joints[b]), _BONE_COLOUR, 2, cv2.LINE_AA, shift=4)
-    for joint in joints:
+        if real[a] and real[b]:
+            cv2.line(image, tuple(joints[a]), tuple(joints[b]), _BONE_COLOUR, 2, cv2.LINE_AA, shift=4)
+    for joint in joints[real]:
         cv2.circle(image, tuple(joint), 3 * 16, _JOINT_COLOUR, -1, cv2.LINE_AA, shift=4)
     return image
 
 
 def preview_row(record: SampleRecord) -> np.ndarray:
-    """Image | mask | normals | overlay, side by side, with the key written on the image."""
-    mask = np.repeat(record.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
-    normal = encode_normal_map(record.normal, record.mask) if record.normal is not None else np.zeros_like(record.image)
+    """Image | mask | normals | overlay, side by side, with the key written on the image (black
+    panels for what the sample lacks)."""
+    blank = np.zeros_like(record.image)
+    mask = blank if record.mask is None else np.repeat(record.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
+    normal = encode_normal_map(record.normal, record.mask) if record.normal is not None else blank
     image = record.image.copy()
     cv2.putText(image, record.key, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return np.concatenate([image, mask, normal, draw_overlay(record)], axis=1)
