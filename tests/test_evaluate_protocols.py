@@ -225,3 +225,48 @@ def test_own_protocol_on_shards_without_mesh_cloth_or_mask(h36m_shards, run_dir,
     assert summary["mpjpe_mm"] is None and summary["chamfer_cm"] is None and summary["body_on_mask"] is None
     markdown = (tmp_path / "own" / "metrics.md").read_text()
     assert "| chamfer_cm | n/a | n/a | 0 |" in markdown
+
+
+@pytest.fixture(scope="module")
+def mixed_shards(h36m_shards, tmp_path_factory):
+    """One shard of 5 samples: 3 synthetic (the first complete, the second without its clothed
+    surface, the third without mask and normals) and 2 Human3.6M (joints only)."""
+    import dataclasses
+
+    from munet.data.generate import GenerationSettings, SampleGenerator
+    from munet.data.schema import encode_sample
+    from munet.data.shards import Manifest, ShardStore, shard_name
+
+    generator = SampleGenerator(GenerationSettings(num_samples=3, seed=5, image_size=64, views=1))
+    try:
+        records = [generator.record(index) for index in range(3)]
+    finally:
+        generator.close()
+    records[1] = dataclasses.replace(records[1], cloth=None)
+    records[2] = dataclasses.replace(records[2], mask=None, normal=None)
+    records += sorted(read_samples(h36m_shards).values(), key=lambda record: record.key)[:2]
+    store = ShardStore(str(tmp_path_factory.mktemp("mixed")))
+    with store.writer(shard_name(0)) as writer:
+        for record in sorted(records, key=lambda record: record.key):
+            writer.write(record.key, encode_sample(record))
+    store.write_manifest(Manifest(shards=[writer.info]))
+    return store.location
+
+
+def test_own_protocol_counts_each_metric_over_the_samples_holding_its_target(mixed_shards, run_dir, tmp_path):  # noqa: F811
+    summary = evaluate(run_dir, mixed_shards, tmp_path / "own", num_surface_samples=300)
+    assert summary["num_samples"] == 5
+    expected = {"mpjpe_mm": 3, "pve_mm": 3, "orientation_deg": 3, "chamfer_cm": 2, "p2s_cm": 2}
+    expected |= {"normal_consistency": 2, "body_on_mask": 2}
+    assert {key: summary["count"][key] for key in expected} == expected
+    table = per_sample(tmp_path / "own")
+    for key in expected:
+        finite = [float(row[key]) for row in table.values() if np.isfinite(float(row[key]))]
+        assert len(finite) == expected[key]
+        assert summary[key] == pytest.approx(np.mean(finite), rel=1e-6)
+        assert summary["median"][key] == pytest.approx(np.median(finite), rel=1e-6)
+    for key, row in table.items():
+        if key.startswith("h36m/"):
+            assert all(np.isnan(float(row[metric])) for metric in expected)
+    assert "| body_on_mask |" in (tmp_path / "own" / "metrics.md").read_text()
+    assert (tmp_path / "own" / "overlays.png").is_file()
