@@ -3,6 +3,14 @@
     munet convert 3dpw --root 3DPW --out shards/3dpw-test --body-models models/ [--split test]
     munet convert h36m --root h36m --out shards/h36m-p2 [--split p2-test|train] [--npz FILE]
     munet convert 3dhp --root mpi_inf_3dhp --out shards/3dhp-test [--split test|train] [--cameras 0 2 4]
+    munet convert thuman2 --root THuman2.0 --out shards/thuman2-test --body-models models/ --split test.txt
+    munet convert cape --root CAPE --out shards/cape --body-models models/ [--split FILE] [--every 10]
+    munet convert renderpeople --root renderpeople --out shards/rp-test --body-models models/ --split test.txt
+
+Scanned people (thuman2, cape, renderpeople): ``--split FILE`` is a list of subject names (ICON's
+list files; a file whose name contains ``test`` gets the 3 test views 0/120/240°, others 36 views
+10° apart), ``--views N`` overrides the number of views, ``--image-size`` defaults to 512; a
+perspective, near-orthographic camera (see :mod:`munet.convert.scan_views`).
 
 Common options: ``--image-size S`` (stored crop side, default 256), ``--every N`` (frame step),
 ``--samples-per-shard``, ``--overwrite``. A unit (sequence, subject/action, camera) that cannot be
@@ -21,7 +29,9 @@ from collections.abc import Sequence
 from munet.console import setup_console
 from munet.convert.output import ConvertError, ConvertReport
 
-DATASETS = ("3dpw", "h36m", "3dhp")
+DATASETS = ("3dpw", "h36m", "3dhp", "thuman2", "cape", "renderpeople")
+SCAN_DATASETS = ("thuman2", "cape", "renderpeople")
+"""Rendered scans: ``--split`` is a list file, ``--views`` applies."""
 _SPLITS = {"3dpw": ("train", "validation", "test"), "h36m": ("p2-test", "train"), "3dhp": ("train", "test")}
 _DEFAULT_SPLIT = {"3dpw": "test", "h36m": "p2-test", "3dhp": "test"}
 
@@ -34,9 +44,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("--root", required=True, help="the data set's folder, as distributed")
     parser.add_argument("--out", required=True, help="output shard folder or URI")
-    parser.add_argument("--split", help="3dpw: train|validation|test; h36m: p2-test|train; 3dhp: train|test")
-    parser.add_argument("--body-models", help="3dpw: folder with SMPL_MALE and SMPL_FEMALE (.npz or .pkl)")
-    parser.add_argument("--image-size", type=int, default=256, help="stored crop side, pixels")
+    parser.add_argument(
+        "--split",
+        help="3dpw: train|validation|test; h36m: p2-test|train; 3dhp: train|test; thuman2, cape, renderpeople: a "
+        "list file of subject names",
+    )
+    parser.add_argument(
+        "--body-models",
+        help="3dpw, cape: folder with SMPL_MALE and SMPL_FEMALE; thuman2, renderpeople: SMPLX_MALE (.npz or .pkl)",
+    )
+    parser.add_argument("--image-size", type=int, help="stored crop side, pixels (default 256; scans 512)")
+    parser.add_argument("--views", type=int, help="scans: views per subject (default 36, or 3 for a test list)")
     parser.add_argument(
         "--every", type=int, help="keep every n-th frame (default: 3dpw 1, h36m 5, 3dhp train 10/test 1)"
     )
@@ -45,9 +63,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--samples-per-shard", type=int, default=256)
     parser.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     args = parser.parse_args(argv)
+    if args.image_size is None:
+        args.image_size = 512 if args.dataset in SCAN_DATASETS else 256
+    if args.dataset in SCAN_DATASETS:
+        if args.views is not None and not 1 <= args.views <= 360:
+            parser.error(f"--views must be in 1 … 360, got {args.views}")
+        return _check_common(parser, args)
     args.split = args.split or _DEFAULT_SPLIT[args.dataset]
     if args.split not in _SPLITS[args.dataset]:
         parser.error(f"--split for {args.dataset} must be one of {_SPLITS[args.dataset]}, got {args.split!r}")
+    return _check_common(parser, args)
+
+
+def _check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     if args.image_size <= 0 or (args.every is not None and args.every <= 0) or args.samples_per_shard <= 0:
         parser.error("--image-size, --every and --samples-per-shard must be positive")
     return args
@@ -57,6 +85,8 @@ def run(args: argparse.Namespace) -> ConvertReport:
     """Run the converter the arguments name."""
     common = dict(split=args.split, image_size=args.image_size, samples_per_shard=args.samples_per_shard)
     common["overwrite"] = args.overwrite
+    if args.dataset in SCAN_DATASETS:
+        return _run_scans(args, common)
     if args.dataset == "3dpw":
         from munet.convert.pw3d import convert_3dpw
 
@@ -68,6 +98,22 @@ def run(args: argparse.Namespace) -> ConvertReport:
     from munet.convert.mpi3dhp import convert_3dhp
 
     return convert_3dhp(args.root, args.out, every=args.every, cameras=args.cameras, **common)
+
+
+def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
+    """Run a scan converter (thuman2, cape, renderpeople)."""
+    common["views"] = args.views
+    if args.dataset == "thuman2":
+        from munet.convert.thuman2 import convert_thuman2
+
+        return convert_thuman2(args.root, args.out, body_models=args.body_models, **common)
+    if args.dataset == "cape":
+        from munet.convert.cape import convert_cape
+
+        return convert_cape(args.root, args.out, body_models=args.body_models, every=args.every or 1, **common)
+    from munet.convert.renderpeople import convert_renderpeople
+
+    return convert_renderpeople(args.root, args.out, body_models=args.body_models, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

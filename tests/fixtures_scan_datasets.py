@@ -1,0 +1,168 @@
+"""Tiny fabricated copies of THuman2.0/2.1, CAPE and RenderPeople in their real on-disk formats, for
+the ``munet convert`` scan tests.
+
+Scans are the convex hull of a fitted (fake) body, enlarged by 12 % about its centre so that it
+encloses the body, with per-corner texture coordinates (a cylindrical unwrap, so vertices on the
+seam have several) and a tiny JPEG texture. Fit pickles hold the real keys and dtypes, with
+``scale`` and ``translation`` pickled as ``trimesh.caching.TrackedArray``. Fitted bodies are
+computed here with ``smplx`` directly (hand PCA through ``smplx``'s own ``use_pca``), independently
+of the converters.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import trimesh
+
+from tests.fake_smpl import write_fake_smplx
+
+TEXTURE_COLOURS = np.array([[230, 40, 40], [40, 200, 40], [40, 40, 230], [230, 230, 40]], np.uint8)
+"""The four vertical stripes of the fabricated textures (RGB)."""
+
+
+def write_smplx_male(folder: Path, seed: int = 0) -> Path:
+    """``folder/SMPLX_MALE.npz``: fake SMPL-X arrays (real shapes) with a person-shaped (tall,
+    narrow) template and random orthonormal hand PCA components; returns the path."""
+    rng = np.random.default_rng(seed)
+    components = {side: np.linalg.qr(rng.normal(size=(45, 45)))[0].astype(np.float32) for side in "lr"}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_fake_smplx(folder, extra={f"hands_components{s}": c for s, c in components.items()}, seed=seed)
+    neutral = folder / "SMPLX_NEUTRAL.npz"
+    with np.load(neutral) as members:
+        data = dict(members)
+    data["v_template"] = (data["v_template"] * [0.5, 2.2, 0.35] + [0.0, 0.3, 0.0]).astype(np.float32)
+    data["hands_meanl"] = rng.normal(scale=0.1, size=45).astype(np.float32)
+    data["hands_meanr"] = rng.normal(scale=0.1, size=45).astype(np.float32)
+    neutral.unlink()
+    path = folder / "SMPLX_MALE.npz"
+    np.savez(path, **data)
+    return path
+
+
+def smplx_vertices(model: Path, params: dict[str, np.ndarray]) -> np.ndarray:
+    """The SMPL-X vertices (10475, 3) of THuman-style parameters (hand poses as 12 PCA
+    coefficients, or 45 values when ``full_hands``), computed by ``smplx`` itself."""
+    import smplx
+
+    full = params["left_hand_pose"].size == 45
+    layer = smplx.SMPLX(
+        str(model), ext="npz", gender="male", use_pca=not full, num_pca_comps=12, num_betas=10, flat_hand_mean=False
+    )
+    tensors = {key: torch.as_tensor(np.asarray(value, np.float32).reshape(1, -1)) for key, value in params.items()}
+    with torch.no_grad():
+        return layer(**tensors, transl=torch.zeros(1, 3)).vertices[0].double().numpy()
+
+
+def hull_scan(points: np.ndarray, grow: float = 1.12) -> tuple[np.ndarray, np.ndarray]:
+    """The convex hull of ``points`` enlarged by ``grow`` about their mean: (V, 3), (F, 3) outward."""
+    hull = trimesh.convex.convex_hull(points)
+    centre = points.mean(0)
+    return (np.asarray(hull.vertices) - centre) * grow + centre, np.asarray(hull.faces)
+
+
+def corner_uvs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F, 3, 2) cylindrical texture coordinates per face corner (u around +y, v up); a face that
+    straddles the seam gets its own coordinates."""
+    centre = vertices.mean(0)
+    u = (np.arctan2(vertices[:, 0] - centre[0], vertices[:, 2] - centre[2]) / (2 * np.pi) + 0.5)[faces]
+    wrap = u.max(1) - u.min(1) > 0.5
+    u[wrap] = np.where(u[wrap] < 0.5, u[wrap] + 1.0, u[wrap])
+    height = np.ptp(vertices[:, 1])
+    v = ((vertices[:, 1] - vertices[:, 1].min()) / height)[faces]
+    return np.stack([u, v], axis=-1)
+
+
+def write_textured_obj(
+    obj: Path,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uvs: np.ndarray,
+    texture_name: str,
+    material: str = "material0",
+    write_texture: bool = True,
+) -> None:
+    """An OBJ with one ``vt`` per face corner, its ``<material>.mtl`` (``map_Kd texture_name``) and
+    (``write_texture``) a 64 × 64 JPEG of four vertical stripes at ``obj.parent / texture_name``."""
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"mtllib {material}.mtl", "o scan"]
+    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"vt {u:.6f} {v:.6f}" for u, v in uvs.reshape(-1, 2)]
+    lines.append(f"usemtl {material}")
+    for index, face in enumerate(faces):
+        lines.append("f " + " ".join(f"{v + 1}/{3 * index + k + 1}" for k, v in enumerate(face)))
+    obj.write_text("\n".join(lines) + "\n")
+    (obj.parent / f"{material}.mtl").write_text(
+        f"newmtl {material}\nKa 1.0 1.0 1.0\nKd 1.0 1.0 1.0\nmap_Kd {texture_name}\n"
+    )
+    if write_texture:
+        texture = np.repeat(np.repeat(TEXTURE_COLOURS[None], 64, axis=0), 16, axis=1)
+        path = obj.parent / texture_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(texture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+# --- THuman2.0 / 2.1 -----------------------------------------------------------------------------
+
+
+def _tracked(value: np.ndarray) -> np.ndarray:
+    return trimesh.caching.tracked_array(np.asarray(value, np.float64))
+
+
+def thuman_params(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random SMPL-X parameters with THuman2.0's shapes and dtypes (float32, batch of one)."""
+    sizes = {"betas": 10, "global_orient": 3, "body_pose": 63, "left_hand_pose": 12, "right_hand_pose": 12}
+    sizes.update(jaw_pose=3, leye_pose=3, reye_pose=3, expression=10)
+    params = {key: rng.normal(scale=0.15, size=(1, n)).astype(np.float32) for key, n in sizes.items()}
+    params["global_orient"][0] = [0.1, 0.3, 0.05]
+    return params
+
+
+def write_thuman(
+    root: Path, model: Path, subjects: tuple[str, ...] = ("0000", "0001", "0526")
+) -> dict[str, dict[str, np.ndarray]]:
+    """THuman scans ``root/<id>/<id>.obj`` (+ ``material0.mtl``, ``material0.jpeg``) and fits:
+    ``0000`` in the older layout (``fits/0000/smplx_param.pkl``), others in the later one
+    (``smplx/<id>.pkl``), ids ≥ 0526 with THuman2.1's keys (``pose`` (1, 165), ``trans`` =
+    translation · scale). Returns per id ``scale``, ``translation`` (scan units) and the fitted body
+    ``body`` (10475, 3) and hull scan ``scan`` (V, 3) in metres (the fit's frame)."""
+    rng = np.random.default_rng(7)
+    truth = {}
+    for number, subject in enumerate(subjects):
+        params = thuman_params(rng)
+        scale = 1.0 + 0.3 * number  # scan units vary per scan
+        translation = np.array([0.1 * number, 0.9, -0.2])
+        thuman21 = int(subject) >= 526
+        if thuman21:
+            full = {key: value for key, value in params.items() if key not in ("left_hand_pose", "right_hand_pose")}
+            full["left_hand_pose"] = rng.normal(scale=0.2, size=(1, 45)).astype(np.float32)
+            full["right_hand_pose"] = rng.normal(scale=0.2, size=(1, 45)).astype(np.float32)
+            full["expression"] = np.zeros((1, 10), np.float32)
+            params = full
+        body = smplx_vertices(model, params)
+        vertices, faces = hull_scan(body)
+        write_textured_obj(
+            root / subject / f"{subject}.obj",
+            vertices * scale + translation,
+            faces,
+            corner_uvs(vertices, faces),
+            "material0.jpeg",
+        )
+        if thuman21:
+            order = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose")
+            pose = np.concatenate([params[k] for k in (*order, "left_hand_pose", "right_hand_pose")], axis=1)
+            fit = {"pose": pose, "betas": params["betas"], "trans": _tracked(translation * scale)}
+            fit["scale"] = _tracked(np.array(scale))
+            path = root / "smplx" / f"{subject}.pkl"
+        else:
+            fit = {**params, "scale": _tracked(np.array(scale)), "translation": _tracked(translation)}
+            path = root / "fits" / subject / "smplx_param.pkl" if number == 0 else root / "smplx" / f"{subject}.pkl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            pickle.dump(fit, handle, protocol=4)
+        truth[subject] = {"scale": scale, "translation": translation, "body": body, "scan": vertices}
+    return truth
