@@ -166,3 +166,75 @@ def write_thuman(
             pickle.dump(fit, handle, protocol=4)
         truth[subject] = {"scale": scale, "translation": translation, "body": body, "scan": vertices}
     return truth
+
+
+# --- CAPE ----------------------------------------------------------------------------------------
+
+CAPE_SEQUENCES = {("00032", "longshort_squats"): 3, ("00134", "shortlong_hips"): 2}
+"""The fabricated sequences and their frame counts (00032 is male, 00134 female)."""
+
+
+def cape_lbs(model: dict[str, np.ndarray], template: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """``template`` (6890, 3) posed by SMPL's blend shapes and skinning of ``model``'s arrays
+    (``smplx.lbs``), no translation."""
+    from smplx.lbs import lbs
+
+    parents = torch.as_tensor(model["kintree_table"][0].astype(np.int64))
+    parents[0] = -1
+    with torch.no_grad():
+        vertices, _ = lbs(
+            torch.zeros(1, 10, dtype=torch.float64),
+            torch.as_tensor(pose[None], dtype=torch.float64),
+            torch.as_tensor(template, dtype=torch.float64),
+            torch.as_tensor(model["shapedirs"][:, :, :10], dtype=torch.float64),
+            torch.as_tensor(model["posedirs"].reshape(-1, model["posedirs"].shape[-1]).T, dtype=torch.float64),
+            torch.as_tensor(np.asarray(model["J_regressor"]), dtype=torch.float64),
+            parents,
+            torch.as_tensor(model["weights"], dtype=torch.float64),
+        )
+    return vertices[0].numpy()
+
+
+def write_cape(root: Path, models: Path) -> dict:
+    """CAPE's layout for :data:`CAPE_SEQUENCES`: ``sequences/<subject>/<seq>/<seq>.<NNNNNN>.npz``
+    (``v_cano``, ``v_posed``, ``pose``, ``transl``; frames 0, 5, 10 …), ``misc/smpl_tris.npy``,
+    ``misc/subj_genders.pkl`` and ``minimal_body_shape/<subject>/<subject>_minimal.npy``. The
+    minimal shape is the gendered template + ``shapedirs · betas`` + 1 mm noise; the clothes are the
+    minimal shape grown by 10 % about its mean, posed the same way. Returns ``{"betas": {subject:
+    (10,)}, "frames": {(subject, seq, frame number): {"body": posed minimal shape (6890, 3)
+    translated, "transl", "pose"}}}``."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(11)
+    arrays = {}
+    for gender in ("MALE", "FEMALE"):
+        with open(models / f"SMPL_{gender}.pkl", "rb") as handle:
+            data = pickle.load(handle, encoding="latin1")
+        data["J_regressor"] = scipy.sparse.csc_matrix(data["J_regressor"]).toarray()
+        arrays[gender.lower()] = data
+    (root / "misc").mkdir(parents=True, exist_ok=True)
+    np.save(root / "misc" / "smpl_tris.npy", arrays["male"]["f"].astype(np.int64))
+    with open(root / "misc" / "subj_genders.pkl", "wb") as handle:
+        pickle.dump({"00032": "male", "00134": "female"}, handle, protocol=2)
+    truth: dict = {"betas": {}, "frames": {}}
+    for (subject, sequence), count in CAPE_SEQUENCES.items():
+        model = arrays["male" if subject == "00032" else "female"]
+        betas = rng.normal(size=10)
+        minimal = model["v_template"] + model["shapedirs"][:, :, :10] @ betas + rng.normal(scale=1e-3, size=(6890, 3))
+        folder = root / "minimal_body_shape" / subject
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{subject}_minimal.npy", minimal)
+        truth["betas"][subject] = betas
+        clothed = (minimal - minimal.mean(0)) * 1.1 + minimal.mean(0)
+        for index in range(count):
+            number = f"{5 * index:06d}"
+            pose = rng.normal(scale=0.15, size=72)
+            transl = np.array([0.1 * index, 0.2, -0.1])
+            body = cape_lbs(model, minimal, pose) + transl
+            frame = {"v_cano": clothed, "v_posed": cape_lbs(model, clothed, pose) + transl, "pose": pose}
+            frame["transl"] = transl
+            path = root / "sequences" / subject / sequence / f"{sequence}.{number}.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, **frame)
+            truth["frames"][(subject, sequence, number)] = {"body": body, "transl": transl, "pose": pose}
+    return truth

@@ -312,13 +312,15 @@ def scan_views(
     source: str,
     yaws: Sequence[int],
     cloth_points: int,
+    view_prefix: str = "",
 ) -> Iterator[SampleRecord]:
-    """The samples of one scanned subject, one per yaw (increasing keys ``source/name/yaw:03d``).
+    """The samples of one scanned subject, one per yaw (increasing keys
+    ``source/name/{view_prefix}{yaw:03d}``; the prefix names e.g. a frame of a sequence).
 
     Raises:
         UnitError: a degenerate scan (zero area, no height).
     """
-    rng = np.random.default_rng(subject_seed(subject.name))
+    rng = np.random.default_rng(subject_seed(f"{subject.name}/{view_prefix}"))
     try:
         points, normals = sample_surface(rng, subject.vertices, subject.faces, cloth_points)
         cameras = [view_camera(subject.vertices, subject.pelvis, yaw, renderer.image_size) for yaw in yaws]
@@ -346,7 +348,7 @@ def scan_views(
                 joints_2d=project(joints, camera.K),
             )
         yield SampleRecord(
-            key=make_key(source, subject.name, f"{yaw:03d}"),
+            key=make_key(source, subject.name, f"{view_prefix}{yaw:03d}"),
             image=frame.image,
             mask=frame.mask,
             normal=frame.normal,

@@ -1,0 +1,293 @@
+"""CAPE → shards: the clothed, posed SMPL-topology meshes rendered around the vertical axis, with the
+subject's own (minimal-shape) SMPL body.
+
+Input (``--root``): ``sequences/<subject>/<cloth>_<motion>/<cloth>_<motion>.<NNNNNN>.npz`` with
+``v_posed`` (6890, 3) — the clothed mesh, posed and translated, metres — ``pose`` (72,) and
+``transl`` (3,); ``misc/smpl_tris.npy`` (the faces), ``misc/subj_genders.pkl`` (subject → gender,
+read by the restricted unpickler of :mod:`munet.convert.safe_pickle`; without it the genders
+CAPE publishes, :data:`GENDERS`, are used) and ``minimal_body_shape/<subject>/<subject>_minimal.npy``
+(the undressed body, canonical pose). The raw scans (``raw_scans``, millimetres) and ICON's
+preprocessed CAPE test set (``cape/scans/<id>.obj``) are not read by this converter yet.
+
+Body ground truth: the subject's minimal shape is the vertex template of the SMPL model of the
+subject's gender, posed by SMPL's pose blend shapes and skinning with the frame's ``pose`` and
+``transl`` (:func:`pose_minimal_shape`, through ``smplx.lbs``; joints regressed from the minimal
+shape). The stored ``shape`` is the least-squares fit of the first 10 betas to the minimal shape
+(``minimal ≈ v_template + shapedirs · betas``; its RMS residual is ``meta.json``'s
+``betas_fit_rms_m``): ``body(pose, shape)`` approximates the stored vertices to that residual, while
+the stored vertices are the exact minimal-shape body.
+
+Images: CAPE has no texture: the clothed mesh is rendered in a plain grey, lit by a fixed light
+(:data:`munet.convert.scan_views.PLAIN_LIGHTING`), ``meta.json`` ``texture: none``. Units and frame:
+metres, CAPE's (SMPL's) world frame, +y up; views as in :mod:`munet.convert.scan_views` (by default
+ICON's 3 test views 0°, 120°, 240°, as CAPE serves as a test set; ``--views`` changes it). One unit
+per sequence, ``<subject>_<cloth>_<motion>``, keys ``cape/<unit>/<frame:06d>_<yaw:03d>``; ``every``
+keeps every n-th frame. A split file lists ``<subject>/<cloth>_<motion>`` sequences or whole
+``<subject>`` folders, one per line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from munet.config import DataConfig
+from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
+from munet.convert.safe_pickle import load_plain_pickle
+from munet.convert.scan_views import ScanSubject, read_split, scan_views, yaws_for
+from munet.data.schema import BodyRecord, SampleRecord
+
+SOURCE = "cape"
+"""First part of every key."""
+
+GENDERS = {
+    **dict.fromkeys(("00032", "00096", "00122", "00127", "00145", "00215", "02474", "03284", "03375", "03394"), "male"),
+    **dict.fromkeys(("00134", "00159", "03223", "03331", "03383"), "female"),
+}
+"""CAPE's subjects and their genders (used when ``misc/subj_genders.pkl`` is absent)."""
+
+FRAME_KEYS = ("v_posed", "pose", "transl")
+"""Keys of a frame file this converter reads."""
+
+NUM_BETAS = 10
+"""Betas fitted to the minimal shape (the stored ``shape``)."""
+
+
+class _Bodies:
+    """The gendered SMPL models (file presence checked at once, loaded when first needed)."""
+
+    def __init__(self, model_dir: str | os.PathLike | None):
+        from munet.body.smplx_backend import find_model_file
+
+        self.model_dir = model_dir
+        self.models: dict[str, Any] = {}
+        for gender in ("male", "female"):
+            try:
+                find_model_file(model_dir, "smpl", gender)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ConvertError(f"CAPE needs the gendered SMPL models (--body-models): {exc}") from exc
+
+    def get(self, gender: str) -> Any:
+        from munet.body.smplx_backend import SMPLXBody
+
+        if gender not in self.models:
+            try:
+                self.models[gender] = SMPLXBody(self.model_dir, model_type="smpl", gender=gender, num_betas=NUM_BETAS)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ConvertError(f"CAPE needs the gendered SMPL models (--body-models): {exc}") from exc
+        return self.models[gender]
+
+
+def fit_betas(body: Any, minimal: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares betas (10,) with ``v_template + shapedirs · betas ≈ minimal`` (6890, 3), and
+    the RMS residual per coordinate, metres."""
+    shapedirs = body.model.shapedirs.double().numpy()[:, :, :NUM_BETAS].reshape(-1, NUM_BETAS)
+    offset = (minimal - body.model.v_template.double().numpy()).reshape(-1)
+    betas = np.linalg.lstsq(shapedirs, offset, rcond=None)[0]
+    return betas, float(np.sqrt(np.mean((shapedirs @ betas - offset) ** 2)))
+
+
+def pose_minimal_shape(
+    body: Any, minimal: np.ndarray, pose: np.ndarray, transl: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The minimal shape (6890, 3) used as SMPL's template, posed by ``pose`` (72,) axis-angle and
+    moved by ``transl`` (3,): vertices (6890, 3) and the pelvis (3,), metres."""
+    from smplx.lbs import lbs
+
+    model = body.model
+    with torch.no_grad():
+        vertices, joints = lbs(
+            torch.zeros(1, model.shapedirs.shape[-1], dtype=torch.float64),
+            torch.as_tensor(pose[None], dtype=torch.float64),
+            torch.as_tensor(minimal, dtype=torch.float64),
+            model.shapedirs.double(),
+            model.posedirs.double(),
+            model.J_regressor.double(),
+            model.parents,
+            model.lbs_weights.double(),
+        )
+    return vertices[0].numpy() + transl, joints[0, 0].numpy() + transl
+
+
+def find_sequences(root: Path) -> list[tuple[str, Path]]:
+    """``(subject, sequence folder)`` of every sequence in ``root/sequences``, sorted."""
+    return [
+        (folder.parent.name, folder)
+        for folder in sorted((root / "sequences").glob("*/*"))
+        if folder.is_dir() and any(folder.glob("*.npz"))
+    ]
+
+
+def convert_cape(
+    root: str | Path,
+    out: str,
+    *,
+    body_models: str | os.PathLike | None,
+    split: str | Path | None = None,
+    views: int | None = None,
+    every: int = 1,
+    image_size: int = 512,
+    cloth_points: int = DataConfig.cloth_points,
+    samples_per_shard: int = 256,
+    overwrite: bool = False,
+) -> ConvertReport:
+    """Convert CAPE sequences (see the module docstring) into shards.
+
+    Args:
+        root: CAPE's folder (``sequences/``, ``misc/``, ``minimal_body_shape/``).
+        out: output shard folder or URI.
+        body_models: folder with ``SMPL_MALE`` and ``SMPL_FEMALE`` (``.npz`` or ``.pkl``).
+        split: a list file of ``<subject>/<sequence>`` or ``<subject>`` lines; ``None``: all.
+        views: views per frame, evenly spaced in yaw; ``None``: 0°, 120°, 240°.
+        every: keep every n-th frame of a sequence.
+        image_size: side S of the renderings, pixels.
+        cloth_points: surface samples per sample.
+        samples_per_shard: most samples per shard.
+        overwrite: replace what ``out`` holds.
+
+    Raises:
+        ConvertError: no sequence, no ``misc/smpl_tris.npy``, an unreadable split file or gender
+            file, or missing SMPL models (the message names the file and where it goes).
+        FileExistsError: ``out`` holds another conversion (without ``overwrite``).
+    """
+    if every <= 0:
+        raise ValueError(f"every must be positive, got {every}")
+    root = Path(root).expanduser()
+    sequences = find_sequences(root)
+    if not sequences:
+        raise ConvertError(
+            f"{root / 'sequences'} holds no CAPE sequence: expected sequences/<subject>/<cloth>_<motion>/*.npz"
+        )
+    if split is not None:
+        try:
+            wanted = set(read_split(split))
+        except FileNotFoundError as exc:
+            raise ConvertError(str(exc)) from exc
+        sequences = [(s, f) for s, f in sequences if s in wanted or f"{s}/{f.name}" in wanted]
+        if not sequences:
+            raise ConvertError(f"split file {split} names no sequence found in {root / 'sequences'}")
+    faces = _faces(root)
+    genders = _genders(root)
+    bodies = _Bodies(body_models)
+    yaws = yaws_for(views, test=True)
+    units = [Unit(f"{subject}_{folder.name}", str(folder), (subject, folder)) for subject, folder in sequences]
+    renderer: list[Any] = []
+
+    def convert(unit: Unit) -> Iterator[SampleRecord | Skip]:
+        if not renderer:
+            from munet.data.textured import TexturedRenderer
+
+            renderer.append(TexturedRenderer(image_size))
+        yield from _sequence(root, unit, faces, genders, bodies, renderer[0], yaws, every, cloth_points)
+
+    settings: dict[str, Any] = {
+        "split": None if split is None else Path(split).name,
+        "yaws": list(yaws),
+        "every": every,
+        "image_size": image_size,
+        "cloth_points": cloth_points,
+    }
+    try:
+        return write_units(
+            out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite
+        )
+    finally:
+        if renderer:
+            renderer[0].close()
+
+
+def _faces(root: Path) -> np.ndarray:
+    path = root / "misc" / "smpl_tris.npy"
+    try:
+        faces = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConvertError(f"{path}: CAPE's SMPL faces (misc/smpl_tris.npy) are missing or unreadable: {exc}") from exc
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= 6890:
+        raise ConvertError(f"{path}: expected SMPL's faces (F, 3) indexing 6890 vertices, got {faces.shape}")
+    return faces.astype(np.int64)
+
+
+def _genders(root: Path) -> dict[str, str]:
+    path = root / "misc" / "subj_genders.pkl"
+    if not path.is_file():
+        return dict(GENDERS)
+    try:
+        data = load_plain_pickle(path)
+    except (ValueError, OSError) as exc:
+        raise ConvertError(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ConvertError(f"{path} holds a {type(data).__name__}, not CAPE's subject → gender dictionary")
+    return {str(subject): str(gender).lower() for subject, gender in data.items()}
+
+
+def _sequence(
+    root: Path,
+    unit: Unit,
+    faces: np.ndarray,
+    genders: dict[str, str],
+    bodies: _Bodies,
+    renderer: Any,
+    yaws: tuple[int, ...],
+    every: int,
+    cloth_points: int,
+) -> Iterator[SampleRecord | Skip]:
+    subject, folder = unit.payload
+    gender = genders.get(subject)
+    if gender not in ("male", "female"):
+        raise UnitError(str(root / "misc" / "subj_genders.pkl"), f"no male/female gender for subject {subject}")
+    minimal_path = root / "minimal_body_shape" / subject / f"{subject}_minimal.npy"
+    try:
+        minimal = np.asarray(np.load(minimal_path, allow_pickle=False), np.float64)
+    except (OSError, ValueError) as exc:
+        raise UnitError(str(minimal_path), f"the subject's minimal body shape is missing or unreadable: {exc}") from exc
+    if minimal.shape != (6890, 3) or not np.isfinite(minimal).all():
+        raise UnitError(str(minimal_path), f"expected finite (6890, 3) vertices, got {minimal.shape}")
+    body = bodies.get(gender)
+    betas, residual = fit_betas(body, minimal)
+    frames = sorted(folder.glob(f"{folder.name}.*.npz"))
+    for path in frames[::every]:
+        number = path.name.split(".")[-2]
+        key = f"{SOURCE}/{unit.name}/{number}"
+        if not number.isdigit():
+            yield Skip(key, "frame file name without a frame number", str(path))
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                frame = {name: np.asarray(data[name], np.float64) for name in FRAME_KEYS}
+        except (OSError, ValueError, KeyError) as exc:
+            yield Skip(key, f"unreadable frame file, or one without {list(FRAME_KEYS)}", str(path))
+            del exc
+            continue
+        shapes = {"v_posed": (6890, 3), "pose": (72,), "transl": (3,)}
+        if any(frame[name].shape != shape for name, shape in shapes.items()):
+            yield Skip(key, "frame arrays of the wrong shape", str(path))
+            continue
+        if not all(np.isfinite(value).all() for value in frame.values()):
+            yield Skip(key, "NaN or infinite values in the frame", str(path))
+            continue
+        vertices, pelvis = pose_minimal_shape(body, minimal, frame["pose"], frame["transl"])
+        joints = body.regress_joints(torch.as_tensor(vertices[None], dtype=torch.float32))[0].double().numpy()
+        record = BodyRecord(backend="smpl", pose=frame["pose"], shape=betas, vertices=vertices, joints=joints)
+        subject_record = ScanSubject(
+            name=unit.name,
+            vertices=frame["v_posed"],
+            faces=faces,
+            uvs=None,
+            texture=None,
+            body=record,
+            pelvis=pelvis,
+            meta={
+                "cape_subject": subject,
+                "sequence": folder.name,
+                "frame": int(number),
+                "gender": gender,
+                "texture": "none",
+                "betas_fit_rms_m": residual,
+            },
+        )
+        yield from scan_views(subject_record, renderer, SOURCE, yaws, cloth_points, view_prefix=f"{number}_")
