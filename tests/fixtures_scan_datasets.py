@@ -238,3 +238,32 @@ def write_cape(root: Path, models: Path) -> dict:
             np.savez(path, **frame)
             truth["frames"][(subject, sequence, number)] = {"body": body, "transl": transl, "pose": pose}
     return truth
+
+
+# --- RenderPeople --------------------------------------------------------------------------------
+
+RP_SCANS = {"rp_alison_posed_001": "z", "rp_ben_posed_002": "y"}
+"""The fabricated scans and their up axes."""
+
+
+def write_renderpeople(root: Path, model: Path) -> dict:
+    """``root/<name>_OBJ/<name>_100k.obj`` in centimetres (up axis per :data:`RP_SCANS`) with
+    ``<name>.mtl`` naming ``tex/<name>_dif_2k.jpg``, and the AGORA-style fit mesh
+    ``root/smplx/<name>.obj`` (metres, the scan's axes). Returns per name the fit ``body`` and the
+    hull ``scan`` in the +y-up world, metres."""
+    rng = np.random.default_rng(3)
+    truth = {}
+    to_z_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # (x, y, z) → (x, −z, y)
+    for name, up in RP_SCANS.items():
+        body = smplx_vertices(model, thuman_params(rng))
+        vertices, faces = hull_scan(body)
+        axes = to_z_up if up == "z" else np.eye(3)
+        obj = root / f"{name}_OBJ" / f"{name}_100k.obj"
+        write_textured_obj(
+            obj, vertices @ axes.T * 100.0, faces, corner_uvs(vertices, faces), f"tex/{name}_dif_2k.jpg", name
+        )
+        fit = root / "smplx" / f"{name}.obj"
+        fit.parent.mkdir(parents=True, exist_ok=True)
+        fit.write_text("".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in body @ axes.T) + "f 1 2 3\n")
+        truth[name] = {"body": body, "scan": vertices}
+    return truth
