@@ -14,7 +14,7 @@ PACKAGE_ROOT = Path(munet.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "geometry"),
-    ("schedules", "iterutils", "markdown", "ray_utils", "console"),
+    ("schedules", "iterutils", "markdown", "ray_utils", "console", "safe_pickle"),
     ("graph",),
     ("body",),
     ("data",),

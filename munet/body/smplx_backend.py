@@ -27,12 +27,13 @@ import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 
 from munet.body.base import BodyModel
+from munet.safe_pickle import UnsafePickleError, load_restricted
 
 MODEL_FILES = {
     "smpl": ("SMPL_{}.npz", "SMPL_{}.pkl"),
@@ -100,81 +101,14 @@ def find_model_file(model_dir: str | os.PathLike | None, model_type: str, gender
     )
 
 
-class UnsafePickleError(ValueError):
-    """A model ``.pkl`` holds an object the restricted unpickler does not admit.
-
-    Attributes:
-        path: the file.
-        refused: ``module.name`` of the class or function it refused.
-    """
-
-    def __init__(self, path: Path, refused: str):
-        super().__init__(
-            f"{path}: refused to unpickle {refused}. SMPL-family .pkl files are read with a restricted "
-            "unpickler that admits only numpy arrays and dtypes, scipy sparse matrices and plain Python "
-            "values, because unpickling anything else can run arbitrary code. Convert the model to .npz "
-            f"(plain arrays): `python -m munet.body convert {path} --trust-pickle` writes "
-            f"{path.with_suffix('.npz').name} beside it, which is then used instead (run that only for a "
-            "file you got from the model's authors: it unpickles the file, and chumpy objects need the "
-            "chumpy package installed)."
-        )
-        self.path = path
-        self.refused = refused
-
-
-def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
-    """What Python 3 pickles of protocol < 3 call (as ``_codecs.encode``) to rebuild ``bytes``;
-    only the latin-1 codec is admitted."""
-    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode with codec {encoding!r} is not admitted (only latin-1)")
-    return text.encode("latin-1")
-
-
-def _admitted_globals() -> dict[tuple[str, str], Any]:
-    """``(module, name)`` → object for everything the restricted unpickler resolves (Python 2 and
-    numpy 1 module names included: the SMPL files were written by Python 2)."""
-    import copyreg
-
-    import scipy.sparse
-
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # type: ignore[attr-defined]
-    numeric = np._core.numeric if hasattr(np, "_core") else np.core.numeric  # type: ignore[attr-defined]
-    admitted: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): _latin1_bytes,
-    }
-    for package in ("numpy.core", "numpy._core"):
-        admitted[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        admitted[(f"{package}.multiarray", "scalar")] = multiarray.scalar
-        admitted[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
-    for module in ("copyreg", "copy_reg"):
-        admitted[(module, "_reconstructor")] = copyreg._reconstructor
-    for module in ("builtins", "__builtin__"):
-        for kind in (object, list, dict, tuple, set, frozenset, bytearray, complex, slice):
-            admitted[(module, kind.__name__)] = kind
-    for kind in ("csc", "csr", "coo"):
-        for module in ("scipy.sparse", f"scipy.sparse.{kind}", f"scipy.sparse._{kind}"):
-            admitted[(module, f"{kind}_matrix")] = getattr(scipy.sparse, f"{kind}_matrix")
-    return admitted
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :func:`_admitted_globals` and refuses anything else."""
-
-    def __init__(self, file: BinaryIO, path: Path):
-        super().__init__(file, encoding="latin1")
-        self._path = path
-        self._admitted = _admitted_globals()
-
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - pickle's hook
-        found = self._admitted.get((module, name))
-        if found is None:
-            raise UnsafePickleError(self._path, f"{module}.{name}")
-        return found
-
-    def persistent_load(self, pid: Any) -> Any:  # noqa: D102 - pickle's hook
-        raise UnsafePickleError(self._path, f"a persistent object {pid!r}")
+def _pickle_advice(path: Path) -> str:
+    """What to do with a refused SMPL-family ``.pkl`` (the original files hold ``chumpy`` objects)."""
+    return (
+        f"Convert the model to .npz (plain arrays): `python -m munet.body convert {path} --trust-pickle` writes "
+        f"{path.with_suffix('.npz').name} beside it, which is then used instead (run that only for a file you "
+        "got from the model's authors: it unpickles the file, and chumpy objects need the chumpy package "
+        "installed)."
+    )
 
 
 def _plain_arrays(data: Any, path: Path, array: Callable[[Any], Any] = lambda value: value) -> dict[str, np.ndarray]:
@@ -220,8 +154,7 @@ def read_model_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
                     except ValueError:  # an object array: it would need pickle, and smplx never reads one
                         continue
         else:
-            with open(path, "rb") as handle:
-                data = _RestrictedUnpickler(handle, path).load()
+            data = load_restricted(path, sparse=True, advice=_pickle_advice(path))
     except UnsafePickleError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say which and why

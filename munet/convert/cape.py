@@ -4,7 +4,7 @@ subject's own (minimal-shape) SMPL body.
 Input (``--root``): ``sequences/<subject>/<cloth>_<motion>/<cloth>_<motion>.<NNNNNN>.npz`` with
 ``v_posed`` (6890, 3) — the clothed mesh, posed and translated, metres — ``pose`` (72,) and
 ``transl`` (3,); ``misc/smpl_tris.npy`` (the faces), ``misc/subj_genders.pkl`` (subject → gender,
-read by the restricted unpickler of :mod:`munet.convert.safe_pickle`; without it the genders
+read by the restricted unpickler of :mod:`munet.safe_pickle`; without it the genders
 CAPE publishes, :data:`GENDERS`, are used) and ``minimal_body_shape/<subject>/<subject>_minimal.npy``
 (the undressed body, canonical pose). The raw scans (``raw_scans``, millimetres) and ICON's
 preprocessed CAPE test set (``cape/scans/<id>.obj``) are not read by this converter yet.
@@ -38,9 +38,9 @@ import torch
 
 from munet.config import DataConfig
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.convert.safe_pickle import load_plain_pickle
 from munet.convert.scan_views import ScanSubject, read_split, scan_views, yaws_for
 from munet.data.schema import BodyRecord, SampleRecord
+from munet.safe_pickle import load_restricted
 
 SOURCE = "cape"
 """First part of every key."""
@@ -217,7 +217,7 @@ def _genders(root: Path) -> dict[str, str]:
     if not path.is_file():
         return dict(GENDERS)
     try:
-        data = load_plain_pickle(path)
+        data = load_restricted(path)
     except (ValueError, OSError) as exc:
         raise ConvertError(str(exc)) from exc
     if not isinstance(data, dict):

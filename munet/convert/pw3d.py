@@ -1,7 +1,7 @@
 """3DPW → shards: the gendered SMPL body mesh, its COCO-17 joints and the 2D joints; no mask or cloth.
 
 Input: ``root/sequenceFiles/<split>/<sequence>.pkl`` (Python 2 pickles, read by the restricted
-unpickler of :mod:`munet.convert.safe_pickle` with ``latin1``) and
+unpickler of :mod:`munet.safe_pickle` with ``latin1``) and
 ``root/imageFiles/<sequence>/image_%05d.jpg``. Per actor and frame: the SMPL body of the actor's
 gender (``poses`` (N, 72), the first 10 ``betas``, ``trans``) is posed in the world frame, then
 moved into the camera frame by ``cam_poses`` (world → camera, metres). One unit per sequence (keys
@@ -29,8 +29,8 @@ import torch
 
 from munet.convert.frames import JOINT_BOX_FILL, coco17_map, joint_box, read_frame, square_crop, to_coco17
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.convert.safe_pickle import load_plain_pickle
 from munet.data.schema import BodyRecord, SampleRecord, make_key
+from munet.safe_pickle import load_restricted
 
 SOURCE = "3dpw"
 """First part of every key."""
@@ -164,7 +164,7 @@ def _per_actor(data: dict[str, Any], key: str, actors: int, path: Path) -> list[
 def _load_sequence(path: Path) -> dict[str, Any]:
     """The checked contents of a sequence file (``UnitError`` naming the file otherwise)."""
     try:
-        data = load_plain_pickle(path, encoding="latin1")
+        data = load_restricted(path, encoding="latin1")
     except (ValueError, OSError) as exc:
         raise UnitError(str(path), str(exc)) from exc
     if not isinstance(data, dict):

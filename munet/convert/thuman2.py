@@ -36,16 +36,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 
 from munet.config import DataConfig
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.convert.safe_pickle import UnsafePickleFileError, _PlainUnpickler
 from munet.convert.scan_views import ScanSubject, is_test_split, read_obj, read_split, scan_views, yaws_for
 from munet.data.schema import BodyRecord, SampleRecord
+from munet.safe_pickle import UnsafePickleError, load_restricted
 
 SOURCE = "thuman2"
 """First part of every key."""
@@ -69,13 +69,9 @@ FIT_KEYS_21 = ("pose", "betas", "trans", "scale")
 """Keys of a later THuman2.1 fit pickle (ids ≥ 0526)."""
 
 
-class _FitUnpickler(_PlainUnpickler):
-    """:mod:`munet.convert.safe_pickle`'s unpickler plus ``trimesh.caching.TrackedArray``, rebuilt
-    as a plain ``numpy.ndarray`` (its pickle is an ndarray's, with the subclass named)."""
-
-    def __init__(self, file: BinaryIO, path: Path):
-        super().__init__(file, path, "latin1")
-        self._admitted[("trimesh.caching", "TrackedArray")] = np.ndarray
+TRACKED_ARRAY = {("trimesh.caching", "TrackedArray"): np.ndarray}
+"""trimesh's ndarray subclass in THuman's fits, admitted by the restricted unpickler and rebuilt as a
+plain ``numpy.ndarray`` (its pickle is an ndarray's, with the subclass named)."""
 
 
 def load_fit(path: str | os.PathLike) -> dict[str, Any]:
@@ -87,12 +83,9 @@ def load_fit(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            data = _FitUnpickler(handle, path).load()
-    except UnsafePickleFileError as exc:
+        data = load_restricted(path, extra=TRACKED_ARRAY)
+    except (UnsafePickleError, ValueError) as exc:
         raise UnitError(str(path), str(exc).split(": ", 1)[-1]) from exc
-    except Exception as exc:  # noqa: BLE001 - damaged or foreign: say which and why
-        raise UnitError(str(path), f"not a readable pickle: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise UnitError(str(path), f"holds a {type(data).__name__}, not THuman's dictionary of SMPL-X parameters")
     return data
