@@ -49,7 +49,8 @@ class GraphConfig:
     """The mesh-graph hierarchy the GCNs run on."""
 
     coarse_topology: str = "notoes_collapse10pc"
-    """Anny topology used as the coarse template graph (about 1.2k vertices)."""
+    """Anny topology used as the coarse template graph (about 1.2k vertices); ``fine``: the body
+    mesh itself (required with the SMPL body)."""
     cloth_subdivisions: int = 1
     """Loop-free midpoint subdivisions of the coarse graph for the clothed mesh."""
     cache_dir: str | None = None

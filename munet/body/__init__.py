@@ -59,6 +59,13 @@ class BodyTopology:
     shape_dim: int
 
 
+def body_name(config: BodyConfig) -> str:
+    """The name of the body model ``config`` builds (its ``BodyModel.name``: ``anny``, or the
+    ``smplx`` backend's ``model_type``), which samples' ``body.npz`` ``backend`` must say for their
+    body mesh to supervise it."""
+    return "anny" if config.backend == "anny" else config.model_type
+
+
 def body_topology(config: BodyConfig) -> BodyTopology:
     """The topology of the body model ``config`` names (built once per process and setting)."""
     return _topology(json.dumps(dataclasses.asdict(config), sort_keys=True))
@@ -77,6 +84,7 @@ __all__ = [
     "BodyTopology",
     "COCO17_NAMES",
     "COCO17_PELVIS",
+    "body_name",
     "body_topology",
     "build_body_model",
     "pelvis",

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from munet.body.base import BodyModel
+from munet.graph.symmetry import mirror_indices
 from munet.safe_pickle import UnsafePickleError, load_restricted
 
 MODEL_FILES = {
@@ -41,6 +42,34 @@ MODEL_FILES = {
     "smplx": ("SMPLX_{}.npz", "SMPLX_{}.pkl"),
 }
 """The model file names each type accepts, in order of preference (``{}`` is the gender)."""
+
+SMPL_JOINT_NAMES: tuple[str, ...] = (
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
+)
+"""SMPL's 24 joints in the order of its pose vector (SMPL-H/SMPL-X share the first 22)."""
 
 _SMPL_BODY_JOINTS = {
     # COCO name -> index into the SMPL/SMPL-H/SMPL-X skeleton (first 22 joints are shared).
@@ -262,6 +291,37 @@ class SMPLXBody(BodyModel):
     def neutral_shape(self, batch_size: int = 1) -> torch.Tensor:
         """Zero betas: the mean shape."""
         return torch.zeros(batch_size, self.shape_dim)
+
+    def bone_labels(self) -> list[str]:
+        """Names of the joints of the pose vector (3 values each), root first."""
+        return list(SMPL_JOINT_NAMES[: self.pose_dim // 3])
+
+    def vertex_mirror(self) -> torch.Tensor:
+        """``(V,)`` long: each vertex's left/right mirror vertex, from the template mesh reflected
+        through its YZ plane (the model's x is the person's left).
+
+        Raises:
+            ValueError: the template is not symmetric within 1 mm.
+        """
+        return mirror_indices(self.model.v_template.detach().cpu().double(), axis=0, tolerance=1e-3)
+
+    def bone_mirror(self) -> torch.Tensor:
+        """``(pose_dim / 3,)`` long: each pose joint's mirror joint (``left_*`` ↔ ``right_*``; a
+        central joint is its own). SMPL's rest joints are unrotated, so a reflected axis-angle of the
+        mirror joint poses the mirror image (:func:`munet.train.augment.mirror_pose`)."""
+        labels = self.bone_labels()
+        swap = {"left_": "right_", "right_": "left_"}
+        mirrored = [next((swap[p] + label[len(p) :] for p in swap if label.startswith(p)), label) for label in labels]
+        return torch.tensor([labels.index(name) for name in mirrored], dtype=torch.long)
+
+    def vertex_bones(self) -> list[str]:
+        """The name of the joint (:data:`SMPL_JOINT_NAMES`) that moves each vertex most (its
+        largest skinning weight)."""
+        strongest = self.model.lbs_weights.argmax(dim=1).tolist()
+        names = list(SMPL_JOINT_NAMES)
+        if max(strongest) >= len(names):
+            raise ValueError(f"{self.name}: vertex_bones names SMPL's 24 joints only (hand and face joints have none)")
+        return [names[j] for j in strongest]
 
     def _vertices(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
         batch = pose.shape[0]

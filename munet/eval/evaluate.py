@@ -22,10 +22,17 @@ Benchmark protocols (``protocol`` ``h36m-p2``, ``3dpw``, ``3dhp``; :mod:`munet.m
 score the joints regressed from the *predicted* body mesh by the user's Human3.6M joint regressor
 against each sample's ``eval_joints`` (or, for 3DPW, its gendered SMPL mesh through the same
 regressor); no clothed or mask metrics are computed then.
+
+Protocol ``icon`` scores the clothed surface the way ICON and ECON do (:mod:`munet.metrics.icon`):
+Chamfer and P2S on 1,000 samples per mesh, ×100 in the normalised frame in which the scan is 1.8
+units tall (nominal cm), and ICON's NC from 4 normal renders about the pelvis; every sample must
+hold its clothed surface (a scan). The body is predicted from the image (ECON is given the true
+body), and the predicted clothed mesh is aligned by the pelvis as in the own protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -38,7 +45,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from munet.body import body_topology, pelvis
+from munet.body import pelvis
 from munet.checkpoint.load import load_trained_model
 from munet.data.decode import Decoder, iter_samples
 from munet.data.schema import SampleRecord, decode_record
@@ -56,6 +63,7 @@ from munet.metrics import (
     pa_mpjpe,
     pve,
 )
+from munet.metrics.icon import ICON_IMAGE_SIZE, ICON_NUM_SAMPLES, icon_surface_metrics, normal_render_error
 from munet.metrics.protocols import PROTOCOLS, SMPL_NUM_VERTICES, Protocol, load_joint_regressor
 from munet.model import MuNet
 from munet.train.step import batch_to_tensors
@@ -66,7 +74,10 @@ log = logging.getLogger(__name__)
 OWN_PROTOCOL = "own"
 """The ``protocol`` of the default evaluation: this project's own metrics on its own data."""
 
-PROTOCOL_CHOICES = (OWN_PROTOCOL, *PROTOCOLS)
+ICON_PROTOCOL = "icon"
+"""The ``protocol`` of the ICON/ECON scoring of the clothed surface against a scan."""
+
+PROTOCOL_CHOICES = (OWN_PROTOCOL, *PROTOCOLS, ICON_PROTOCOL)
 """Every ``protocol`` :func:`evaluate` accepts."""
 
 TARGET_OF_METRIC = {
@@ -79,6 +90,25 @@ TARGET_OF_METRIC = {
 
 PREDICTED_BODY = "predicted from the image by the model (not given)"
 """What the benchmark reports say of the scored body."""
+
+
+ICON_METRICS = ("chamfer_cm", "p2s_cm", "nc")
+"""The per-sample metrics of the ``icon`` protocol (lower is better)."""
+
+ICON_STATEMENTS = {
+    "surface_sampling": "1,000 samples per mesh, ×100 in the 1.8-unit normalised frame (nominal cm)",
+    "alignment": (
+        "the predicted clothed mesh moved by true pelvis − predicted pelvis (COCO-17 hips midpoint), "
+        "as in the own protocol; no ICP, no scale"
+    ),
+    "nc_definition": (
+        "ICON's NC: normal renders of both meshes from yaw 0/90/180/270° (front, right, back, left) about "
+        "the vertical axis through the true pelvis, near-orthographic (10 units away, 2.048 units per image "
+        "side, 256² pixels); mean over all pixels of |n_pred − n_gt|², zero normal off a mesh (0 best, max 4)"
+    ),
+    "body": "predicted from the image by the model (not given; ECON is fed the ground-truth body)",
+}
+"""What the ``icon`` report states of its protocol (besides the samples, views and camera)."""
 
 
 class ProtocolError(ValueError):
@@ -297,6 +327,107 @@ def evaluate_protocol_batch(
     return rows, output
 
 
+def icon_ground_truth(record: SampleRecord) -> np.ndarray:
+    """The true pelvis of a sample for the ``icon`` protocol, checking it holds a scan.
+
+    Returns:
+        ``(3,)`` float32 pelvis (COCO-17 hips midpoint), camera frame, metres.
+
+    Raises:
+        ProtocolError: the sample has no clothed surface or no 3D joints; the message names it.
+    """
+    if record.cloth is None:
+        raise ProtocolError(
+            f"sample {record.key}: protocol icon scores the clothed surface against a scan, but the sample has "
+            "no clothed surface (a body data set?); use scan data (munet convert thuman2/cape/renderpeople)"
+        )
+    if record.body.joints is None:
+        raise ProtocolError(
+            f"sample {record.key}: protocol icon aligns on the true pelvis; the sample has no 3D joints"
+        )
+    return pelvis(torch.as_tensor(record.body.joints, dtype=torch.float32)).numpy()
+
+
+@torch.no_grad()
+def evaluate_icon_batch(
+    model: MuNet,
+    items: list[EvalItem],
+    renderer: Any,
+    num_samples: int = ICON_NUM_SAMPLES,
+    seed: int = 0,
+    fitter: SilhouetteFitter | None = None,
+) -> tuple[list[dict[str, Any]], Any]:
+    """Per-sample ICON metrics of one batch (:mod:`munet.metrics.icon`), and the model output.
+
+    The clothed mesh is predicted from the image alone (fitted to the person mask with a
+    ``fitter``), moved by true − predicted pelvis, and scored against the sample's scan.
+
+    Args:
+        model: the model, in eval mode.
+        items: the samples; each must hold its clothed surface.
+        renderer: a :class:`munet.data.render.Renderer` for the normal renders.
+        num_samples: surface samples per mesh (ICON: 1,000).
+        seed: seed of the surface sampling (the same for every sample).
+        fitter: optional test-time fitting to the person mask.
+
+    Returns:
+        Rows ``{"key", "yaw_degrees", "chamfer_cm", "p2s_cm", "nc"}`` and the model output.
+
+    Raises:
+        ProtocolError: a sample without a clothed surface or 3D joints.
+    """
+    gt_pelvis = [icon_ground_truth(item.record) for item in items]
+    device = next(model.parameters()).device
+    stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
+    batch = batch_to_tensors(stacked, device)
+    output = model(batch["image"], batch["K"])
+    if fitter is not None:
+        K_masks = torch.as_tensor(
+            np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device
+        )
+        masks = [item.record.mask for item in items]
+        output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
+    pred_pelvis = pelvis(output.body_joints).cpu()
+    pred_faces = output.cloth_faces.cpu()
+    rows = []
+    for i, item in enumerate(items):
+        cloth = item.record.cloth
+        aligned = output.cloth_vertices[i].cpu().float() + (torch.as_tensor(gt_pelvis[i]) - pred_pelvis[i])
+        gt_vertices = torch.as_tensor(cloth.vertices, dtype=torch.float32)
+        gt_faces = torch.as_tensor(cloth.faces.astype(np.int64))
+        surface = icon_surface_metrics(aligned, pred_faces, gt_vertices, gt_faces, num_samples=num_samples, seed=seed)
+        nc = normal_render_error(
+            renderer, aligned.numpy(), pred_faces.numpy(), cloth.vertices, cloth.faces, gt_pelvis[i]
+        )
+        yaw = item.record.extra_meta.get("yaw_degrees")
+        rows.append(
+            {"key": item.record.key, "yaw_degrees": float("nan") if yaw is None else float(yaw), **surface, "nc": nc}
+        )
+    return rows, output
+
+
+def icon_summary(keys: list[str], metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the ``icon`` report states of its samples: scans, views and camera.
+
+    Args:
+        keys: the evaluated samples' keys (``source/scan/view``: a scan is all but the last part).
+        metas: their ``extra_meta`` (``yaw_degrees``, ``projection``), in the same order.
+
+    Returns:
+        ``{"scans", "views", "camera", **ICON_STATEMENTS}``.
+    """
+    scans = {key.rsplit("/", 1)[0] for key in keys}
+    yaws = sorted({float(meta["yaw_degrees"]) for meta in metas if "yaw_degrees" in meta})
+    projections = sorted({str(meta.get("projection", "perspective")) for meta in metas})
+    return {
+        "scans": len(scans),
+        "views": f"{len(keys)} views of {len(scans)} scans"
+        + (f" at yaw {', '.join(f'{y:g}' for y in yaws)}°" if yaws else ""),
+        "camera": f"the sample's ({', '.join(projections)}); ICON uses an orthographic camera",
+        **ICON_STATEMENTS,
+    }
+
+
 def evaluate(
     checkpoint: str | Path,
     data: str,
@@ -322,7 +453,8 @@ def evaluate(
         out: report folder.
         max_samples: evaluate at most this many samples.
         batch_size: samples predicted at once.
-        num_surface_samples: points per surface for Chamfer/P2S (``own`` only).
+        num_surface_samples: points per surface for Chamfer/P2S (``own`` only; ``icon`` uses
+            ICON's 1,000).
         num_pictures: samples shown in ``overlays.png``.
         device: torch device.
         seed: seed of the surface sampling.
@@ -330,7 +462,8 @@ def evaluate(
         protocol: ``own`` (the metrics of :data:`METRIC_KEYS`, each over the samples holding its
             target) or a benchmark of :data:`munet.metrics.protocols.PROTOCOLS` (``h36m-p2``,
             ``3dpw``, ``3dhp``: joints of the predicted mesh through ``regressor`` against the
-            data set's ground truth; mm, PCK/AUC percent).
+            data set's ground truth; mm, PCK/AUC percent) or ``icon`` (ICON/ECON's Chamfer, P2S and
+            NC of the clothed mesh against each sample's scan, :mod:`munet.metrics.icon`).
         regressor: the Human3.6M joint regressor (``J_regressor_h36m.npy``); needed by the
             benchmark protocols.
 
@@ -339,24 +472,36 @@ def evaluate(
 
     Raises:
         ProtocolError: a benchmark protocol without a regressor that fits the model's mesh, or a
-            sample without the ground truth the protocol needs.
+            sample without the ground truth the protocol needs (``icon``: a clothed surface).
         ValueError: no samples to evaluate.
     """
     if protocol not in PROTOCOL_CHOICES:
         raise ProtocolError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOL_CHOICES)}")
-    if protocol != OWN_PROTOCOL and regressor is None:
+    icon = protocol == ICON_PROTOCOL
+    if protocol != OWN_PROTOCOL and not icon and regressor is None:
         resolve_protocol(protocol, regressor, 0)  # raises the "give the regressor" error before any loading
     model, config, step = load_trained_model(checkpoint, device)
     benchmark: tuple[Protocol, torch.Tensor] | None = None
-    if protocol != OWN_PROTOCOL:
+    if protocol != OWN_PROTOCOL and not icon:
         benchmark = resolve_protocol(protocol, regressor, int(model.joint_regressor.shape[-1]))
     fitter = None if fit is None else SilhouetteFitter.for_model(model, fit)
-    decoder = Decoder.from_config(config.data, augment=False, body=body_topology(config.body))
+    decoder = Decoder.from_config(config.data, augment=False, body=model.body_topology)
     rows: list[dict[str, Any]] = []
     shown: list[tuple[EvalItem, dict[str, np.ndarray]]] = []
-    with tqdm(total=max_samples, desc="evaluate", unit="sample", disable=None) as bar:
+    metas: list[dict[str, Any]] = []  # icon: each sample's extra_meta (yaw, projection)
+    renderer = None
+    if icon:
+        from munet.data.render import Renderer
+
+        renderer = Renderer(ICON_IMAGE_SIZE)
+    with contextlib.ExitStack() as stack, tqdm(total=max_samples, desc="evaluate", unit="sample", disable=None) as bar:
+        if renderer is not None:
+            stack.callback(renderer.close)
         for batch in chunked(islice(iter_eval_items(data, decoder), max_samples), batch_size):
-            if benchmark is None:
+            if icon:
+                batch_rows, output = evaluate_icon_batch(model, batch, renderer, seed=seed, fitter=fitter)
+                metas.extend(item.record.extra_meta for item in batch)
+            elif benchmark is None:
                 batch_rows, output = evaluate_batch(model, batch, num_surface_samples, seed, fitter)
             else:
                 batch_rows, output = evaluate_protocol_batch(model, batch, *benchmark, fitter=fitter)
@@ -367,7 +512,7 @@ def evaluate(
                         "body_vertices": output.body_vertices[i].cpu().numpy(),
                         "body_faces": output.body_faces.cpu().numpy(),
                     }
-                    if benchmark is None:
+                    if benchmark is None:  # own and icon: the clothed prediction too
                         pred["cloth_vertices"] = output.cloth_vertices[i].cpu().numpy()
                         pred["cloth_faces"] = output.cloth_faces.cpu().numpy()
                     shown.append((item, pred))
@@ -382,7 +527,14 @@ def evaluate(
         "num_samples": len(rows),
         "fit": None if fit is None else dataclasses.asdict(fit),
     }
-    if benchmark is None:
+    if icon:
+        summary |= {
+            "num_surface_samples": ICON_NUM_SAMPLES,
+            **icon_summary([row["key"] for row in rows], metas),
+            "metrics": list(ICON_METRICS),
+            **summarise(rows, ICON_METRICS),
+        }
+    elif benchmark is None:
         summary |= {
             "num_surface_samples": num_surface_samples,
             "joint_set": "COCO-17, pelvis = mean of the hips",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from munet.body import BodyModel, pelvis
+from munet.body import BodyModel, BodyTopology, body_name, pelvis
 from munet.config import MuNetConfig
 from munet.geometry import regress_joints
 from munet.graph import SparseOperator
@@ -122,6 +122,14 @@ class MuNet(nn.Module):
         with torch.no_grad():
             rest_joints = self.regress_joints(self.up(t.coarse.vertices[None]))
         self.register_buffer("template_joints", (rest_joints - pelvis(rest_joints)[:, None])[0], persistent=False)
+
+    @property
+    def body_topology(self) -> BodyTopology:
+        """The topology of the body mesh this network predicts: the body meshes of samples that
+        share it supervise the network (:func:`munet.data.decode.decode_sample`). Read from the
+        templates, so a network loaded from a checkpoint needs no body model."""
+        t = self.templates
+        return BodyTopology(body_name(self.config.body), t.num_fine_vertices, t.pose_dim, t.shape_dim)
 
     def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """COCO-17 joints ``(B, 17, 3)`` of body-mesh vertices ``(B, V, 3)``."""

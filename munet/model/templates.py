@@ -1,12 +1,13 @@
 """The mesh-graph hierarchy MuNet runs on, assembled from a configuration and a body model.
 
-Three meshes of the same mean-shape, rest-pose (A-pose) body, all in the *camera orientation* (the
+Three meshes of the same mean-shape, rest-pose (Anny's A-pose, SMPL's T-pose) body, all in the *camera orientation* (the
 person upright and facing the camera: x right, y down, z forward) and centred on the pelvis:
 
-- **fine**: the body model's mesh (Anny ``anny-noeyes-notongue``, 13,348 vertices), the output
-  topology of the body branch;
+- **fine**: the body model's mesh (Anny ``anny-noeyes-notongue``, 13,348 vertices, or SMPL's
+  6,890), the output topology of the body branch;
 - **coarse**: an Anny topology of the same body (``graph.coarse_topology``, default
-  ``notoes_collapse10pc``, 1,229 vertices / 2,454 faces), the graph the body GCN deforms;
+  ``notoes_collapse10pc``, 1,229 vertices / 2,454 faces), the graph the body GCN deforms; with
+  SMPL, SMPL's mesh itself (``graph.coarse_topology: fine``);
 - **cloth**: the coarse graph midpoint-subdivided ``graph.cloth_subdivisions`` times (one
   subdivision: 4,910 vertices / 9,816 faces), the graph the clothed GCN deforms.
 
@@ -41,6 +42,13 @@ from munet.graph import (
 ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation taking Anny's frame (Z up, front −Y, left +X) to the camera orientation of a person
 facing the camera (OpenCV: y down, z forward): ``p_camera = ANNY_TO_CAMERA @ p_anny``."""
+
+SMPL_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+"""The same for SMPL's frame (Y up, front +Z, left +X)."""
+
+FINE_COARSE = "fine"
+"""``graph.coarse_topology`` that makes the body mesh itself the coarse graph (the only choice for
+the SMPL body: the other topologies are Anny's)."""
 
 PART_NAMES: tuple[str, ...] = (
     "torso",
@@ -79,6 +87,34 @@ _BONE_PREFIX_TO_PART = {
     "foot": "foot",
     "toe": "foot",
 }
+
+
+_SMPL_JOINT_TO_PART = {
+    "pelvis": "torso",
+    "spine1": "torso",
+    "spine2": "torso",
+    "spine3": "torso",
+    "collar": "torso",
+    "neck": "head",
+    "head": "head",
+    "shoulder": "upper_arm",
+    "elbow": "forearm",
+    "wrist": "hand",
+    "hand": "hand",
+    "hip": "thigh",
+    "knee": "shin",
+    "ankle": "foot",
+    "foot": "foot",
+}
+
+
+def smpl_joint_part(joint: str) -> int:
+    """Index in :data:`PART_NAMES` of the body part an SMPL joint (e.g. ``left_elbow``) moves."""
+    side, _, stem = joint.partition("_") if joint.startswith(("left_", "right_")) else ("", "", joint)
+    base = _SMPL_JOINT_TO_PART.get(stem)
+    if base is None:
+        raise ValueError(f"no body part is defined for the SMPL joint {joint!r}")
+    return PART_NAMES.index(base if base in ("torso", "head") else f"{side}_{base}")
 
 
 def bone_part(bone: str) -> int:
@@ -230,31 +266,17 @@ def _single_threaded() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _to_camera(vertices: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
-    """Anny-frame ``(V, 3)`` float64 → camera orientation, centred on ``root`` ``(3,)`` (Anny
-    frame), rounded to :data:`GEOMETRY_RESOLUTION` and returned as float32."""
-    camera = (vertices - root) @ ANNY_TO_CAMERA.T.to(vertices.dtype)
+def _to_camera(vertices: torch.Tensor, root: torch.Tensor, rotation: torch.Tensor = ANNY_TO_CAMERA) -> torch.Tensor:
+    """Body-frame ``(V, 3)`` float64 → camera orientation (``rotation``, e.g.
+    :data:`ANNY_TO_CAMERA`), centred on ``root`` ``(3,)`` (body frame), rounded to
+    :data:`GEOMETRY_RESOLUTION` and returned as float32."""
+    camera = (vertices - root) @ rotation.T.to(vertices.dtype)
     return (torch.round(camera / GEOMETRY_RESOLUTION) * GEOMETRY_RESOLUTION).to(torch.float32)
 
 
-def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
-    """Assemble the coarse / fine / cloth hierarchy for ``config`` and the fine ``body`` model.
-
-    Deterministic: the rest bodies are computed in float64 on one thread and rounded to
-    :data:`GEOMETRY_RESOLUTION`, so every process, thread count and CPU builds the same arrays.
-    The sampling matrices are read from (or built once into) ``graph.cache_dir``, default
-    ``<Anny cache>/munet_graph``. Building them takes a few seconds.
-
-    Raises:
-        ValueError: ``body`` is not an Anny model (the coarse graph is an Anny topology, so the
-            hierarchy is only defined for the Anny backend), or the meshes are not closed
-            2-manifolds.
-    """
-    if getattr(body, "name", None) != "anny":
-        raise ValueError(
-            f"MuNet's graph hierarchy is built from Anny topologies; body.backend must be 'anny', "
-            f"got {getattr(body, 'name', type(body).__name__)!r}"
-        )
+def _anny_graphs(config: MuNetConfig, body: BodyModel) -> tuple[MeshGraph, MeshGraph, torch.Tensor, Path]:
+    """Anny's fine mesh, the coarse Anny topology ``graph.coarse_topology`` of the same rest body,
+    the coarse vertices' parts (from the coarse model's bones) and the hierarchy cache folder."""
     # Imported here, as munet.body imports its backends: a network rebuilt from a checkpoint's
     # templates (munet.checkpoint.load) needs neither Anny nor its dependencies.
     from munet.body.anny_backend import load_anny, resolve_cache_dir
@@ -266,18 +288,67 @@ def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
         fine = MeshGraph.from_arrays(_to_camera(rest.vertices[0], root), body.faces.cpu())
         coarse_rest = copy.deepcopy(coarse_model).to(torch.float64)()["vertices"][0]
         coarse = MeshGraph.from_arrays(_to_camera(coarse_rest, root), coarse_model.get_triangular_faces())
-    for name, graph in (("fine", fine), ("coarse", coarse)):
-        defects = manifold_defects(graph.faces, graph.num_vertices)
-        if defects:
-            raise ValueError(f"the {name} mesh is not a closed 2-manifold: {'; '.join(defects)}")
-
-    cache_dir = config.graph.cache_dir or Path(resolve_cache_dir(config.body.cache_dir)) / "munet_graph"
-    sampling = load_or_build_hierarchy(fine, coarse, cache_dir)
-    cloth, cloth_up = subdivide(coarse, config.graph.cloth_subdivisions)
-
     part_of_bone = torch.tensor([bone_part(b) for b in coarse_model.bone_labels])
     strongest = coarse_model.vertex_bone_weights.argmax(dim=1, keepdim=True)
     coarse_parts = part_of_bone[coarse_model.vertex_bone_indices.gather(1, strongest)[:, 0].cpu()]
+    cache_dir = config.graph.cache_dir or Path(resolve_cache_dir(config.body.cache_dir)) / "munet_graph"
+    return fine, coarse, coarse_parts, Path(cache_dir)
+
+
+def _smpl_graphs(config: MuNetConfig, body: BodyModel) -> tuple[MeshGraph, MeshGraph, torch.Tensor, Path]:
+    """SMPL's mean-shape T-pose mesh as both the fine mesh and the coarse graph
+    (``graph.coarse_topology`` must be :data:`FINE_COARSE`), its vertices' parts (from the joint
+    that moves each most) and the hierarchy cache folder (``graph.cache_dir``, default
+    ``~/.cache/munet/graph``)."""
+    if config.graph.coarse_topology != FINE_COARSE:
+        raise ValueError(
+            f"graph.coarse_topology {config.graph.coarse_topology!r} is an Anny topology; with the SMPL body "
+            f"the coarse graph is SMPL's own mesh: set graph.coarse_topology: {FINE_COARSE} (and "
+            "graph.cloth_subdivisions: 0 keeps the clothed graph at its 6,890 vertices)"
+        )
+    with _single_threaded(), torch.no_grad():
+        rest = copy.deepcopy(body).to(torch.float64)()
+        root = pelvis(rest.joints)[0]
+        fine = MeshGraph.from_arrays(_to_camera(rest.vertices[0], root, SMPL_TO_CAMERA), body.faces.cpu())
+    parts = torch.tensor([smpl_joint_part(joint) for joint in body.vertex_bones()])
+    cache_dir = config.graph.cache_dir or Path.home() / ".cache" / "munet" / "graph"
+    return fine, fine, parts, Path(cache_dir)
+
+
+def build_templates(config: MuNetConfig, body: BodyModel) -> Templates:
+    """Assemble the coarse / fine / cloth hierarchy for ``config`` and the fine ``body`` model.
+
+    Anny: the coarse graph is the Anny topology ``graph.coarse_topology`` of the same body. SMPL
+    (``body.backend: smplx``, ``model_type: smpl``): the coarse graph is SMPL's own closed mesh
+    (``graph.coarse_topology: fine``; its T-pose is the template), so the body GCN runs on its
+    6,890 vertices.
+
+    Deterministic: the rest bodies are computed in float64 on one thread and rounded to
+    :data:`GEOMETRY_RESOLUTION`, so every process, thread count and CPU builds the same arrays.
+    The sampling matrices are read from (or built once into) ``graph.cache_dir``, default
+    ``<Anny cache>/munet_graph`` (Anny) or ``~/.cache/munet/graph`` (SMPL). Building them takes a
+    few seconds.
+
+    Raises:
+        ValueError: a body other than Anny or SMPL (SMPL-H/SMPL-X meshes are not closed), an
+            Anny coarse topology with SMPL, or meshes that are not closed 2-manifolds.
+    """
+    name = getattr(body, "name", None)
+    if name == "anny":
+        fine, coarse, coarse_parts, cache_dir = _anny_graphs(config, body)
+    elif name == "smpl":
+        fine, coarse, coarse_parts, cache_dir = _smpl_graphs(config, body)
+    else:
+        raise ValueError(
+            f"MuNet's graph hierarchy is built for the Anny and SMPL bodies; got {name!r} (SMPL-H and "
+            "SMPL-X meshes are not closed surfaces: set body.model_type: smpl)"
+        )
+    for graph_name, graph in (("fine", fine), ("coarse", coarse)):
+        defects = manifold_defects(graph.faces, graph.num_vertices)
+        if defects:
+            raise ValueError(f"the {graph_name} mesh is not a closed 2-manifold: {'; '.join(defects)}")
+    sampling = load_or_build_hierarchy(fine, coarse, cache_dir)
+    cloth, cloth_up = subdivide(coarse, config.graph.cloth_subdivisions)
     one_hot = torch.nn.functional.one_hot(coarse_parts, len(PART_NAMES)).float()
     cloth_parts = sparse_bmm(cloth_up, one_hot[None])[0].argmax(dim=1)
     return Templates(
