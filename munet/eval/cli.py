@@ -3,6 +3,7 @@
     munet evaluate --checkpoint RUN_OR_CKPT --data DIR --out DIR [--fit]
     munet evaluate --checkpoint RUN_OR_CKPT --data DIR --out DIR --protocol {h36m-p2,3dpw,3dhp} \
         --regressor J_regressor_h36m.npy
+    munet evaluate --checkpoint RUN_OR_CKPT --data SCAN_SHARDS --out DIR --protocol icon
 
 Writes metrics.json (means, medians under "median", and the sample count of each metric under
 "count"), per_sample.csv, metrics.md, overlays.png and histograms.png. Logic: :mod:`munet.eval`.
@@ -12,6 +13,9 @@ normal_consistency, body_on_mask, each over the samples holding its target.
 --protocol h36m-p2 / 3dpw / 3dhp: the HMR benchmarks (mpjpe_mm, pa_mpjpe_mm; 3dhp adds pck150 and
 auc, percent) on joints regressed from the predicted SMPL mesh by --regressor (needs a model
 trained with body.backend=smplx body.model_type=smpl).
+--protocol icon: ICON/ECON's clothed-surface scoring on scan data (munet convert thuman2, cape,
+renderpeople): chamfer_cm and p2s_cm on 1,000 samples per mesh, ×100 in the frame where the scan is
+1.8 units tall (nominal cm), and ICON's NC from 4 normal renders; the body is predicted, not given.
 
 Exit codes: 0 done, 2 bad arguments (including a missing or unfitting regressor, or samples
 without the ground truth the protocol needs).
@@ -24,7 +28,7 @@ import sys
 from collections.abc import Sequence
 
 from munet.console import setup_console
-from munet.eval.evaluate import OWN_PROTOCOL, PROTOCOL_CHOICES, ProtocolError, evaluate
+from munet.eval.evaluate import ICON_PROTOCOL, OWN_PROTOCOL, PROTOCOL_CHOICES, ProtocolError, evaluate
 from munet.fit import FitSettings
 
 
@@ -47,13 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--protocol",
         choices=PROTOCOL_CHOICES,
         default=OWN_PROTOCOL,
-        help="own (default): this project's metrics; h36m-p2, 3dpw, 3dhp: benchmark protocols (need --regressor)",
+        help=(
+            "own (default): this project's metrics; h36m-p2, 3dpw, 3dhp: benchmark protocols (need --regressor); "
+            "icon: ICON/ECON clothed-surface scoring on scans"
+        ),
     )
     parser.add_argument(
         "--regressor", help="Human3.6M joint regressor J_regressor_h36m.npy (17, 6890), for the benchmark protocols"
     )
     args = parser.parse_args(argv)
-    if args.protocol != OWN_PROTOCOL and args.regressor is None:
+    if args.protocol not in (OWN_PROTOCOL, ICON_PROTOCOL) and args.regressor is None:
         parser.error(f"--protocol {args.protocol} needs --regressor J_regressor_h36m.npy (shape (17, 6890))")
     setup_console()
     try:

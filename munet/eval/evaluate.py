@@ -104,7 +104,7 @@ ICON_STATEMENTS = {
     "nc_definition": (
         "ICON's NC: normal renders of both meshes from yaw 0/90/180/270° (front, right, back, left) about "
         "the vertical axis through the true pelvis, near-orthographic (10 units away, 2.048 units per image "
-        "side, 256² pixels); mean over all pixels of |n_pred − n_gt|², zero normal off a mesh (0 best, max 4)"
+        "side, 256² pixels); mean over all pixels of ‖n_pred − n_gt‖², zero normal off a mesh (0 best, max 4)"
     ),
     "body": "predicted from the image by the model (not given; ECON is fed the ground-truth body)",
 }
@@ -421,7 +421,7 @@ def icon_summary(keys: list[str], metas: list[dict[str, Any]]) -> dict[str, Any]
     projections = sorted({str(meta.get("projection", "perspective")) for meta in metas})
     return {
         "scans": len(scans),
-        "views": f"{len(keys)} views of {len(scans)} scans"
+        "views": f"{len(keys)} views of {len(scans)} scan{'' if len(scans) == 1 else 's'}"
         + (f" at yaw {', '.join(f'{y:g}' for y in yaws)}°" if yaws else ""),
         "camera": f"the sample's ({', '.join(projections)}); ICON uses an orthographic camera",
         **ICON_STATEMENTS,

@@ -31,10 +31,18 @@ PROTOCOL_UNITS = {
 }
 """Units of the benchmark protocols' metrics (:mod:`munet.metrics.protocols`)."""
 
+ICON_UNITS = {
+    "chamfer_cm": "nominal cm: ×100 in the frame where the scan is 1.8 units tall (lower is better)",
+    "p2s_cm": "nominal cm, scan samples to the predicted surface (lower is better)",
+    "nc": "ICON's normal-render error, mean ‖n_pred − n_gt‖² over the 4 views' pixels (0 best, max 4)",
+}
+"""Units of the ``icon`` protocol's metrics (:mod:`munet.metrics.icon`)."""
+
 
 def metric_units(summary: dict[str, Any]) -> dict[str, str]:
     """``{metric: unit}`` of the metrics a summary holds, in its order."""
-    units = UNITS if summary.get("protocol", "own") == "own" else PROTOCOL_UNITS
+    protocol = summary.get("protocol", "own")
+    units = UNITS if protocol == "own" else ICON_UNITS if protocol == "icon" else PROTOCOL_UNITS
     return {key: units.get(key, "") for key in summary.get("metrics", list(UNITS))}
 
 
@@ -57,6 +65,19 @@ def markdown_table(summary: dict[str, Any]) -> str:
             "",
             "Each metric is averaged over the samples holding its target (body metrics: a body mesh of the "
             "model's topology; clothed metrics: the clothed surface; body_on_mask: the person mask).",
+            "",
+        ]
+    elif protocol == "icon":
+        lines = [
+            f"Protocol **icon** (ICON/ECON clothed-surface scoring) on {summary['num_samples']} samples of "
+            f"`{summary['data']}` with the checkpoint of step {summary['step']}.{fitted}",
+            "",
+            f"- Samples: {summary['views']}",
+            f"- Surfaces: {summary['surface_sampling']}",
+            f"- Camera: {summary['camera']}",
+            f"- Body: {summary['body']}",
+            f"- Alignment: {summary['alignment']}",
+            f"- NC: {summary['nc_definition']}",
             "",
         ]
     else:

@@ -11,6 +11,7 @@ every metric returns one value per sample.
 """
 
 from munet.metrics._checks import without_finite_checks
+from munet.metrics.icon import icon_scale, icon_surface_metrics, normal_render_error
 from munet.metrics.image import fraction_on_mask
 from munet.metrics.joints import COCO_PELVIS, mpjpe, pa_mpjpe, pve, similarity_procrustes
 from munet.metrics.orientation import orientation_error, torso_frame
@@ -61,6 +62,9 @@ __all__ = [
     "METRIC_KEYS",
     "chamfer_p2s",
     "fraction_on_mask",
+    "icon_scale",
+    "icon_surface_metrics",
+    "normal_render_error",
     "mpjpe",
     "orientation_error",
     "pa_mpjpe",
