@@ -37,9 +37,10 @@ import numpy as np
 import torch
 
 from munet.config import DataConfig
-from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.convert.scan_views import ScanSubject, read_split, scan_views, yaws_for
+from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
+from munet.convert.scan_views import ScanSubject, read_split, scan_views, write_rendered_units, yaws_for
 from munet.data.schema import BodyRecord, SampleRecord
+from munet.data.textured import TexturedRenderer
 from munet.safe_pickle import load_restricted
 
 SOURCE = "cape"
@@ -176,14 +177,9 @@ def convert_cape(
     bodies = _Bodies(body_models)
     yaws = yaws_for(views, test=True)
     units = [Unit(f"{subject}_{folder.name}", str(folder), (subject, folder)) for subject, folder in sequences]
-    renderer: list[Any] = []
 
-    def convert(unit: Unit) -> Iterator[SampleRecord | Skip]:
-        if not renderer:
-            from munet.data.textured import TexturedRenderer
-
-            renderer.append(TexturedRenderer(image_size))
-        yield from _sequence(root, unit, faces, genders, bodies, renderer[0], yaws, every, cloth_points)
+    def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
+        yield from _sequence(root, unit, faces, genders, bodies, renderer, yaws, every, cloth_points)
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
@@ -192,13 +188,7 @@ def convert_cape(
         "image_size": image_size,
         "cloth_points": cloth_points,
     }
-    try:
-        return write_units(
-            out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite
-        )
-    finally:
-        if renderer:
-            renderer[0].close()
+    return write_rendered_units(out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite)
 
 
 def _faces(root: Path) -> np.ndarray:

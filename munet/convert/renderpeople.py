@@ -31,9 +31,18 @@ import numpy as np
 import torch
 
 from munet.config import DataConfig
-from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.convert.scan_views import ScanSubject, is_test_split, read_obj, read_split, scan_views, yaws_for
+from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
+from munet.convert.scan_views import (
+    ScanSubject,
+    is_test_split,
+    read_obj,
+    read_split,
+    scan_views,
+    write_rendered_units,
+    yaws_for,
+)
 from munet.data.schema import BodyRecord, SampleRecord
+from munet.data.textured import TexturedRenderer
 
 SOURCE = "renderpeople"
 """First part of every key."""
@@ -121,15 +130,9 @@ def convert_renderpeople(
     has_fits = any((root / "smplx").glob("*.obj"))
     regressor = _Regressor(body_models) if has_fits else None
     units = [Unit(name, str(scans.get(name, root / f"{name}_OBJ")), scans.get(name)) for name in names]
-    renderer: list[Any] = []
 
-    def convert(unit: Unit) -> Iterator[SampleRecord | Skip]:
-        if not renderer:
-            from munet.data.textured import TexturedRenderer
-
-            renderer.append(TexturedRenderer(image_size))
-        subject = load_subject(root, unit, regressor)
-        yield from scan_views(subject, renderer[0], SOURCE, yaws, cloth_points)
+    def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
+        yield from scan_views(load_subject(root, unit, regressor), renderer, SOURCE, yaws, cloth_points)
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
@@ -138,13 +141,7 @@ def convert_renderpeople(
         "image_size": image_size,
         "cloth_points": cloth_points,
     }
-    try:
-        return write_units(
-            out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite
-        )
-    finally:
-        if renderer:
-            renderer[0].close()
+    return write_rendered_units(out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite)
 
 
 def load_subject(root: Path, unit: Unit, regressor: _Regressor | None) -> ScanSubject:

@@ -32,14 +32,15 @@ the same pass (:class:`munet.data.textured.TexturedRenderer`).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from munet.convert.output import UnitError
+from munet.convert.output import ConvertReport, Skip, Unit, UnitError, write_units
 from munet.data.camera import Camera
 from munet.data.generate import sample_surface
 from munet.data.render import Lighting
@@ -372,3 +373,32 @@ def scan_views(
                 "units": "metres",
             },
         )
+
+
+def write_rendered_units(
+    out: str,
+    source: str,
+    settings: dict[str, Any],
+    units: Sequence[Unit],
+    convert: Callable[[Unit, TexturedRenderer], Iterator[SampleRecord | Skip]],
+    image_size: int,
+    samples_per_shard: int,
+    overwrite: bool,
+) -> ConvertReport:
+    """:func:`~munet.convert.output.write_units` for a scan data set: ``convert(unit, renderer)``
+    gets one :class:`~munet.data.textured.TexturedRenderer` of ``image_size``², made when the first
+    unit needs it (a run with nothing left to convert opens no OpenGL context) and closed at the end."""
+    renderer: list[TexturedRenderer] = []
+
+    def with_renderer(unit: Unit) -> Iterator[SampleRecord | Skip]:
+        if not renderer:
+            renderer.append(TexturedRenderer(image_size))
+        yield from convert(unit, renderer[0])
+
+    try:
+        return write_units(
+            out, source, settings, units, with_renderer, samples_per_shard=samples_per_shard, overwrite=overwrite
+        )
+    finally:
+        if renderer:
+            renderer[0].close()

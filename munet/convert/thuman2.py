@@ -42,9 +42,18 @@ import numpy as np
 import torch
 
 from munet.config import DataConfig
-from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
-from munet.convert.scan_views import ScanSubject, is_test_split, read_obj, read_split, scan_views, yaws_for
+from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
+from munet.convert.scan_views import (
+    ScanSubject,
+    is_test_split,
+    read_obj,
+    read_split,
+    scan_views,
+    write_rendered_units,
+    yaws_for,
+)
 from munet.data.schema import BodyRecord, SampleRecord
+from munet.data.textured import TexturedRenderer
 from munet.safe_pickle import UnsafePickleError, load_restricted
 
 SOURCE = "thuman2"
@@ -283,15 +292,9 @@ def convert_thuman2(
     yaws = yaws_for(views, is_test_split(split))
     fits = SMPLXFits(body_models)
     units = [Unit(name, str(scans.get(name, root / name / f"{name}.obj")), scans.get(name)) for name in subjects]
-    renderer: list[Any] = []
 
-    def convert(unit: Unit) -> Iterator[SampleRecord | Skip]:
-        if not renderer:
-            from munet.data.textured import TexturedRenderer
-
-            renderer.append(TexturedRenderer(image_size))
-        subject = load_subject(root, unit, fits)
-        yield from scan_views(subject, renderer[0], SOURCE, yaws, cloth_points)
+    def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
+        yield from scan_views(load_subject(root, unit, fits), renderer, SOURCE, yaws, cloth_points)
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
@@ -300,13 +303,7 @@ def convert_thuman2(
         "image_size": image_size,
         "cloth_points": cloth_points,
     }
-    try:
-        return write_units(
-            out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite
-        )
-    finally:
-        if renderer:
-            renderer[0].close()
+    return write_rendered_units(out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite)
 
 
 def load_subject(root: Path, unit: Unit, fits: SMPLXFits) -> ScanSubject:
