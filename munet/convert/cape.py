@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from munet.config import DataConfig
+from munet.convert.bodies import GenderedBodies
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
 from munet.convert.scan_views import ScanSubject, read_split, scan_views, write_rendered_units, yaws_for
 from munet.data.schema import BodyRecord, SampleRecord
@@ -57,31 +58,6 @@ FRAME_KEYS = ("v_posed", "pose", "transl")
 
 NUM_BETAS = 10
 """Betas fitted to the minimal shape (the stored ``shape``)."""
-
-
-class _Bodies:
-    """The gendered SMPL models (file presence checked at once, loaded when first needed)."""
-
-    def __init__(self, model_dir: str | os.PathLike | None):
-        from munet.body.smplx_backend import find_model_file
-
-        self.model_dir = model_dir
-        self.models: dict[str, Any] = {}
-        for gender in ("male", "female"):
-            try:
-                find_model_file(model_dir, "smpl", gender)
-            except (FileNotFoundError, ValueError) as exc:
-                raise ConvertError(f"CAPE needs the gendered SMPL models (--body-models): {exc}") from exc
-
-    def get(self, gender: str) -> Any:
-        from munet.body.smplx_backend import SMPLXBody
-
-        if gender not in self.models:
-            try:
-                self.models[gender] = SMPLXBody(self.model_dir, model_type="smpl", gender=gender, num_betas=NUM_BETAS)
-            except (FileNotFoundError, ValueError) as exc:
-                raise ConvertError(f"CAPE needs the gendered SMPL models (--body-models): {exc}") from exc
-        return self.models[gender]
 
 
 def fit_betas(body: Any, minimal: np.ndarray) -> tuple[np.ndarray, float]:
@@ -174,7 +150,7 @@ def convert_cape(
             raise ConvertError(f"split file {split} names no sequence found in {root / 'sequences'}")
     faces = _faces(root)
     genders = _genders(root)
-    bodies = _Bodies(body_models)
+    bodies = GenderedBodies(body_models, "CAPE")
     yaws = yaws_for(views, test=True)
     units = [Unit(f"{subject}_{folder.name}", str(folder), (subject, folder)) for subject, folder in sequences]
 
@@ -220,7 +196,7 @@ def _sequence(
     unit: Unit,
     faces: np.ndarray,
     genders: dict[str, str],
-    bodies: _Bodies,
+    bodies: GenderedBodies,
     renderer: Any,
     yaws: tuple[int, ...],
     every: int,

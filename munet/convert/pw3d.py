@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from munet.convert.bodies import GenderedBodies
 from munet.convert.frames import JOINT_BOX_FILL, coco17_map, joint_box, read_frame, square_crop, to_coco17
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError, write_units
 from munet.data.schema import BodyRecord, SampleRecord, make_key
@@ -115,7 +116,7 @@ def convert_3dpw(
     files = sorted(folder.glob("*.pkl"))
     if not files:
         raise ConvertError(f"{folder} holds no sequence file: expected 3DPW's sequenceFiles/{split}/<sequence>.pkl")
-    bodies = _Bodies(body_models)
+    bodies = GenderedBodies(body_models, "3DPW")
     units = [Unit(path.stem, str(path), path) for path in files]
     settings: dict[str, Any] = {"split": split, "image_size": image_size, "every": every}
     return write_units(
@@ -127,31 +128,6 @@ def convert_3dpw(
         samples_per_shard=samples_per_shard,
         overwrite=overwrite,
     )
-
-
-class _Bodies:
-    """The male and female SMPL models, loaded when first needed (a missing file fails at once)."""
-
-    def __init__(self, model_dir: str | os.PathLike | None):
-        from munet.body.smplx_backend import find_model_file
-
-        self.model_dir = model_dir
-        self.models: dict[str, Any] = {}
-        for gender in ("male", "female"):
-            try:
-                find_model_file(model_dir, "smpl", gender)
-            except (FileNotFoundError, ValueError) as exc:
-                raise ConvertError(f"3DPW needs the gendered SMPL models (--body-models): {exc}") from exc
-
-    def get(self, gender: str) -> Any:
-        from munet.body.smplx_backend import SMPLXBody
-
-        if gender not in self.models:
-            try:
-                self.models[gender] = SMPLXBody(self.model_dir, model_type="smpl", gender=gender, num_betas=10)
-            except (FileNotFoundError, ValueError) as exc:
-                raise ConvertError(f"3DPW needs the gendered SMPL models (--body-models): {exc}") from exc
-        return self.models[gender]
 
 
 def _per_actor(data: dict[str, Any], key: str, actors: int, path: Path) -> list[np.ndarray]:
@@ -209,7 +185,9 @@ def _rotate_orientation(pose: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return turned
 
 
-def _sequence(root: Path, unit: Unit, bodies: _Bodies, image_size: int, every: int) -> Iterator[SampleRecord | Skip]:
+def _sequence(
+    root: Path, unit: Unit, bodies: GenderedBodies, image_size: int, every: int
+) -> Iterator[SampleRecord | Skip]:
     path: Path = unit.payload
     data = _load_sequence(path)
     images = root / "imageFiles" / unit.name
