@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("munet.demo", "synthetic data, training on a local Ray (2 workers), evaluation, report"),
     "make-shards": ("munet.data.make_shards", "generate synthetic clothed-human shards with Ray Data"),
     "data": ("munet.data.cli", "check a shard folder against its manifest, or preview its samples"),
-    "convert": ("munet.convert.cli", "convert 3DPW, Human3.6M or MPI-INF-3DHP to shards (joints, SMPL meshes)"),
+    "convert": (
+        "munet.convert.cli",
+        "convert 3DPW, Human3.6M, MPI-INF-3DHP, THuman2, CAPE or RenderPeople to shards",
+    ),
     "train": ("munet.train.cli", "train MuNet with Ray Train (DDP), locally or on a cluster; resume a run"),
     "evaluate": ("munet.eval.cli", "evaluate a checkpoint on held-out shards: metrics, report, pictures"),
     "predict": ("munet.predict.cli", "reconstruct the people in image files with a trained model"),
