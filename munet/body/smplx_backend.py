@@ -22,6 +22,8 @@ Poses are ``(B, 3 + 3 * body_joints)`` axis-angle: the global orientation, then 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pickle
 import tempfile
@@ -226,19 +228,21 @@ def convert_to_npz(
 
 
 def _smplx_model(path: Path, data: dict[str, np.ndarray], model_type: str, **options: Any) -> torch.nn.Module:
-    """The ``smplx`` module of ``model_type`` built from already read arrays, never from a pickle."""
+    """The ``smplx`` module of ``model_type`` built from already read arrays, never from a pickle
+    (``smplx`` prints a notice on the number of shape coefficients to stdout: kept off the console)."""
     import smplx
     from smplx.utils import Struct
 
-    if model_type == "smpl":
-        return smplx.SMPL(str(path), data_struct=Struct(**data), **options)
-    if model_type == "smplh":
-        return smplx.SMPLH(str(path), data_struct=Struct(**data), use_pca=False, **options)
-    # SMPL-X reads its file itself: give it a copy of the plain arrays (np.load of arrays only).
-    with tempfile.TemporaryDirectory(prefix="munet-smplx-") as folder:
-        plain = Path(folder) / "model.npz"
-        np.savez(plain, **data)
-        return smplx.SMPLX(str(plain), ext="npz", use_pca=False, **options)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if model_type == "smpl":
+            return smplx.SMPL(str(path), data_struct=Struct(**data), **options)
+        if model_type == "smplh":
+            return smplx.SMPLH(str(path), data_struct=Struct(**data), use_pca=False, **options)
+        # SMPL-X reads its file itself: give it a copy of the plain arrays (np.load of arrays only).
+        with tempfile.TemporaryDirectory(prefix="munet-smplx-") as folder:
+            plain = Path(folder) / "model.npz"
+            np.savez(plain, **data)
+            return smplx.SMPLX(str(plain), ext="npz", use_pca=False, **options)
 
 
 class SMPLXBody(BodyModel):
