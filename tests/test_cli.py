@@ -72,6 +72,7 @@ def test_an_unknown_command_exits_2_naming_it():
         ("jobs/train.py", "train"),
         ("jobs/evaluate.py", "evaluate"),
         ("jobs/make_shards.py", "make-shards"),
+        ("jobs/convert.py", "convert"),
         ("jobs/ablation.py", "ablation"),
         ("jobs/demo.py", "demo"),
         ("sweeps/tune_mutual.py", "sweep"),

@@ -99,3 +99,19 @@ def test_bad_input(tmp_path):
     np.savez(bad / "x.npz", imgname=np.array(["a.jpg"]), center=np.zeros((1, 2)))
     with pytest.raises(ConvertError, match=r"x\.npz: lacks \['scale', 'S'\]"):
         convert_h36m(bad, str(tmp_path / "out2"))
+
+
+@pytest.mark.ray
+def test_units_converted_as_ray_tasks_equal_a_run_in_this_process(ray_local, tmp_path):
+    write_h36m_json(tmp_path / "h36m", subjects=(9, 11), frames=11)
+    here = convert_h36m(tmp_path / "h36m", str(tmp_path / "here"), split="p2-test", image_size=64)
+    on_ray = convert_h36m(tmp_path / "h36m", str(tmp_path / "ray"), split="p2-test", image_size=64, workers=2)
+    assert on_ray.converted == here.converted == 6 and check_shards(str(tmp_path / "ray")).ok
+    ours, theirs = read_samples(tmp_path / "here"), read_samples(tmp_path / "ray")
+    assert sorted(ours) == sorted(theirs)
+    for key, record in ours.items():
+        np.testing.assert_array_equal(theirs[key].image, record.image)
+        np.testing.assert_array_equal(theirs[key].body.eval_joints, record.body.eval_joints)
+    assert [s.name for s in on_ray.manifest.shards] == [s.name for s in here.manifest.shards]
+    again = convert_h36m(tmp_path / "h36m", str(tmp_path / "ray"), split="p2-test", image_size=64, workers=2)
+    assert again.converted == 0 and again.kept == 6  # the progress kept by the driver resumes

@@ -4,6 +4,7 @@ body inside the rendered mask, ICON views, restricted unpickling and bad input."
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -137,7 +138,8 @@ def test_bad_input(tmp_path, thuman, models):
     assert failed["0000"][0].endswith("material0.jpeg") and "missing" in failed["0000"][1]
     assert failed["0001"][0].endswith("0001.pkl") and "'expression'" in failed["0001"][1]
     assert failed["0002"][0].endswith("0002.obj") and "NaN" in failed["0002"][1]
-    assert "builtins.print" in failed["0003"][1] and "restricted" in failed["0003"][1]
+    # (``print`` is pickled by its module: builtins, or Ray's replacement once Ray runs here.)
+    assert re.search(r"refused to unpickle [\w.]*print\b", failed["0003"][1]) and "restricted" in failed["0003"][1]
     assert "no scan" in failed["0999"][1]
     with pytest.raises(ConvertError, match="SMPLX_MALE"):
         convert_thuman2(root, str(tmp_path / "x"), body_models=tmp_path, views=1)

@@ -112,6 +112,7 @@ def convert_cape(
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert CAPE sequences (see the module docstring) into shards.
 
@@ -126,6 +127,8 @@ def convert_cape(
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
+        workers: convert this many units at once as Ray tasks (see
+            :func:`~munet.convert.output.write_units`); 0: in this process.
 
     Raises:
         ConvertError: no sequence, no ``misc/smpl_tris.npy``, an unreadable split file or gender
@@ -164,7 +167,9 @@ def convert_cape(
         "image_size": image_size,
         "cloth_points": cloth_points,
     }
-    return write_rendered_units(out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite)
+    return write_rendered_units(
+        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+    )
 
 
 def _faces(root: Path) -> np.ndarray:

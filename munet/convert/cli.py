@@ -13,11 +13,14 @@ list files; a file whose name contains ``test`` gets the 3 test views 0/120/240Â
 perspective, near-orthographic camera (see :mod:`munet.convert.scan_views`).
 
 Common options: ``--image-size S`` (stored crop side, default 256), ``--every N`` (frame step),
-``--samples-per-shard``, ``--overwrite``. A unit (sequence, subject/action, camera) that cannot be
-read is reported and skipped; skipped frames are counted per reason. Re-running the same command
-continues: units already converted are kept. Check the result with ``munet data check OUT``.
+``--samples-per-shard``, ``--overwrite``, ``--workers N`` (N units at once as Ray tasks, e.g. under
+``ray job submit -- python jobs/convert.py ...`` on a cluster, writing to an object store). A unit
+(sequence, subject/action, camera) that cannot be read is reported and skipped; skipped frames are
+counted per reason. Re-running the same command continues: units already converted are kept.
+Check the result with ``munet data check OUT``.
 What each data set stores: see :mod:`munet.convert.pw3d`, :mod:`munet.convert.h36m`,
-:mod:`munet.convert.mpi3dhp`.
+:mod:`munet.convert.mpi3dhp`, :mod:`munet.convert.thuman2`, :mod:`munet.convert.cape`,
+:mod:`munet.convert.renderpeople`.
 """
 
 from __future__ import annotations
@@ -62,6 +65,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cameras", type=int, nargs="+", help="3dhp train: cameras to convert (default all)")
     parser.add_argument("--samples-per-shard", type=int, default=256)
     parser.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="convert this many units at once as Ray tasks, on the cluster of --address / $RAY_ADDRESS or a "
+        "local Ray (--out must then be reachable from every node); default 0: in this process",
+    )
+    parser.add_argument("--address", help="Ray cluster address for --workers (default: $RAY_ADDRESS or a local Ray)")
     args = parser.parse_args(argv)
     if args.image_size is None:
         args.image_size = 512 if args.dataset in SCAN_DATASETS else 256
@@ -78,13 +89,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     if args.image_size <= 0 or (args.every is not None and args.every <= 0) or args.samples_per_shard <= 0:
         parser.error("--image-size, --every and --samples-per-shard must be positive")
+    if args.workers < 0:
+        parser.error(f"--workers must be 0 or more, got {args.workers}")
     return args
 
 
 def run(args: argparse.Namespace) -> ConvertReport:
     """Run the converter the arguments name."""
     common = dict(split=args.split, image_size=args.image_size, samples_per_shard=args.samples_per_shard)
-    common["overwrite"] = args.overwrite
+    common.update(overwrite=args.overwrite, workers=args.workers)
     if args.dataset in SCAN_DATASETS:
         return _run_scans(args, common)
     if args.dataset == "3dpw":
@@ -121,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unit failed or nothing was converted, 2 for bad input or an occupied output folder."""
     args = parse_args(argv)
     setup_console()
+    if args.workers:
+        from munet.ray_utils import init_ray
+
+        init_ray(address=args.address)
     try:
         report = run(args)
     except (ConvertError, FileExistsError) as exc:

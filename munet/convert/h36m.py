@@ -149,6 +149,7 @@ def convert_h36m(
     every: int | None = None,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert Human3.6M (either preprocessed form, see the module docstring) into shards.
 
@@ -162,6 +163,8 @@ def convert_h36m(
         every: keep every n-th frame (JSON form; default: the split's).
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
+        workers: convert this many units at once as Ray tasks (see
+            :func:`~munet.convert.output.write_units`); 0: in this process.
 
     Raises:
         ConvertError: ``root`` holds neither form (the message says what was expected).
@@ -185,7 +188,9 @@ def convert_h36m(
         settings.update(form="npz", npz=path.name)
         units = _npz_units(path, chosen)
         convert = lambda unit: _npz_unit(root, path, unit, image_size)  # noqa: E731
-    return write_units(out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite)
+    return write_units(
+        out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite, workers=workers
+    )
 
 
 # --- SPIN-style npz ---------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def convert_3dhp(
     cameras: Sequence[int] | None = None,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert MPI-INF-3DHP (see the module docstring) into shards.
 
@@ -114,6 +115,8 @@ def convert_3dhp(
         cameras: training cameras to convert (default: every camera of the calibration file).
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
+        workers: convert this many units at once as Ray tasks (see
+            :func:`~munet.convert.output.write_units`); 0: in this process.
 
     Raises:
         ConvertError: ``root`` holds no sequence of the split.
@@ -133,7 +136,9 @@ def convert_3dhp(
     else:
         units = _test_units(root)
         convert = lambda unit: _test_unit(unit, every, image_size)  # noqa: E731
-    return write_units(out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite)
+    return write_units(
+        out, SOURCE, settings, units, convert, samples_per_shard=samples_per_shard, overwrite=overwrite, workers=workers
+    )
 
 
 def _record(

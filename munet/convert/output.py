@@ -254,6 +254,7 @@ def write_units(
     *,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert every unit not already in ``out`` and write the manifest.
 
@@ -266,6 +267,11 @@ def write_units(
             for frames left out; raises :class:`UnitError` for a unit it cannot convert.
         samples_per_shard: most samples per shard.
         overwrite: delete the folder's manifest, progress record and shards first.
+        workers: convert this many units at once as Ray tasks (one CPU each) on the Ray cluster
+            this process is connected to (``out`` must then be reachable from every node: an
+            object store or a shared folder); 0: one after another in this process. Each unit's
+            shards are its own, so the result is the same either way; the progress record is kept
+            by this process as units finish.
 
     Returns:
         The report; its ``manifest`` is ``None`` when no sample at all could be converted.
@@ -281,58 +287,113 @@ def write_units(
     settings = {"dataset": dataset, **settings}
     progress = _Progress.start(out, settings, overwrite)
     report = ConvertReport(dataset=dataset, out=out)
+    pending = []
     for unit in units:
         if unit.name in progress.units:
             report.kept += int(progress.units[unit.name]["converted"])
+        else:
+            pending.append(unit)
+    location = progress.store.location
+    if workers > 0:
+        outcomes = _on_ray(location, pending, convert_unit, samples_per_shard, workers)
+    else:
+        outcomes = ((unit, _convert_unit(location, unit, convert_unit, samples_per_shard)) for unit in pending)
+    for unit, outcome in outcomes:
+        if isinstance(outcome, UnitFailure):
+            report.failed.append((outcome.file, unit.name, outcome.reason))
+            log.warning("unit %s failed: %s: %s", unit.name, outcome.file, outcome.reason)
             continue
-        try:
-            shards, converted, skipped = _write_unit(
-                progress.store, unit, convert_unit(unit), samples_per_shard, report
-            )
-        except UnitError as exc:
-            report.failed.append((exc.file, unit.name, exc.reason))
-            log.warning("unit %s failed: %s", unit.name, exc)
-            continue
-        report.converted += converted
-        report.skipped.update(skipped)
-        progress.add(unit.name, shards, converted, skipped)  # also a unit whose every frame was skipped
-        log.info("unit %s: %d samples, %d frames skipped", unit.name, converted, sum(skipped.values()))
+        report.converted += outcome.converted
+        report.skipped.update(outcome.skipped)
+        for example in outcome.examples:
+            if sum(1 for e in report.examples if e[2] == example[2]) < EXAMPLES_PER_REASON:
+                report.examples.append(example)
+        progress.add(
+            unit.name, outcome.shards, outcome.converted, outcome.skipped
+        )  # also a unit with every frame skipped
+        log.info("unit %s: %d samples, %d frames skipped", unit.name, outcome.converted, sum(outcome.skipped.values()))
     report.manifest = progress.finish(report.failed)
     return report
 
 
+@dataclass
+class UnitResult:
+    """What converting one unit wrote: its shards, the samples in them, the frames skipped (per
+    reason) and a few skipped frames as ``(file, key, reason)``."""
+
+    shards: list[ShardInfo]
+    converted: int
+    skipped: Counter
+    examples: list[tuple[str, str, str]]
+
+
+@dataclass(frozen=True)
+class UnitFailure:
+    """A unit that could not be converted (from its :class:`UnitError`)."""
+
+    file: str
+    reason: str
+
+
+def _convert_unit(
+    location: str, unit: Unit, convert_unit: UnitConverter, samples_per_shard: int
+) -> UnitResult | UnitFailure:
+    """Convert one unit into its shards in ``location`` (in this process or a Ray task)."""
+    try:
+        return _write_unit(ShardStore(location), unit, convert_unit(unit), samples_per_shard)
+    except UnitError as exc:
+        return UnitFailure(exc.file, exc.reason)
+
+
+def _on_ray(
+    location: str, units: Sequence[Unit], convert_unit: UnitConverter, samples_per_shard: int, workers: int
+) -> Iterator[tuple[Unit, UnitResult | UnitFailure]]:
+    """The units converted by Ray tasks, at most ``workers`` at a time, as they finish."""
+    import ray
+
+    task = ray.remote(num_cpus=1)(_convert_unit)
+    function = ray.put(convert_unit)  # shipped once, not with every task
+    queue = list(units)
+    running: dict[Any, Unit] = {}
+    while queue or running:
+        while queue and len(running) < workers:
+            unit = queue.pop(0)
+            running[task.remote(location, unit, function, samples_per_shard)] = unit
+        done, _ = ray.wait(list(running), num_returns=1)
+        unit = running.pop(done[0])
+        yield unit, ray.get(done[0])
+
+
 def _write_unit(
-    store: ShardStore, unit: Unit, items: Iterable[SampleRecord | Skip], samples_per_shard: int, report: ConvertReport
-) -> tuple[list[ShardInfo], int, Counter]:
+    store: ShardStore, unit: Unit, items: Iterable[SampleRecord | Skip], samples_per_shard: int
+) -> UnitResult:
     """Write one unit's samples into its shards; on :class:`UnitError` delete what it wrote."""
     for name in store.list_names():  # shards a crashed run left of this unit
         if _is_shard_of(name, unit.name):
             store.delete(name)
-    shards: list[ShardInfo] = []
-    skipped: Counter = Counter()
-    converted = 0
+    result = UnitResult(shards=[], converted=0, skipped=Counter(), examples=[])
     iterator: Iterator[SampleRecord | Skip] = iter(items)
     try:
         while True:
             batch: list[SampleRecord] = []
             for item in iterator:
                 if isinstance(item, Skip):
-                    skipped[item.reason] += 1
-                    if sum(1 for e in report.examples if e[2] == item.reason) < EXAMPLES_PER_REASON:
-                        report.examples.append((item.file, item.key, item.reason))
+                    result.skipped[item.reason] += 1
+                    if result.skipped[item.reason] <= EXAMPLES_PER_REASON:
+                        result.examples.append((item.file, item.key, item.reason))
                     continue
                 batch.append(item)
                 if len(batch) == samples_per_shard:
                     break
             if not batch:
                 break
-            with store.writer(unit_shard_name(unit.name, len(shards))) as writer:
+            with store.writer(unit_shard_name(unit.name, len(result.shards))) as writer:
                 for record in batch:
                     writer.write(record.key, encode_sample(record))
-            shards.append(writer.info)
-            converted += len(batch)
+            result.shards.append(writer.info)
+            result.converted += len(batch)
     except UnitError:
-        for info in shards:
+        for info in result.shards:
             store.delete(info.name)
         raise
-    return shards, converted, skipped
+    return result

@@ -88,6 +88,7 @@ def convert_3dpw(
     every: int = 1,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert one split of 3DPW (see the module docstring) into shards.
 
@@ -101,6 +102,8 @@ def convert_3dpw(
         every: keep every n-th frame.
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
+        workers: convert this many units at once as Ray tasks (see
+            :func:`~munet.convert.output.write_units`); 0: in this process.
 
     Raises:
         ConvertError: no sequence file, or the body models are missing or unreadable (the message
@@ -127,6 +130,7 @@ def convert_3dpw(
         lambda unit: _sequence(root, unit, bodies, image_size, every),
         samples_per_shard=samples_per_shard,
         overwrite=overwrite,
+        workers=workers,
     )
 
 

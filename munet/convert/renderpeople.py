@@ -100,6 +100,7 @@ def convert_renderpeople(
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert RenderPeople scans (see the module docstring) into shards.
 
@@ -113,6 +114,8 @@ def convert_renderpeople(
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
+        workers: convert this many units at once as Ray tasks (see
+            :func:`~munet.convert.output.write_units`); 0: in this process.
 
     Raises:
         ConvertError: no scan, an unreadable split file, or fits without the SMPL-X model.
@@ -141,7 +144,9 @@ def convert_renderpeople(
         "image_size": image_size,
         "cloth_points": cloth_points,
     }
-    return write_rendered_units(out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite)
+    return write_rendered_units(
+        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+    )
 
 
 def load_subject(root: Path, unit: Unit, regressor: _Regressor | None) -> ScanSubject:

@@ -384,10 +384,12 @@ def write_rendered_units(
     image_size: int,
     samples_per_shard: int,
     overwrite: bool,
+    workers: int = 0,
 ) -> ConvertReport:
     """:func:`~munet.convert.output.write_units` for a scan data set: ``convert(unit, renderer)``
     gets one :class:`~munet.data.textured.TexturedRenderer` of ``image_size``², made when the first
-    unit needs it (a run with nothing left to convert opens no OpenGL context) and closed at the end."""
+    unit needs it (a run with nothing left to convert opens no OpenGL context) and closed at the end;
+    with ``workers``, each Ray worker process makes its own and keeps it for the units it converts."""
     renderer: list[TexturedRenderer] = []
 
     def with_renderer(unit: Unit) -> Iterator[SampleRecord | Skip]:
@@ -397,7 +399,14 @@ def write_rendered_units(
 
     try:
         return write_units(
-            out, source, settings, units, with_renderer, samples_per_shard=samples_per_shard, overwrite=overwrite
+            out,
+            source,
+            settings,
+            units,
+            with_renderer,
+            samples_per_shard=samples_per_shard,
+            overwrite=overwrite,
+            workers=workers,
         )
     finally:
         if renderer:

@@ -259,6 +259,7 @@ def convert_thuman2(
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> ConvertReport:
     """Convert THuman2.0/2.1 scans (see the module docstring) into shards.
 
@@ -274,6 +275,8 @@ def convert_thuman2(
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
+        workers: convert this many units at once as Ray tasks (see
+            :func:`~munet.convert.output.write_units`); 0: in this process.
 
     Raises:
         ConvertError: no scan in ``root``, an unreadable split file, or a missing SMPL-X model.
@@ -303,7 +306,9 @@ def convert_thuman2(
         "image_size": image_size,
         "cloth_points": cloth_points,
     }
-    return write_rendered_units(out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite)
+    return write_rendered_units(
+        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+    )
 
 
 def load_subject(root: Path, unit: Unit, fits: SMPLXFits) -> ScanSubject:
