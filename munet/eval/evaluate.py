@@ -142,13 +142,16 @@ def iter_eval_items(data: str, decoder: Decoder) -> Iterator[EvalItem]:
 
 
 @torch.no_grad()
-def evaluate_batch(
-    model: MuNet, items: list[EvalItem], num_surface_samples: int, seed: int, fitter: SilhouetteFitter | None = None
-) -> tuple[list[dict[str, float]], Any]:
-    """Per-sample metrics of one batch, and the model output (for pictures).
+def predict_batch(
+    model: MuNet, items: list[EvalItem], fitter: SilhouetteFitter | None = None
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """The model's prediction (eval mode, from the image alone) for a batch of held-out samples.
 
-    With a ``fitter``, the predicted meshes are first fitted to each sample's full-resolution
+    With a ``fitter``, the predicted meshes are then fitted to each sample's full-resolution
     person mask (:mod:`munet.fit`), as ``munet predict`` does when a mask is known.
+
+    Returns:
+        The batch (the decoded-sample contract as tensors on the model's device) and the output.
     """
     device = next(model.parameters()).device
     stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
@@ -160,6 +163,17 @@ def evaluate_batch(
         )
         masks = [item.record.mask for item in items]
         output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
+    return batch, output
+
+
+@torch.no_grad()
+def evaluate_batch(
+    model: MuNet, items: list[EvalItem], num_surface_samples: int, seed: int, fitter: SilhouetteFitter | None = None
+) -> tuple[list[dict[str, float]], Any]:
+    """Per-sample metrics of one batch, and the model output (for pictures); the prediction is
+    :func:`predict_batch`'s (fitted to the person masks with a ``fitter``)."""
+    device = next(model.parameters()).device
+    batch, output = predict_batch(model, items, fitter)
     gt_joints, gt_vertices = batch["body_joints"], batch["body_vertices"]
     pred_root, gt_root = pelvis(output.body_joints), pelvis(gt_joints)
     # Body metrics on the samples with a body mesh of the model's own topology only.
@@ -308,15 +322,7 @@ def evaluate_protocol_batch(
     """
     device = next(model.parameters()).device
     truths = [protocol_ground_truth(item.record, protocol, regressor) for item in items]
-    stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
-    batch = batch_to_tensors(stacked, device)
-    output = model(batch["image"], batch["K"])
-    if fitter is not None:
-        K_masks = torch.as_tensor(
-            np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device
-        )
-        masks = [item.record.mask for item in items]
-        output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
+    _, output = predict_batch(model, items, fitter)
     pred = protocol.joints_from_mesh(output.body_vertices.float(), regressor.to(device))
     gt = torch.as_tensor(np.stack([joints for joints, _ in truths]), dtype=pred.dtype, device=device)
     errors = protocol.errors(pred, gt)
@@ -377,16 +383,7 @@ def evaluate_icon_batch(
         ProtocolError: a sample without a clothed surface or 3D joints.
     """
     gt_pelvis = [icon_ground_truth(item.record) for item in items]
-    device = next(model.parameters()).device
-    stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
-    batch = batch_to_tensors(stacked, device)
-    output = model(batch["image"], batch["K"])
-    if fitter is not None:
-        K_masks = torch.as_tensor(
-            np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device
-        )
-        masks = [item.record.mask for item in items]
-        output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
+    _, output = predict_batch(model, items, fitter)
     pred_pelvis = pelvis(output.body_joints).cpu()
     pred_faces = output.cloth_faces.cpu()
     rows = []
