@@ -123,6 +123,43 @@ def opengl_projection(K: np.ndarray, size: int, near: float, far: float) -> np.n
     )
 
 
+def composite(color: np.ndarray, background: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box-filter a super-sampled colour + coverage target (n, n, 4) uint8 to ``size``² and put it
+    over ``background`` (black when ``None``): the (S, S, 3) uint8 image and the (S, S) float32
+    coverage in [0, 1]."""
+    color_mean = _box_downsample(color.astype(np.float32) / 255.0, size)
+    coverage = color_mean[..., 3:4]
+    if background is None:
+        background = np.zeros((size, size, 3), np.uint8)
+    image = color_mean[..., :3] + background.astype(np.float32) / 255.0 * (1 - coverage)
+    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), coverage[..., 0]
+
+
+def resolve_frame(color: np.ndarray, geometry: np.ndarray, size: int, background: np.ndarray | None) -> Frame:
+    """The :class:`Frame` of super-sampled render targets: colour + coverage (n, n, 4) uint8 and
+    camera-frame normal + depth (n, n, 4) float32, box-filtered to ``size``² (the mask where at least
+    half of a pixel's sub-samples are covered)."""
+    image, coverage = composite(color, background, size)
+    mask = coverage >= 0.5
+    geometry_mean = _box_downsample(geometry, size)
+    normal = geometry_mean[..., :3]
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
+    depth = geometry_mean[..., 3] / np.maximum(coverage, 1e-6)
+    return Frame(
+        image=image,
+        mask=mask,
+        normal=np.where(mask[..., None], normal, 0.0).astype(np.float32),
+        depth=np.where(mask, depth, 0.0).astype(np.float32),
+    )
+
+
+def render_targets(ctx, size: int):
+    """A framebuffer of ``size``² with the two render targets every renderer here draws into
+    (colour + coverage as 8-bit RGBA, normal + depth as float32 RGBA) and a depth buffer."""
+    targets = [ctx.renderbuffer((size, size), 4, dtype="f1"), ctx.renderbuffer((size, size), 4, dtype="f4")]
+    return ctx.framebuffer(color_attachments=targets, depth_attachment=ctx.depth_renderbuffer((size, size)))
+
+
 def _box_downsample(array: np.ndarray, size: int) -> np.ndarray:
     """Mean over the blocks of an (n·size, n·size, C) float32 array → (size, size, C)."""
     if array.shape[0] == size:
@@ -190,15 +227,8 @@ class Renderer:
         self.image_size = int(image_size)
         self.supersample = int(supersample)
         self._ctx = _create_context()
-        size = (self.image_size * self.supersample,) * 2
         self._program = self._ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        self._targets = [
-            self._ctx.renderbuffer(size, 4, dtype="f1"),
-            self._ctx.renderbuffer(size, 4, dtype="f4"),
-        ]
-        self._fbo = self._ctx.framebuffer(
-            color_attachments=self._targets, depth_attachment=self._ctx.depth_renderbuffer(size)
-        )
+        self._fbo = render_targets(self._ctx, self.image_size * self.supersample)
         self._ctx.enable(moderngl.DEPTH_TEST)
         self.gl_renderer = str(self._ctx.info["GL_RENDERER"])
         """The OpenGL renderer string (e.g. ``llvmpipe (LLVM 15.0.6, 256 bits)``)."""
@@ -224,18 +254,7 @@ class Renderer:
             background: (S, S, 3) uint8 behind the person; black when ``None``.
         """
         color, geometry = self._rasterize(vertices, faces, colors, K, lighting, background, with_geometry=True)
-        image, coverage = self._composite(color, background)
-        mask = coverage >= 0.5
-        geometry_mean = _box_downsample(geometry, self.image_size)
-        normal = geometry_mean[..., :3]
-        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
-        depth = geometry_mean[..., 3] / np.maximum(coverage, 1e-6)
-        return Frame(
-            image=image,
-            mask=mask,
-            normal=np.where(mask[..., None], normal, 0.0).astype(np.float32),
-            depth=np.where(mask, depth, 0.0).astype(np.float32),
-        )
+        return resolve_frame(color, geometry, self.image_size, background)
 
     def render_picture(
         self,
@@ -250,7 +269,7 @@ class Renderer:
         and the ``(S, S)`` bool mask, without reading back and resolving the normal and depth
         targets (about half the time of :meth:`render`)."""
         color, _ = self._rasterize(vertices, faces, colors, K, lighting, background, with_geometry=False)
-        image, coverage = self._composite(color, background)
+        image, coverage = composite(color, background, self.image_size)
         return image, coverage >= 0.5
 
     def _rasterize(
@@ -311,18 +330,6 @@ class Renderer:
             vbo.release()
             ibo.release()
         return color, geometry
-
-    def _composite(self, color: np.ndarray, background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Box-filter the super-sampled colour target to the output size and put it over
-        ``background`` (black when ``None``): the (S, S, 3) uint8 image and the (S, S) float32
-        coverage in [0, 1]."""
-        s = self.image_size
-        color_mean = _box_downsample(color.astype(np.float32) / 255.0, s)
-        coverage = color_mean[..., 3:4]
-        if background is None:
-            background = np.zeros((s, s, 3), np.uint8)
-        image = color_mean[..., :3] + background.astype(np.float32) / 255.0 * (1 - coverage)
-        return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), coverage[..., 0]
 
     def _check_inputs(self, vertices, faces, colors, K, background) -> None:
         if vertices.ndim != 2 or vertices.shape[1] != 3:

@@ -24,10 +24,11 @@ from munet.data.camera import resize_intrinsics
 from munet.data.render import (
     Frame,
     Lighting,
-    _box_downsample,
     _create_context,
     _release_current_context,
     opengl_projection,
+    render_targets,
+    resolve_frame,
 )
 from munet.geometry import vertex_normals
 
@@ -94,12 +95,8 @@ class TexturedRenderer:
         self.image_size = int(image_size)
         self.supersample = int(supersample)
         self._ctx = _create_context()
-        size = (self.image_size * self.supersample,) * 2
         self._program = self._ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        self._targets = [self._ctx.renderbuffer(size, 4, dtype="f1"), self._ctx.renderbuffer(size, 4, dtype="f4")]
-        self._fbo = self._ctx.framebuffer(
-            color_attachments=self._targets, depth_attachment=self._ctx.depth_renderbuffer(size)
-        )
+        self._fbo = render_targets(self._ctx, self.image_size * self.supersample)
         self._ctx.enable(moderngl.DEPTH_TEST)
         self._texture = None
         self._texture_source: np.ndarray | None = None
@@ -145,23 +142,7 @@ class TexturedRenderer:
         projection = opengl_projection(resize_intrinsics(K, self.supersample), size, near, far)
         with self._ctx:
             color, geometry = self._draw(projection, lighting, data, texture)
-        s = self.image_size
-        color_mean = _box_downsample(color.astype(np.float32) / 255.0, s)
-        coverage = color_mean[..., 3]
-        if background is None:
-            background = np.zeros((s, s, 3), np.uint8)
-        image = color_mean[..., :3] + background.astype(np.float32) / 255.0 * (1 - coverage[..., None])
-        mask = coverage >= 0.5
-        geometry_mean = _box_downsample(geometry, s)
-        normal = geometry_mean[..., :3]
-        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
-        depth = geometry_mean[..., 3] / np.maximum(coverage, 1e-6)
-        return Frame(
-            image=(np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8),
-            mask=mask,
-            normal=np.where(mask[..., None], normal, 0.0).astype(np.float32),
-            depth=np.where(mask, depth, 0.0).astype(np.float32),
-        )
+        return resolve_frame(color, geometry, self.image_size, background)
 
     def _upload(self, texture: np.ndarray) -> None:
         """Make ``texture`` the bound texture (uploaded unless it is the array uploaded last)."""
