@@ -14,7 +14,7 @@ from munet.config import load_config
 from munet.fit import FitSettings, FittedMeshes, SilhouetteFitter, coverage_cost, fit_output, mask_targets, outside_cost
 from munet.fit.articulation import LIMBS, PIVOTS, articulate
 from munet.metrics import fraction_on_mask
-from munet.model import MuNet, weak_to_perspective
+from munet.model import MuNet, weak_to_translation
 from munet.model.templates import PART_NAMES
 from munet.train.step import batch_to_tensors
 from tests.samples import SMALL_NETWORK, make_samples, stack
@@ -112,7 +112,7 @@ def test_fit_output_fits_only_samples_with_a_mask(model_and_batch):
     # The fitted sample is self-consistent: joints from its body, pelvis = translation = weak camera.
     assert torch.allclose(fitted.body_joints, model.regress_joints(fitted.body_vertices), atol=1e-6)
     assert torch.allclose(fitted.translation, pelvis(fitted.body_joints), atol=1e-5)
-    assert torch.allclose(weak_to_perspective(fitted.weak_camera, K_input, 64), fitted.translation, atol=1e-5)
+    assert torch.allclose(weak_to_translation(fitted.weak_camera, K_input, 64), fitted.translation, atol=1e-5)
 
 
 def test_limbs_turn_about_their_joints_and_the_trunk_stays(model_and_batch):

@@ -17,7 +17,7 @@ from munet.checkpoint.state import load_checkpoint
 from munet.config import LossConfig, MutualConfig, Schedule, load_config
 from munet.geometry import project
 from munet.losses import TERMS, compute_losses
-from munet.model import MuNet, perspective_to_weak, weak_to_perspective
+from munet.model import MuNet, translation_to_weak, weak_to_translation
 from munet.model.camera import pixels_to_normalized, pixels_to_normalized_matrix
 from munet.model.encoder import ImageEncoder
 from munet.model.templates import Templates
@@ -232,7 +232,7 @@ def test_weak_perspective_matches_the_pinhole_camera():
     size = 128
     K = torch.tensor([[[300.0, 0, 70.0], [0, 320.0, 60.0], [0, 0, 1]]])
     weak = torch.tensor([[0.9, 0.1, -0.2]])
-    translation = weak_to_perspective(weak, K, size)
+    translation = weak_to_translation(weak, K, size)
     # The root projects exactly where the weak camera puts it, ...
     root_pixel = project(translation[:, None], K)[0, 0]
     assert torch.allclose((2 * root_pixel + 1) / size - 1, weak[0, 1:], atol=1e-5)
@@ -241,8 +241,8 @@ def test_weak_perspective_matches_the_pinhole_camera():
     pixel = project((translation + offset)[:, None], K)[0, 0]
     predicted = weak[0, 1:] + weak[0, 0] * offset[:2] * torch.tensor([1.0, 320.0 / 300.0])
     assert torch.allclose((2 * pixel + 1) / size - 1, predicted, atol=1e-5)
-    # perspective_to_weak is its inverse.
-    assert torch.allclose(perspective_to_weak(translation, K, size), weak, atol=1e-6)
+    # translation_to_weak is its inverse.
+    assert torch.allclose(translation_to_weak(translation, K, size), weak, atol=1e-6)
 
 
 def test_normalised_coordinates_are_grid_samples_and_the_matrix_form_agrees():

@@ -16,9 +16,11 @@ mesh through the network's own up-sampling operators, so the clothed surface kee
 the body: both meshes stay 2-manifold and in register.
 
 The costs are those of :mod:`munet.fit.silhouette`: body and clothed vertices must project onto
-the mask, and the clothed mesh must reach the mask's outline (while the meshes move rigidly or
-articulate; see :attr:`FitSettings.deform_coverage`); angles pay for their size, the displacement
-field for its size and its roughness (uniform Laplacian of the coarse graph over closed one-rings,
+the mask (through each image's camera, perspective or orthographic: :func:`munet.geometry.project`;
+an orthographic camera cannot see the depth, so the shift along it never moves), and the clothed
+mesh must reach the mask's outline (while the meshes move rigidly or articulate; see
+:attr:`FitSettings.deform_coverage`); angles pay for their size, the displacement field for its
+size and its roughness (uniform Laplacian of the coarse graph over closed one-rings,
 :func:`munet.geometry.uniform_laplacian`). Adam, a fixed number of steps, batched over images.
 """
 
@@ -36,11 +38,11 @@ from pytorch3d.transforms import axis_angle_to_matrix
 from munet.body import pelvis
 from munet.fit.articulation import LIMBS, PIVOTS, articulate, limb_memberships
 from munet.fit.silhouette import MaskTargets, coverage_cost, mask_targets, outside_cost
-from munet.geometry import project, regress_joints, uniform_laplacian
+from munet.geometry import orthographic_flag, project, regress_joints, uniform_laplacian
 from munet.graph import MeshGraph, SparseOperator
 from munet.metrics.image import fraction_on_mask
 from munet.model import MuNet, MuNetOutput
-from munet.model.camera import perspective_to_weak
+from munet.model.camera import translation_to_weak
 
 
 @dataclass(frozen=True)
@@ -189,11 +191,17 @@ class SilhouetteFitter:
         return cls(model.up, model.cloth_up, t.coarse, t.coarse_parts, model.joint_regressor, settings)
 
     def _costs(
-        self, body: torch.Tensor, cloth: torch.Tensor, K: torch.Tensor, targets: MaskTargets, coverage_weight: float
+        self,
+        body: torch.Tensor,
+        cloth: torch.Tensor,
+        K: torch.Tensor,
+        orthographic: torch.Tensor,
+        targets: MaskTargets,
+        coverage_weight: float,
     ) -> torch.Tensor:
         """``(B,)`` silhouette costs of coarse body and clothed vertices ``(B, V_c, 3)``."""
-        cloth_pixels = project(cloth, K)
-        outside = outside_cost(project(body, K), targets) + outside_cost(cloth_pixels, targets)
+        cloth_pixels = project(cloth, K, orthographic)
+        outside = outside_cost(project(body, K, orthographic), targets) + outside_cost(cloth_pixels, targets)
         coverage = coverage_cost(cloth_pixels, targets, self.settings.tolerance * targets.size)
         return self.settings.outside_weight * outside + coverage_weight * coverage
 
@@ -222,7 +230,7 @@ class SilhouetteFitter:
         )
 
     def __call__(
-        self, meshes: FittedMeshes, K: torch.Tensor, masks: list[np.ndarray]
+        self, meshes: FittedMeshes, K: torch.Tensor, masks: list[np.ndarray], orthographic: torch.Tensor | None = None
     ) -> tuple[FittedMeshes, list[FitReport]]:
         """Fit ``meshes`` to ``masks``.
 
@@ -230,6 +238,8 @@ class SilhouetteFitter:
             meshes: the network's meshes (no gradient needed; they are not modified).
             K: ``(B, 3, 3)`` intrinsics in pixels of the masks.
             masks: ``B`` square boolean masks ``(S, S)``, all of one size.
+            orthographic: ``(B,)`` flag, nonzero where ``K`` is orthographic (``None``: all
+                perspective).
 
         Returns:
             The fitted meshes and one report per image.
@@ -247,6 +257,7 @@ class SilhouetteFitter:
         if not all(t.isfinite().all() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)):
             raise ValueError("the meshes to fit hold NaN or infinite values; fit only finite predictions")
         s = self.settings
+        flat = orthographic_flag(orthographic, (batch,), K.device)
         meshes = FittedMeshes(*(t.detach() for t in (meshes.body, meshes.coarse, meshes.cloth, meshes.root)))
         targets = mask_targets(masks, s.outline_points, K.device)
         joints = self.joints(meshes.body)
@@ -281,7 +292,7 @@ class SilhouetteFitter:
                 size = offsets.square().sum(dim=2).mean(dim=1)
                 coverage_weight = s.coverage_weight * (1.0 if step < deform_from else s.deform_coverage)
                 loss = (
-                    self._costs(body, cloth, K, targets, coverage_weight)
+                    self._costs(body, cloth, K, flat, targets, coverage_weight)
                     + s.smoothness_weight * roughness
                     + s.offset_weight * size
                     + s.angle_weight * angles.square().mean(dim=1)
@@ -294,10 +305,10 @@ class SilhouetteFitter:
         milliseconds = 1000.0 * (time.perf_counter() - start) / batch
         reports = [
             FitReport(
-                on_mask_before=_on_mask(meshes.body[i], K[i], masks[i]),
-                on_mask_after=_on_mask(fitted.body[i], K[i], masks[i]),
-                outline_gap_before=_outline_gap(meshes.cloth[i], K[i], targets.outline[i]),
-                outline_gap_after=_outline_gap(fitted.cloth[i], K[i], targets.outline[i]),
+                on_mask_before=_on_mask(meshes.body[i], K[i], flat[i], masks[i]),
+                on_mask_after=_on_mask(fitted.body[i], K[i], flat[i], masks[i]),
+                outline_gap_before=_outline_gap(meshes.cloth[i], K[i], flat[i], targets.outline[i]),
+                outline_gap_after=_outline_gap(fitted.cloth[i], K[i], flat[i], targets.outline[i]),
                 milliseconds=milliseconds,
             )
             for i in range(batch)
@@ -312,6 +323,7 @@ def fit_output(
     input_size: int,
     K_masks: torch.Tensor,
     masks: Sequence[np.ndarray | None],
+    orthographic: torch.Tensor | None = None,
 ) -> tuple[MuNetOutput, list[FitReport | None]]:
     """``output`` of :class:`~munet.model.MuNet` with the meshes of every sample that has a mask
     fitted to it.
@@ -326,6 +338,8 @@ def fit_output(
         input_size: side of those crops, pixels.
         K_masks: ``(B, 3, 3)`` intrinsics in pixels of the masks.
         masks: per sample, a square boolean person mask (all of one size) or ``None``.
+        orthographic: ``(B,)`` flag, nonzero where the sample's camera is orthographic (the same
+            for the crop and the mask: a resize keeps the kind); ``None``: all perspective.
 
     Returns:
         The output and, per sample, its :class:`FitReport` (``None`` where nothing was fitted).
@@ -341,7 +355,8 @@ def fit_output(
     meshes = FittedMeshes(
         *(t[index] for t in (output.body_vertices, output.body_coarse, output.cloth_vertices, output.translation))
     )
-    fitted, fit_reports = fitter(meshes, K_masks[index], [masks[i] for i in chosen])
+    flat = orthographic_flag(orthographic, (len(masks),), index.device)[index]
+    fitted, fit_reports = fitter(meshes, K_masks[index], [masks[i] for i in chosen], flat)
     for i, report in zip(chosen, fit_reports, strict=True):
         reports[i] = report
 
@@ -358,15 +373,15 @@ def fit_output(
         "cloth_vertices": put(output.cloth_vertices, fitted.cloth),
         "cloth_root": put(output.cloth_root, output.cloth_root[index] + shift),
         "translation": put(output.translation, fitted.root),
-        "weak_camera": put(output.weak_camera, perspective_to_weak(fitted.root, K_input[index], input_size)),
+        "weak_camera": put(output.weak_camera, translation_to_weak(fitted.root, K_input[index], input_size, flat)),
     }
     return dataclasses.replace(output, **fields), reports
 
 
-def _on_mask(vertices: torch.Tensor, K: torch.Tensor, mask: np.ndarray) -> float:
-    return fraction_on_mask(vertices.cpu().numpy(), K.cpu().numpy(), mask)
+def _on_mask(vertices: torch.Tensor, K: torch.Tensor, orthographic: torch.Tensor, mask: np.ndarray) -> float:
+    return fraction_on_mask(vertices.cpu().numpy(), K.cpu().numpy(), mask, bool(orthographic))
 
 
-def _outline_gap(vertices: torch.Tensor, K: torch.Tensor, outline: torch.Tensor) -> float:
-    pixels = project(vertices[None], K[None])[0]
+def _outline_gap(vertices: torch.Tensor, K: torch.Tensor, orthographic: torch.Tensor, outline: torch.Tensor) -> float:
+    pixels = project(vertices[None], K[None], orthographic[None])[0]
     return float(torch.cdist(outline, pixels).min(dim=1).values.mean())

@@ -6,7 +6,8 @@ Frames: the camera frame is OpenCV's (x right, y down, z forward), metres; intri
 in pixels with pixel centres at integer coordinates. Rotations come from ``pytorch3d.transforms``
 (axis-angle, 6D, quaternions, Euler angles); nothing here repeats them.
 
-- :func:`project` (:mod:`~munet.geometry.projection`): camera-frame points → pixels.
+- :func:`project` (:mod:`~munet.geometry.projection`): camera-frame points → pixels, through a
+  perspective or an orthographic camera (:func:`orthographic_flag` reads which).
 - :func:`face_normals`, :func:`vertex_normals` (:mod:`~munet.geometry.normals`): area-weighted
   normals of triangle meshes.
 - :func:`manifold_defects` (:mod:`~munet.geometry.manifold`): why faces are not a closed,
@@ -23,13 +24,14 @@ This is a foundation layer: it imports torch, NumPy and PyTorch3D only, never an
 from munet.geometry.laplacian import uniform_laplacian
 from munet.geometry.manifold import manifold_defects
 from munet.geometry.normals import face_normals, vertex_normals
-from munet.geometry.projection import MIN_DEPTH, project
+from munet.geometry.projection import MIN_DEPTH, orthographic_flag, project
 from munet.geometry.regression import regress_joints
 
 __all__ = [
     "MIN_DEPTH",
     "face_normals",
     "manifold_defects",
+    "orthographic_flag",
     "project",
     "regress_joints",
     "uniform_laplacian",

@@ -11,7 +11,7 @@ from pytorch3d.transforms import rotation_6d_to_matrix
 from torch import nn
 
 from munet.graph import GraphResBlock, MeshGraph, VertexGroupNorm
-from munet.model.camera import weak_to_perspective
+from munet.model.camera import weak_to_translation
 from munet.model.sampling import sample_pixel_features
 
 GROUPS = 8
@@ -123,7 +123,12 @@ class BodyGCN(nn.Module):
         self.refine_pooled = nn.Sequential(nn.ReLU(), zero_linear(channels, 6 + 3))
 
     def forward(
-        self, global_feature: torch.Tensor, feature_maps: torch.Tensor, K: torch.Tensor, image_size: int
+        self,
+        global_feature: torch.Tensor,
+        feature_maps: torch.Tensor,
+        K: torch.Tensor,
+        image_size: int,
+        orthographic: torch.Tensor | None = None,
     ) -> BodyEstimate:
         """Estimate the body.
 
@@ -132,6 +137,8 @@ class BodyGCN(nn.Module):
             feature_maps: ``(B, C', h, w)`` covering the whole crop.
             K: ``(B, 3, 3)`` intrinsics in pixels of the ``image_size`` crop.
             image_size: ``S``, the crop's side in pixels.
+            orthographic: ``(B,)`` flag, nonzero where ``K`` is orthographic (``None``: all
+                perspective).
         """
         x = self.embed_position(self.template)[None] + self.embed_global(global_feature)[:, None]
         canonical = self.template + self.head(self.blocks(x))
@@ -141,8 +148,9 @@ class BodyGCN(nn.Module):
         context = self.refine_global(global_feature)[:, None]
         for _ in range(self.iterations):
             with torch.no_grad():
-                points = estimate.posed + weak_to_perspective(estimate.weak_camera, K, image_size)[:, None]
-            pixel = sample_pixel_features(feature_maps, points, K, image_size)
+                root = weak_to_translation(estimate.weak_camera, K, image_size, orthographic)
+                points = estimate.posed + root[:, None]
+            pixel = sample_pixel_features(feature_maps, points, K, image_size, orthographic)
             positions = torch.cat([estimate.canonical, estimate.posed], dim=-1)
             x = self.refine_position(positions) + self.refine_pixel(pixel) + context
             features = self.refine_blocks(x)

@@ -74,6 +74,7 @@ class ClothGCN(nn.Module):
         feature_maps: torch.Tensor,
         global_feature: torch.Tensor,
         image_size: int,
+        orthographic: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Displacements ``(B, V_cloth, 3)`` (metres) of the body ``body`` into the clothed surface.
 
@@ -82,9 +83,11 @@ class ClothGCN(nn.Module):
             root: ``(B, 3)`` camera-frame position of the root (places the body for projection).
             K: ``(B, 3, 3)`` intrinsics; ``image_size``: side of the crop in pixels.
             feature_maps: ``(B, C', h, w)``; global_feature: ``(B, C)``.
+            orthographic: ``(B,)`` flag, nonzero where ``K`` is orthographic (``None``: all
+                perspective).
         """
         normals = vertex_normals(body, self.graph.faces)
-        pixel = sample_pixel_features(feature_maps, body + root[:, None], K, image_size)
+        pixel = sample_pixel_features(feature_maps, body + root[:, None], K, image_size, orthographic)
         parts = self.part_one_hot.expand(body.shape[0], -1, -1)
         x = self.embed_vertex(torch.cat([body, normals, parts, pixel], dim=-1))
         x = x + self.embed_global(global_feature)[:, None]

@@ -12,7 +12,7 @@ from munet.config import MuNetConfig
 from munet.geometry import regress_joints
 from munet.graph import SparseOperator
 from munet.model.body_gcn import BodyGCN, ParamRegressor
-from munet.model.camera import weak_to_perspective
+from munet.model.camera import weak_to_translation
 from munet.model.cloth_gcn import ClothGCN
 from munet.model.encoder import ImageEncoder
 from munet.model.keypoints import KeypointHead
@@ -31,7 +31,8 @@ class MuNetOutput:
         body_rotation: ``(B, 3, 3)`` the body's global orientation: its own frame (the template's,
             upright and facing the camera) → the camera frame.
         weak_camera: ``(B, 3)`` predicted weak-perspective camera ``(s, t_x, t_y)``.
-        translation: ``(B, 3)`` camera-frame pelvis of the body (from ``weak_camera`` and ``K``).
+        translation: ``(B, 3)`` camera-frame pelvis of the body (from ``weak_camera`` and ``K``;
+            :func:`munet.model.camera.weak_to_translation`).
         body_faces: ``(F, 3)`` faces of ``body_vertices``.
         cloth_vertices: ``(B, V_cloth, 3)`` clothed mesh (4,910 vertices with one subdivision).
         cloth_faces: ``(F_cloth, 3)`` its faces.
@@ -140,6 +141,7 @@ class MuNet(nn.Module):
         image: torch.Tensor,
         K: torch.Tensor,
         *,
+        orthographic: torch.Tensor | None = None,
         step: int | None = None,
         gt_body_vertices: torch.Tensor | None = None,
         gt_body_valid: torch.Tensor | None = None,
@@ -150,6 +152,9 @@ class MuNet(nn.Module):
         Args:
             image: ``(B, 3, S, S)`` RGB in ``[0, 1]``.
             K: ``(B, 3, 3)`` intrinsics in pixels of the ``S × S`` crop.
+            orthographic: ``(B,)`` flag (the decoded batch's ``orthographic``), nonzero where
+                ``K`` is an orthographic camera's (:mod:`munet.geometry.projection`); ``None``:
+                all perspective.
             step: the training step, which sets the teacher-forcing probability and the feedback
                 weight (``config.mutual``); ``None`` at inference (no teacher forcing).
             gt_body_vertices: ``(B, V, 3)`` ground-truth body in the camera frame; needed only
@@ -171,12 +176,12 @@ class MuNet(nn.Module):
         if self.keypoint_head is not None:
             heatmaps, pose_code = self.keypoint_head(feature_maps)
             global_feature = global_feature + pose_code
-        estimate = self.body_gcn(global_feature, feature_maps, K, size)
+        estimate = self.body_gcn(global_feature, feature_maps, K, size, orthographic)
         coarse, weak = estimate.posed, estimate.weak_camera
         fine = self.up(coarse)
         root = pelvis(self.regress_joints(fine))
         coarse, fine = coarse - root[:, None], fine - root[:, None]
-        translation = weak_to_perspective(weak, K, size)
+        translation = weak_to_translation(weak, K, size, orthographic)
 
         feedback_body = state.feedback_view(coarse)
         if state.guidance:
@@ -199,7 +204,7 @@ class MuNet(nn.Module):
             base_root = torch.where(forced[:, None], gt_root, base_root)
 
         base_cloth = self.cloth_up(base)
-        offsets = self.cloth_gcn(base_cloth, base_root, K, feature_maps, global_feature, size)
+        offsets = self.cloth_gcn(base_cloth, base_root, K, feature_maps, global_feature, size, orthographic)
         pose, shape = self.param_regressor(coarse) if self.param_regressor is not None else (None, None)
         body_vertices = fine + translation[:, None]
         return MuNetOutput(

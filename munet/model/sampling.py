@@ -10,7 +10,11 @@ from munet.model.camera import pixels_to_normalized
 
 
 def sample_pixel_features(
-    feature_maps: torch.Tensor, points: torch.Tensor, K: torch.Tensor, image_size: int
+    feature_maps: torch.Tensor,
+    points: torch.Tensor,
+    K: torch.Tensor,
+    image_size: int,
+    orthographic: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pixel-aligned features: bilinear samples of ``feature_maps`` where ``points`` project.
 
@@ -19,11 +23,13 @@ def sample_pixel_features(
         points: ``(B, N, 3)`` camera-frame points, metres.
         K: ``(B, 3, 3)`` intrinsics in pixels of the crop.
         image_size: ``S``, side of the crop in pixels.
+        orthographic: ``(B,)`` flag, nonzero where ``K`` is orthographic (``None``: all
+            perspective; :func:`munet.geometry.project`).
 
     Returns:
         ``(B, N, C)``; points projecting outside the crop get zeros. Differentiable with respect to
         the maps and the points.
     """
-    grid = pixels_to_normalized(project(points, K), image_size)[:, :, None, :]  # (B, N, 1, 2)
+    grid = pixels_to_normalized(project(points, K, orthographic), image_size)[:, :, None, :]  # (B, N, 1, 2)
     sampled = F.grid_sample(feature_maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return sampled[..., 0].transpose(1, 2)
