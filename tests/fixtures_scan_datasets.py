@@ -267,3 +267,115 @@ def write_renderpeople(root: Path, model: Path) -> dict:
         fit.write_text("".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in body @ axes.T) + "f 1 2 3\n")
         truth[name] = {"body": body, "scan": vertices}
     return truth
+
+
+# --- CAPE's raw scans and ICON's CAPE test set ---------------------------------------------------
+
+
+def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray | None, binary: bool) -> None:
+    """A PLY file as scanners write it: ``element vertex`` (float ``x y z``, optionally uchar
+    ``red green blue``) and ``element face`` (``list uchar int vertex_indices``), binary little
+    endian or ASCII, the values as given (no unit conversion)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0", "comment 4D scanner"]
+    header += [f"element vertex {len(vertices)}", "property float x", "property float y", "property float z"]
+    if colours is not None:
+        header += ["property uchar red", "property uchar green", "property uchar blue"]
+    header += [f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]
+    text = "\n".join(header) + "\n"
+    if binary:
+        fields = [("xyz", "<f4", 3)] + ([("rgb", "u1", 3)] if colours is not None else [])
+        table = np.zeros(len(vertices), dtype=fields)
+        table["xyz"] = vertices
+        if colours is not None:
+            table["rgb"] = colours
+        corners = np.zeros(len(faces), dtype=[("n", "u1"), ("ids", "<i4", 3)])
+        corners["n"], corners["ids"] = 3, faces
+        path.write_bytes(text.encode() + table.tobytes() + corners.tobytes())
+        return
+    rows = [" ".join(f"{x:.4f}" for x in vertex) for vertex in vertices]
+    if colours is not None:
+        rows = [f"{row} {r} {g} {b}" for row, (r, g, b) in zip(rows, colours)]
+    rows += [f"3 {a} {b} {c}" for a, b, c in faces]
+    path.write_text(text + "\n".join(rows) + "\n")
+
+
+def raw_scan_of(clothed: np.ndarray, faces: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A raw-scan-like surface from a clothed mesh, metres: every face split at its centroid (more
+    vertices than the registration, another topology), 0.5 mm noise, the first 50 faces dropped (a
+    hole: not watertight)."""
+    centroids = clothed[faces].mean(1)
+    vertices = np.concatenate([clothed, centroids]) + rng.normal(scale=5e-4, size=(len(clothed) + len(faces), 3))
+    middle = len(clothed) + np.arange(len(faces))
+    split = [np.stack([faces[:, a], faces[:, b], middle], 1) for a, b in ((0, 1), (1, 2), (2, 0))]
+    return vertices, np.concatenate(split)[50:]
+
+
+def write_cape_raw_scans(root: Path) -> dict[tuple[str, str, str], np.ndarray]:
+    """``raw_scans/<subject>/<seq>/<seq>.<NNNNNN>.ply`` in millimetres beside the sequences that
+    :func:`write_cape` wrote in ``root``, built from each frame's ``v_posed``: 00032 frames 0
+    (binary, vertex colours) and 10 (ASCII) — frame 5 has none; 00134 frame 0 (binary, no
+    colours) and frame 5 written in metres (a file in the wrong units). Returns the raw scans that
+    are in millimetres, in metres, by ``(subject, seq, frame number)``."""
+    rng = np.random.default_rng(13)
+    faces = np.load(root / "misc" / "smpl_tris.npy")
+    written = {}
+    plan = {("00032", "000000"): (True, True, 1e3), ("00032", "000010"): (False, False, 1e3)}
+    plan.update({("00134", "000000"): (True, False, 1e3), ("00134", "000005"): (True, False, 1.0)})
+    sequences = {subject: sequence for subject, sequence in CAPE_SEQUENCES}
+    for (subject, number), (binary, coloured, scale) in plan.items():
+        sequence = sequences[subject]
+        with np.load(root / "sequences" / subject / sequence / f"{sequence}.{number}.npz") as frame:
+            vertices, scan_faces = raw_scan_of(frame["v_posed"], faces, rng)
+        colours = rng.integers(0, 256, size=(len(vertices), 3)) if coloured else None
+        path = root / "raw_scans" / subject / sequence / f"{sequence}.{number}.ply"
+        write_ply(path, vertices * scale, scan_faces, colours, binary)
+        if scale == 1e3:
+            written[(subject, sequence, number)] = vertices
+    return written
+
+
+def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """A plain OBJ (``v`` and ``f`` lines, no texture)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    path.write_text("\n".join(lines) + "\n")
+
+
+ICON_CAPE_IDS = {
+    "00032-shortlong-hips-000010": "male",
+    "00134-longlong-ballet4_trial2-000250": "female",
+    "03223-shortshort-tilt_twist_left-000020": "female",
+}
+"""The fabricated test ids (subject-cloth-motion-frame) and their subjects' genders."""
+
+ICON_CAPE_HARD = ("00134-longlong-ballet4_trial2-000250", "03223-shortshort-tilt_twist_left-000020")
+"""The ids listed in the fabricated ``pose.txt`` (CAPE-NFP)."""
+
+
+def write_cape_icon(root: Path, models: Path) -> dict[str, dict[str, np.ndarray]]:
+    """ICON's CAPE test set in ``root/cape``: ``scans/<id>.obj`` (the clothed scan: the hull of the
+    body grown by 12 %, metres), ``smpl/<id>.obj`` (the posed, translated SMPL body of the subject's
+    gender, 6890 vertices, SMPL's faces, metres), ``test150.txt`` (every id, with ICON's ``cape/``
+    prefix on one) and ``pose.txt`` (:data:`ICON_CAPE_HARD`). Returns per id the ``body`` (6890, 3)
+    and ``scan`` vertices (V, 3), metres."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(17)
+    folder = root / "cape"
+    truth = {}
+    for name, gender in ICON_CAPE_IDS.items():
+        with open(models / f"SMPL_{gender.upper()}.pkl", "rb") as handle:
+            model = pickle.load(handle, encoding="latin1")
+        model["J_regressor"] = scipy.sparse.csc_matrix(model["J_regressor"]).toarray()
+        template = model["v_template"] + model["shapedirs"][:, :, :10] @ rng.normal(size=10)
+        body = cape_lbs(model, template, rng.normal(scale=0.15, size=72)) + [0.2, 0.9, -0.3]
+        scan, faces = hull_scan(body)
+        write_obj(folder / "scans" / f"{name}.obj", scan, faces)
+        write_obj(folder / "smpl" / f"{name}.obj", body, model["f"].astype(np.int64))
+        truth[name] = {"body": body, "scan": scan}
+    names = list(ICON_CAPE_IDS)
+    (folder / "test150.txt").write_text("\n".join([names[0], f"cape/{names[1]}", *names[2:]]) + "\n")
+    (folder / "pose.txt").write_text("\n".join(ICON_CAPE_HARD) + "\n")
+    return truth

@@ -4,13 +4,18 @@
     munet convert h36m --root h36m --out shards/h36m-p2 [--split p2-test|train] [--npz FILE]
     munet convert 3dhp --root mpi_inf_3dhp --out shards/3dhp-test [--split test|train] [--cameras 0 2 4]
     munet convert thuman2 --root THuman2.0 --out shards/thuman2-test --body-models models/ --split test.txt
-    munet convert cape --root CAPE --out shards/cape --body-models models/ [--split FILE] [--every 10]
+    munet convert cape --root CAPE --out shards/cape --body-models models/ [--split FILE] [--every 10] [--scans raw]
+    munet convert cape --root cape_test --out shards/cape-icon --body-models models/ [--split pose.txt]
     munet convert renderpeople --root renderpeople --out shards/rp-test --body-models models/ --split test.txt
 
 Scanned people (thuman2, cape, renderpeople): ``--split FILE`` is a list of subject names (ICON's
 list files; a file whose name contains ``test`` gets the 3 test views 0/120/240°, others 36 views
 10° apart), ``--views N`` overrides the number of views, ``--image-size`` defaults to 512; a
 perspective, near-orthographic camera (see :mod:`munet.convert.scan_views`).
+
+cape: ``--root`` holds CAPE's sequences (``--scans raw``: their raw scans, millimetres, as the
+clothed surface) or ICON's CAPE test set (``scans/``, ``smpl/``; ``--split`` test150.txt, the
+default, or pose.txt), see :mod:`munet.convert.cape` and :mod:`munet.convert.cape_icon`.
 
 Common options: ``--image-size S`` (stored crop side, default 256), ``--every N`` (frame step),
 ``--samples-per-shard``, ``--overwrite``, ``--workers N`` (N units at once as Ray tasks, e.g. under
@@ -50,7 +55,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--split",
         help="3dpw: train|validation|test; h36m: p2-test|train; 3dhp: train|test; thuman2, cape, renderpeople: a "
-        "list file of subject names",
+        "list file of subject names (cape, ICON's test set: test150.txt or pose.txt)",
     )
     parser.add_argument(
         "--body-models",
@@ -60,6 +65,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--views", type=int, help="scans: views per subject (default 36, or 3 for a test list)")
     parser.add_argument(
         "--every", type=int, help="keep every n-th frame (default: 3dpw 1, h36m 5, 3dhp train 10/test 1)"
+    )
+    parser.add_argument(
+        "--scans",
+        choices=("registered", "raw"),
+        help="cape sequences: the clothed surface, registered meshes (default) or raw scans (raw_scans/, mm)",
     )
     parser.add_argument("--npz", help="h36m: the SPIN-style npz in --root, when it holds several")
     parser.add_argument("--cameras", type=int, nargs="+", help="3dhp train: cameras to convert (default all)")
@@ -76,6 +86,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.image_size is None:
         args.image_size = 512 if args.dataset in SCAN_DATASETS else 256
+    if args.scans is not None and args.dataset != "cape":
+        parser.error("--scans applies to cape only")
     if args.dataset in SCAN_DATASETS:
         if args.views is not None and not 1 <= args.views <= 360:
             parser.error(f"--views must be in 1 … 360, got {args.views}")
@@ -123,7 +135,10 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
     if args.dataset == "cape":
         from munet.convert.cape import convert_cape
 
-        return convert_cape(args.root, args.out, body_models=args.body_models, every=args.every or 1, **common)
+        scans = args.scans or "registered"
+        return convert_cape(
+            args.root, args.out, body_models=args.body_models, every=args.every or 1, scans=scans, **common
+        )
     from munet.convert.renderpeople import convert_renderpeople
 
     return convert_renderpeople(args.root, args.out, body_models=args.body_models, **common)
