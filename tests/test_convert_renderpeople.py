@@ -50,7 +50,7 @@ def test_convert(tmp_path, renderpeople, models):
         with torch.no_grad():
             joints = body.regress_joints(torch.tensor(truth[name]["body"][None], dtype=torch.float32))[0].numpy()
         np.testing.assert_allclose(to_world(record.body.joints, record.camera), joints, atol=2e-4)
-        pixels = np.rint(project(record.body.joints, record.camera.K)).astype(int)
+        pixels = np.rint(project(record.body.joints, record.camera.K, record.camera.orthographic)).astype(int)
         assert record.mask[pixels[:, 1], pixels[:, 0]].all()
         rows = np.flatnonzero(record.mask.any(1))
         assert 0.8 * SIZE <= rows[-1] - rows[0] + 1 <= 0.95 * SIZE  # upright: the height fills the frame

@@ -42,7 +42,7 @@ def to_world(points: np.ndarray, camera) -> np.ndarray:
 
 
 def assert_body_in_mask(record) -> None:
-    pixels = np.rint(project(record.body.vertices, record.camera.K)).astype(int)
+    pixels = np.rint(project(record.body.vertices, record.camera.K, record.camera.orthographic)).astype(int)
     assert (pixels >= 0).all() and (pixels < SIZE).all()
     assert record.mask[pixels[:, 1], pixels[:, 0]].all()
 
@@ -59,7 +59,8 @@ def test_convert(tmp_path, thuman, models):
         assert record.targets == ["body_mesh", "cloth", "joints_2d", "joints_3d", "mask"]
         assert record.body.backend == "smplx" and record.body.vertices.shape == (10475, 3)
         assert record.body.pose.shape == (66,) and record.body.shape.shape == (10,)
-        assert record.normal is not None and record.extra_meta["projection"] == "perspective"
+        assert record.normal is not None and record.extra_meta["projection"] == "orthographic"
+        assert record.camera.projection == "orthographic"  # the default, ICON's camera
         assert record.extra_meta["yaw_degrees"] == int(key[-3:])
         assert record.extra_meta["scan_scale"] == pytest.approx(truth[subject]["scale"])
         # Body and scan: one frame, metres (the fit's SMPL-X frame), whatever the scan's units.
@@ -71,8 +72,10 @@ def test_convert(tmp_path, thuman, models):
         assert ((record.cloth.points >= low - 1e-5) & (record.cloth.points <= high + 1e-5)).all()
         np.testing.assert_allclose(np.linalg.norm(record.cloth.normals, axis=1), 1.0, atol=1e-5)
         assert_body_in_mask(record)
-        np.testing.assert_allclose(record.body.joints_2d, project(record.body.joints, record.camera.K), atol=1e-3)
-        # Near-orthographic framing: 10 m per 1.8 m of height, the person 90 % of the image tall.
+        np.testing.assert_allclose(
+            record.body.joints_2d, project(record.body.joints, record.camera.K, orthographic=True), atol=1e-3
+        )
+        # ICON's framing: the person 90 % of the image tall.
         rows = np.flatnonzero(record.mask.any(1))
         assert 0.8 * SIZE <= rows[-1] - rows[0] + 1 <= 0.95 * SIZE
     # The texture's stripes are what the image shows (colours of the fabricated texture only).

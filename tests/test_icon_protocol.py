@@ -135,7 +135,7 @@ def test_icon_protocol_end_to_end(thuman_shards, body_shards, run_dir, tmp_path)
     assert "Protocol **icon**" in markdown and "on 6 samples" in markdown
     assert "6 views of 2 scans at yaw 0, 120, 240°" in markdown
     assert "1,000 samples per mesh, ×100 in the 1.8-unit normalised frame (nominal cm)" in markdown
-    assert "the sample's (perspective); ICON uses an orthographic camera" in markdown
+    assert "the sample's (orthographic); ICON uses an orthographic camera" in markdown
     assert "predicted from the image" in markdown and "pelvis" in markdown
     assert "| nc |" in markdown and "| chamfer_cm |" in markdown and "mpjpe" not in markdown
     assert (out / "overlays.png").is_file()

@@ -10,8 +10,9 @@
 
 Scanned people (thuman2, cape, renderpeople): ``--split FILE`` is a list of subject names (ICON's
 list files; a file whose name contains ``test`` gets the 3 test views 0/120/240°, others 36 views
-10° apart), ``--views N`` overrides the number of views, ``--image-size`` defaults to 512; a
-perspective, near-orthographic camera (see :mod:`munet.convert.scan_views`).
+10° apart), ``--views N`` overrides the number of views, ``--image-size`` defaults to 512;
+``--camera orthographic`` (default, ICON's) or ``perspective`` (a far pinhole) records the views'
+projection in each sample's camera (see :mod:`munet.convert.scan_views`).
 
 cape: ``--root`` holds CAPE's sequences (``--scans raw``: their raw scans, millimetres, as the
 clothed surface) or ICON's CAPE test set (``scans/``, ``smpl/``; ``--split`` test150.txt, the
@@ -36,6 +37,7 @@ from collections.abc import Sequence
 
 from munet.console import setup_console
 from munet.convert.output import ConvertError, ConvertReport
+from munet.data.camera import ORTHOGRAPHIC, PROJECTIONS
 
 DATASETS = ("3dpw", "h36m", "3dhp", "thuman2", "cape", "renderpeople")
 SCAN_DATASETS = ("thuman2", "cape", "renderpeople")
@@ -64,6 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, help="stored crop side, pixels (default 256; scans 512)")
     parser.add_argument("--views", type=int, help="scans: views per subject (default 36, or 3 for a test list)")
     parser.add_argument(
+        "--camera",
+        choices=PROJECTIONS,
+        default=ORTHOGRAPHIC,
+        help="scans: the views' camera (default orthographic, as ICON's; perspective: a far pinhole)",
+    )
+    parser.add_argument(
         "--every", type=int, help="keep every n-th frame (default: 3dpw 1, h36m 5, 3dhp train 10/test 1)"
     )
     parser.add_argument(
@@ -91,6 +99,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.dataset in SCAN_DATASETS:
         if args.views is not None and not 1 <= args.views <= 360:
             parser.error(f"--views must be in 1 … 360, got {args.views}")
+        if args.dataset == "cape" and args.camera != ORTHOGRAPHIC:
+            parser.error(
+                "cape: only --camera orthographic (the default) is available; thuman2 and renderpeople take both"
+            )
         return _check_common(parser, args)
     args.split = args.split or _DEFAULT_SPLIT[args.dataset]
     if args.split not in _SPLITS[args.dataset]:
@@ -131,7 +143,7 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
     if args.dataset == "thuman2":
         from munet.convert.thuman2 import convert_thuman2
 
-        return convert_thuman2(args.root, args.out, body_models=args.body_models, **common)
+        return convert_thuman2(args.root, args.out, body_models=args.body_models, projection=args.camera, **common)
     if args.dataset == "cape":
         from munet.convert.cape import convert_cape
 
@@ -141,7 +153,7 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
         )
     from munet.convert.renderpeople import convert_renderpeople
 
-    return convert_renderpeople(args.root, args.out, body_models=args.body_models, **common)
+    return convert_renderpeople(args.root, args.out, body_models=args.body_models, projection=args.camera, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,6 +41,7 @@ from munet.convert.scan_views import (
     write_rendered_units,
     yaws_for,
 )
+from munet.data.camera import ORTHOGRAPHIC
 from munet.data.schema import BodyRecord, SampleRecord
 from munet.data.textured import TexturedRenderer
 
@@ -96,6 +97,7 @@ def convert_renderpeople(
     body_models: str | os.PathLike | None = None,
     split: str | Path | None = None,
     views: int | None = None,
+    projection: str = ORTHOGRAPHIC,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
@@ -110,6 +112,8 @@ def convert_renderpeople(
         body_models: folder with ``SMPLX_MALE`` (needed when ``root/smplx`` holds fits).
         split: a list file of scan names; ``None``: every scan.
         views: views per scan; ``None``: 3 for a test list, else 36.
+        projection: the views' camera, ``"orthographic"`` (ICON's) or ``"perspective"`` (see
+            :mod:`munet.convert.scan_views`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
@@ -135,12 +139,15 @@ def convert_renderpeople(
     units = [Unit(name, str(scans.get(name, root / f"{name}_OBJ")), scans.get(name)) for name in names]
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
-        yield from scan_views(load_subject(root, unit, regressor), renderer, SOURCE, yaws, cloth_points)
+        yield from scan_views(
+            load_subject(root, unit, regressor), renderer, SOURCE, yaws, cloth_points, projection=projection
+        )
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
         "subjects": len(names),
         "yaws": list(yaws),
+        "projection": projection,
         "image_size": image_size,
         "cloth_points": cloth_points,
     }

@@ -6,12 +6,14 @@ views, 10° apart; test views 0°, 120°, 240°), the person centred on the fitt
 bounding box vertically (``y``), framed as ICON frames a scan scaled to a height of 1.8 units in a
 view 2 units across (the person spans 90 % of the image height).
 
-**Only a perspective camera is implemented** (ICON uses an orthographic one; an orthographic camera
-is not supported yet, as MuNet's model and metrics are perspective). The camera stands
-:data:`DISTANCE_IN_HEIGHTS` × (height / 1.8) in front of the centre — 10 m for a 1.8 m person,
-near-orthographic — with focal length ``f = 0.9 · S · distance / height`` pixels (``5 S``) and the
-principal point at the image centre. Every sample records ``"projection": "perspective"``, its
-``yaw_degrees`` and the camera distance in ``meta.json``.
+The camera (``projection``, ``munet convert --camera``) is **orthographic** by default, as ICON's:
+``f = 0.9 · S / height`` pixels per metre, so that the person spans 90 % of the image height.
+A **perspective** camera sees the same framing from afar: focal length ``f = 0.9 · S · distance /
+height`` pixels (``5 S``), near-orthographic. Both have the principal point at the image centre and
+stand :data:`DISTANCE_IN_HEIGHTS` × (height / 1.8) in front of the centre — 10 m for a 1.8 m person
+(the orthographic camera's nominal depth: the stored camera-frame geometry is the same for both
+kinds, only ``K`` and the projection differ). Every sample records its ``projection`` in
+``camera.json`` and ``meta.json``, its ``yaw_degrees`` and the camera distance in ``meta.json``.
 
 Frames and units: the *world* is the data set's scan frame converted to metres (each converter
 documents its unit conversion) with +y up and the person facing +z (SMPL's canonical frame); the
@@ -41,7 +43,7 @@ import cv2
 import numpy as np
 
 from munet.convert.output import ConvertReport, Skip, Unit, UnitError, write_units
-from munet.data.camera import Camera
+from munet.data.camera import ORTHOGRAPHIC, PERSPECTIVE, Camera
 from munet.data.generate import sample_surface
 from munet.data.render import Lighting
 from munet.data.schema import BodyRecord, ClothRecord, SampleRecord, make_key
@@ -277,9 +279,12 @@ def yaw_rotation(degrees: float) -> np.ndarray:
     return np.diag([1.0, -1.0, -1.0]) @ turn
 
 
-def view_camera(vertices: np.ndarray, pelvis: np.ndarray | None, yaw: float, image_size: int) -> Camera:
+def view_camera(
+    vertices: np.ndarray, pelvis: np.ndarray | None, yaw: float, image_size: int, projection: str = ORTHOGRAPHIC
+) -> Camera:
     """The camera of one view (see the module docstring): centred on the pelvis (x, z) or the
-    bounding-box middle, and the bounding-box middle (y)."""
+    bounding-box middle, and the bounding-box middle (y); ``projection`` ``"orthographic"`` or
+    ``"perspective"``."""
     low, high = vertices.min(0), vertices.max(0)
     centre = (low + high) / 2
     if pelvis is not None:
@@ -288,11 +293,13 @@ def view_camera(vertices: np.ndarray, pelvis: np.ndarray | None, yaw: float, ima
     if not height > 0:
         raise ValueError("the scan has no height (flat in y)")
     distance = DISTANCE_IN_HEIGHTS * height / NORMALISED_HEIGHT
-    focal = NORMALISED_HEIGHT / VIEW_SPAN * image_size * distance / height
+    focal = NORMALISED_HEIGHT / VIEW_SPAN * image_size / height  # pixels per metre at any depth
+    if projection == PERSPECTIVE:
+        focal *= distance  # pixels per metre at the centre's depth
     principal = (image_size - 1) / 2
     K = np.array([[focal, 0.0, principal], [0.0, focal, principal], [0.0, 0.0, 1.0]])
     R = yaw_rotation(yaw)
-    return Camera(K=K, R=R, t=-R @ centre + [0.0, 0.0, distance], image_size=image_size)
+    return Camera(K=K, R=R, t=-R @ centre + [0.0, 0.0, distance], image_size=image_size, projection=projection)
 
 
 def rotate_orientation(pose: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -314,9 +321,11 @@ def scan_views(
     yaws: Sequence[int],
     cloth_points: int,
     view_prefix: str = "",
+    projection: str = ORTHOGRAPHIC,
 ) -> Iterator[SampleRecord]:
     """The samples of one scanned subject, one per yaw (increasing keys
-    ``source/name/{view_prefix}{yaw:03d}``; the prefix names e.g. a frame of a sequence).
+    ``source/name/{view_prefix}{yaw:03d}``; the prefix names e.g. a frame of a sequence), seen by
+    ``projection`` cameras (``"orthographic"`` or ``"perspective"``, see the module docstring).
 
     Raises:
         UnitError: a degenerate scan (zero area, no height).
@@ -324,7 +333,7 @@ def scan_views(
     rng = np.random.default_rng(subject_seed(f"{subject.name}/{view_prefix}"))
     try:
         points, normals = sample_surface(rng, subject.vertices, subject.faces, cloth_points)
-        cameras = [view_camera(subject.vertices, subject.pelvis, yaw, renderer.image_size) for yaw in yaws]
+        cameras = [view_camera(subject.vertices, subject.pelvis, yaw, renderer.image_size, projection) for yaw in yaws]
     except ValueError as exc:
         raise UnitError(subject.name, f"degenerate scan: {exc}") from exc
     if subject.texture is None:
@@ -335,7 +344,7 @@ def scan_views(
     height = float(np.ptp(subject.vertices[:, 1]))
     for yaw, camera in zip(yaws, cameras):
         vertices = camera.world_to_camera(subject.vertices)
-        frame = renderer.render(vertices, faces, uvs, texture, camera.K, lighting)
+        frame = renderer.render(vertices, faces, uvs, texture, camera.K, lighting, orthographic=camera.orthographic)
         body = BodyRecord(backend="none")
         if subject.body is not None:
             world = subject.body
@@ -346,7 +355,7 @@ def scan_views(
                 shape=world.shape,
                 vertices=None if world.vertices is None else camera.world_to_camera(world.vertices),
                 joints=joints,
-                joints_2d=project(joints, camera.K),
+                joints_2d=project(joints, camera.K, camera.orthographic),
             )
         yield SampleRecord(
             key=make_key(source, subject.name, f"{view_prefix}{yaw:03d}"),
@@ -368,7 +377,7 @@ def scan_views(
                 "subject": subject.name,
                 "view": int(yaw),
                 "yaw_degrees": float(yaw),
-                "projection": "perspective",
+                "projection": camera.projection,
                 "camera_distance_m": DISTANCE_IN_HEIGHTS * height / NORMALISED_HEIGHT,
                 "units": "metres",
             },

@@ -52,6 +52,7 @@ from munet.convert.scan_views import (
     write_rendered_units,
     yaws_for,
 )
+from munet.data.camera import ORTHOGRAPHIC
 from munet.data.schema import BodyRecord, SampleRecord
 from munet.data.textured import TexturedRenderer
 from munet.safe_pickle import UnsafePickleError, load_restricted
@@ -255,6 +256,7 @@ def convert_thuman2(
     body_models: str | os.PathLike | None,
     split: str | Path | None = None,
     views: int | None = None,
+    projection: str = ORTHOGRAPHIC,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
@@ -271,6 +273,8 @@ def convert_thuman2(
         split: a list file of subject ids (ICON's ``train.txt``/``val.txt``/``test.txt``);
             ``None``: every scan in ``root``.
         views: views per subject, evenly spaced in yaw; ``None``: 3 for a test list, else 36.
+        projection: the views' camera, ``"orthographic"`` (ICON's) or ``"perspective"`` (see
+            :mod:`munet.convert.scan_views`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
@@ -297,12 +301,15 @@ def convert_thuman2(
     units = [Unit(name, str(scans.get(name, root / name / f"{name}.obj")), scans.get(name)) for name in subjects]
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
-        yield from scan_views(load_subject(root, unit, fits), renderer, SOURCE, yaws, cloth_points)
+        yield from scan_views(
+            load_subject(root, unit, fits), renderer, SOURCE, yaws, cloth_points, projection=projection
+        )
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
         "subjects": len(subjects),
         "yaws": list(yaws),
+        "projection": projection,
         "image_size": image_size,
         "cloth_points": cloth_points,
     }

@@ -1,9 +1,15 @@
-"""Perspective cameras for rendering and for the sample schema.
+"""Cameras (perspective or orthographic) for rendering and for the sample schema.
 
 Frames: the *world* is the body model's frame (Anny: Z up, front −Y, metres); the *camera* frame is
 OpenCV's (x right, y down, z forward, metres). Intrinsics ``K`` are in pixels of a square ``S × S``
 crop with OpenCV's pixel convention: pixel ``(i, j)`` has its centre at ``(u, v) = (j, i)``, so the
 crop spans ``[-0.5, S - 0.5]`` in both axes.
+
+A camera's ``projection`` says how ``K`` maps the camera frame to pixels
+(:func:`munet.geometry.project`): ``"perspective"`` (a pinhole, ``u = f_x x / z + c_x``) or
+``"orthographic"`` (``u = f_x x + c_x``, ``f`` in pixels per metre; points keep a nominal depth, the
+camera's distance, so they stay in front of it). Records written before the field existed are
+perspective.
 
 :func:`sample_camera` places a camera around a person and chooses the crop so that the person fits
 with a margin: the sampled quantities are the distance (perspective strength), elevation, yaw,
@@ -27,21 +33,32 @@ WORLD_FRONT = np.array([0.0, -1.0, 0.0])
 """The direction the body faces in the world (Anny: −Y)."""
 
 
+PERSPECTIVE = "perspective"
+"""A pinhole camera: ``K`` divides by the depth."""
+ORTHOGRAPHIC = "orthographic"
+"""A parallel projection: ``K`` maps camera-frame metres to pixels without the division by depth
+(the camera ICON-style renders of scans use)."""
+PROJECTIONS = (PERSPECTIVE, ORTHOGRAPHIC)
+"""The values of :attr:`Camera.projection`."""
+
+
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera: world → camera extrinsics and crop intrinsics.
+    """A camera: world → camera extrinsics, crop intrinsics and the kind of projection.
 
     Attributes:
         K: (3, 3) intrinsics in pixels of the ``image_size``² crop (OpenCV convention).
         R: (3, 3) rotation world → camera.
         t: (3,) translation world → camera, metres: ``x_cam = R @ x_world + t``.
         image_size: side S of the square crop, pixels.
+        projection: one of :data:`PROJECTIONS` (module doc); ``"perspective"`` by default.
     """
 
     K: np.ndarray
     R: np.ndarray
     t: np.ndarray
     image_size: int
+    projection: str = PERSPECTIVE
 
     def __post_init__(self) -> None:
         for name, shape in (("K", (3, 3)), ("R", (3, 3)), ("t", (3,))):
@@ -52,6 +69,14 @@ class Camera:
         if int(self.image_size) <= 0:
             raise ValueError(f"Camera.image_size must be positive, got {self.image_size}")
         object.__setattr__(self, "image_size", int(self.image_size))
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"Camera.projection must be one of {PROJECTIONS}, got {self.projection!r}")
+
+    @property
+    def orthographic(self) -> bool:
+        """Whether ``K`` is an orthographic camera's (the ``orthographic`` flag of
+        :func:`munet.geometry.project`)."""
+        return self.projection == ORTHOGRAPHIC
 
     @property
     def center(self) -> np.ndarray:
@@ -67,31 +92,41 @@ class Camera:
         return np.asarray(vectors, dtype=np.float64) @ self.R.T
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (``K``, ``R``, ``t`` as nested lists, ``image_size``)."""
+        """JSON-ready dict (``K``, ``R``, ``t`` as nested lists, ``image_size``, ``projection``)."""
         return {
             "K": self.K.tolist(),
             "R": self.R.tolist(),
             "t": self.t.tolist(),
             "image_size": self.image_size,
+            "projection": self.projection,
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Camera:
-        """Inverse of :meth:`to_dict`.
+        """Inverse of :meth:`to_dict`; a dict without ``projection`` (written before it existed)
+        is a perspective camera.
 
         Raises:
-            ValueError: a key is missing (the message lists the expected keys).
+            ValueError: a key is missing (the message lists the expected keys) or ``projection``
+                is not one of :data:`PROJECTIONS`.
         """
         missing = [k for k in ("K", "R", "t", "image_size") if k not in values]
         if missing:
-            raise ValueError(f"camera dict lacks {missing}; expected keys K, R, t, image_size")
-        return cls(K=values["K"], R=values["R"], t=values["t"], image_size=values["image_size"])
+            raise ValueError(f"camera dict lacks {missing}; expected keys K, R, t, image_size (and projection)")
+        return cls(
+            K=values["K"],
+            R=values["R"],
+            t=values["t"],
+            image_size=values["image_size"],
+            projection=values.get("projection", PERSPECTIVE),
+        )
 
 
 def resize_intrinsics(K: np.ndarray, scale: float) -> np.ndarray:
     """Intrinsics (..., 3, 3) of the same view on an image resized by ``scale`` (pixel-centre exact).
 
-    With OpenCV's convention a point at pixel ``u`` moves to ``(u + 0.5) * scale - 0.5``.
+    With OpenCV's convention a point at pixel ``u`` moves to ``(u + 0.5) * scale - 0.5``. The map is
+    affine in the pixels, so it holds for perspective and orthographic intrinsics alike.
     """
     resized = np.asarray(K, dtype=np.float64).copy()
     resized[..., :2, :] *= scale

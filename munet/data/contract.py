@@ -8,6 +8,8 @@ trained body model's vertex, pose and shape sizes; float32 unless said otherwise
 ``image``            (3, S, S)    RGB, uint8 in [0, 255]
 ``mask``             (1, S, S)    uint8 in {0, 1} (zeros where ``has_mask`` is 0)
 ``K``                (3, 3)       intrinsics in pixels of the S × S image
+``orthographic``     ()           1 where ``K`` is an orthographic camera's, 0 for a perspective one
+                                  (:func:`munet.geometry.project`; pass it wherever ``K`` goes)
 ``body_vertices``    (V, 3)       camera frame, metres (zeros where ``has_body_mesh`` is 0)
 ``body_joints``      (17, 3)      COCO-17, camera frame, metres
 ``joints_2d``        (17, 2)      pixels of the S × S image

@@ -150,6 +150,7 @@ def decode_sample(
     sample = {
         "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.uint8),
         "K": resize_intrinsics(camera.K, scale).astype(np.float32),
+        "orthographic": _flag(camera.orthographic),
         "source": np.array(source, np.int64),
         **_mask_target(mask, image_size),
         **_body_targets(stored_body, body, scale),

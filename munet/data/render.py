@@ -12,7 +12,7 @@ composited over a background image (see :func:`munet.data.scene.sample_backgroun
 
 The projection is built from the OpenCV intrinsics exactly, pixel centres included: a vertex that
 :func:`munet.geometry.project` sends to pixel ``(u, v)`` is rasterised at the centre of pixel
-column ``u``, row ``v``.
+column ``u``, row ``v`` — through a perspective or an orthographic camera (``orthographic``).
 """
 
 from __future__ import annotations
@@ -103,16 +103,27 @@ class Frame:
     depth: np.ndarray
 
 
-def opengl_projection(K: np.ndarray, size: int, near: float, far: float) -> np.ndarray:
+def opengl_projection(K: np.ndarray, size: int, near: float, far: float, orthographic: bool = False) -> np.ndarray:
     """OpenGL projection (4, 4) equivalent to OpenCV intrinsics ``K`` on a ``size``² image.
 
     Works on camera-frame (OpenCV) coordinates directly. Window x/y equal pixel coordinates + 0.5
     (GL pixel centres sit at half-integers), and image row 0 is framebuffer row 0, so the buffer
     read back from OpenGL (bottom row first) is already in image order. Depth maps ``near``..``far``
-    (metres) to NDC −1..1.
+    (metres) to NDC −1..1 (in 1 / z for a perspective camera, linearly for an orthographic one).
+    ``orthographic``: ``K`` is an orthographic camera's (``u = f_x x + s y + c_x``, no division by
+    the depth; :func:`munet.geometry.project`), and the clip ``w`` is 1.
     """
     fx, skew, cx = K[0]
     fy, cy = K[1, 1], K[1, 2]
+    if orthographic:
+        return np.array(
+            [
+                [2 * fx / size, 2 * skew / size, 0.0, (2 * cx + 1) / size - 1],
+                [0.0, 2 * fy / size, 0.0, (2 * cy + 1) / size - 1],
+                [0.0, 0.0, 2 / (far - near), -(far + near) / (far - near)],
+                [0.0, 0.0, 0.0, 1.0],
+            ]
+        )
     return np.array(
         [
             [2 * fx / size, 2 * skew / size, (2 * cx + 1) / size - 1, 0.0],
@@ -242,6 +253,7 @@ class Renderer:
         K: np.ndarray,
         lighting: Lighting,
         background: np.ndarray | None = None,
+        orthographic: bool = False,
     ) -> Frame:
         """Render a mesh seen by a camera with intrinsics ``K``.
 
@@ -252,8 +264,9 @@ class Renderer:
             K: (3, 3) intrinsics in pixels of the ``image_size``² frame.
             lighting: light in the camera frame (see :func:`munet.data.scene.sample_lighting`).
             background: (S, S, 3) uint8 behind the person; black when ``None``.
+            orthographic: ``K`` is an orthographic camera's (see :func:`opengl_projection`).
         """
-        color, geometry = self._rasterize(vertices, faces, colors, K, lighting, background, with_geometry=True)
+        color, geometry = self._rasterize(vertices, faces, colors, K, lighting, background, orthographic, True)
         return resolve_frame(color, geometry, self.image_size, background)
 
     def render_picture(
@@ -264,11 +277,12 @@ class Renderer:
         K: np.ndarray,
         lighting: Lighting,
         background: np.ndarray | None = None,
+        orthographic: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """What a picture needs of :meth:`render` (same arguments): the ``(S, S, 3)`` uint8 image
         and the ``(S, S)`` bool mask, without reading back and resolving the normal and depth
         targets (about half the time of :meth:`render`)."""
-        color, _ = self._rasterize(vertices, faces, colors, K, lighting, background, with_geometry=False)
+        color, _ = self._rasterize(vertices, faces, colors, K, lighting, background, orthographic, False)
         image, coverage = composite(color, background, self.image_size)
         return image, coverage >= 0.5
 
@@ -280,6 +294,7 @@ class Renderer:
         K: np.ndarray,
         lighting: Lighting,
         background: np.ndarray | None,
+        orthographic: bool,
         with_geometry: bool,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Check the inputs and draw: the super-sampled colour target and, ``with_geometry``, the
@@ -293,7 +308,7 @@ class Renderer:
         depth_range = vertices[:, 2].min(), vertices[:, 2].max()
         size = self.image_size * self.supersample
         projection = opengl_projection(
-            resize_intrinsics(K, self.supersample), size, 0.5 * depth_range[0], 2 * depth_range[1]
+            resize_intrinsics(K, self.supersample), size, 0.5 * depth_range[0], 2 * depth_range[1], orthographic
         )
         with self._ctx:  # current in this thread for the call (see _release_current_context)
             return self._draw(projection, lighting, data, faces, with_geometry)

@@ -19,7 +19,8 @@ the first dot of its base name). Its members, named ``{key}.{member}``:
                 (Vc, 3), ``faces`` (Fc, 3) int32 (outward), ``face_labels`` (Fc,) uint8, and
                 ``points`` / ``normals`` (N, 3): N points sampled uniformly on the surface with
                 outward unit normals.
-``camera.json`` ``K``, ``R``, ``t`` (world → camera), ``image_size`` (see :class:`Camera`).
+``camera.json`` ``K``, ``R``, ``t`` (world → camera), ``image_size`` and ``projection``
+                (``perspective`` or ``orthographic``; absent: perspective), see :class:`Camera`.
 ``meta.json``   ``schema_version``, ``source``, ``garments`` (list of str), ``targets`` (the
                 sorted :data:`TARGETS` the sample holds), free extra fields (the synthetic
                 generator adds ``subject``, ``view``, ``seed``, ``pose_family`` and
@@ -532,7 +533,8 @@ def read_cloth(raw: dict[str, Any]) -> ClothRecord:
 
 
 def read_camera(raw: dict[str, Any]) -> Camera:
-    """The sample's camera."""
+    """The sample's camera (perspective when ``camera.json`` has no ``projection``, as shards
+    written before the field existed)."""
     values = _json(raw, CAMERA_MEMBER)
     try:
         camera = Camera.from_dict(values)

@@ -2,7 +2,7 @@
 
 The camera convention is that of :mod:`munet.data.render` exactly: OpenCV intrinsics ``K`` in
 pixels of an ``S × S`` frame, pixel centres included, camera-frame (OpenCV) vertex positions in
-metres, projected by :func:`munet.data.render.opengl_projection`. One draw call writes the
+metres, projected by :func:`munet.data.render.opengl_projection` (perspective or orthographic). One draw call writes the
 textured colour (with coverage in alpha) and the camera-frame normal with metric depth; the frame
 is rendered ``supersample`` times larger and box-filtered down (binary mask: at least half of a
 pixel's sub-samples covered). The context is created the same way as :class:`~munet.data.render.Renderer`'s
@@ -113,6 +113,7 @@ class TexturedRenderer:
         K: np.ndarray,
         lighting: Lighting = UNLIT,
         background: np.ndarray | None = None,
+        orthographic: bool = False,
     ) -> Frame:
         """Render a textured mesh seen by a camera with intrinsics ``K``.
 
@@ -126,6 +127,8 @@ class TexturedRenderer:
             K: (3, 3) intrinsics in pixels of the ``image_size``² frame.
             lighting: light in the camera frame; default :data:`UNLIT`.
             background: (S, S, 3) uint8 behind the person; black when ``None``.
+            orthographic: ``K`` is an orthographic camera's (no division by the depth; the
+                vertices keep a nominal depth in front of the camera).
 
         Returns:
             The frame (RGB, mask, camera-frame normals, depth), as :class:`munet.data.render.Frame`.
@@ -139,7 +142,7 @@ class TexturedRenderer:
         data = np.concatenate([vertices[corners], normals[corners], uvs.reshape(-1, 2)], axis=1).astype(np.float32)
         near, far = 0.5 * vertices[:, 2].min(), 2 * vertices[:, 2].max()
         size = self.image_size * self.supersample
-        projection = opengl_projection(resize_intrinsics(K, self.supersample), size, near, far)
+        projection = opengl_projection(resize_intrinsics(K, self.supersample), size, near, far, orthographic)
         with self._ctx:
             color, geometry = self._draw(projection, lighting, data, texture)
         return resolve_frame(color, geometry, self.image_size, background)

@@ -156,13 +156,15 @@ def predict_batch(
     device = next(model.parameters()).device
     stacked = {key: np.stack([item.inputs[key] for item in items]) for key in items[0].inputs}
     batch = batch_to_tensors(stacked, device)
-    output = model(batch["image"], batch["K"])
+    output = model(batch["image"], batch["K"], orthographic=batch.get("orthographic"))
     if fitter is not None:
         K_masks = torch.as_tensor(
             np.stack([item.record.camera.K for item in items]), dtype=torch.float32, device=device
         )
         masks = [item.record.mask for item in items]
-        output, _ = fit_output(fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks)
+        output, _ = fit_output(
+            fitter, output, batch["K"], batch["image"].shape[-1], K_masks, masks, batch.get("orthographic")
+        )
     return batch, output
 
 
@@ -209,7 +211,9 @@ def evaluate_batch(
     # 2D alignment in the full-resolution render: the decoded K is the render's K resized, and
     # both see the same camera frame.
     on_mask = [
-        float("nan") if item.record.mask is None else fraction_on_mask(vertices, item.record.camera.K, item.record.mask)
+        float("nan")
+        if item.record.mask is None
+        else fraction_on_mask(vertices, item.record.camera.K, item.record.mask, item.record.camera.orthographic)
         for vertices, item in zip(output.body_vertices.cpu().numpy(), items, strict=True)
     ]
     values = {**body, **surface, "body_on_mask": on_mask}

@@ -7,7 +7,8 @@ Term names are the fields of :class:`~munet.config.LossConfig`; each weight is a
 :class:`~munet.config.Schedule` evaluated at ``step``. Frames: body terms align each skeleton on its
 own pelvis; clothed and consistency terms compare root-relative surfaces (the predicted clothed
 mesh relative to the pelvis of the body it was built on, the target points relative to the
-ground-truth pelvis), so the camera translation is learnt from the 2D reprojection alone.
+ground-truth pelvis), so the camera translation is learnt from the 2D reprojection alone (through
+each sample's camera: the batch's ``orthographic`` flag, absent meaning all perspective).
 
 Partial supervision: the batch's flags (:mod:`munet.data.contract`; absent flags mean every target
 is real) weigh each term by the samples or joints that have its target
@@ -170,7 +171,12 @@ def compute_losses(
         ),
         "body_orientation": lambda: orientation_loss(output.body_rotation, gt_rotation(), w["all_joints"]),
         "body_reproj": lambda: reprojection_loss(
-            output.body_joints, batch["K"], batch["joints_2d"], batch["image"].shape[-1], w["joints_2d"]
+            output.body_joints,
+            batch["K"],
+            batch["joints_2d"],
+            batch["image"].shape[-1],
+            w["joints_2d"],
+            batch.get("orthographic"),
         ),
         "body_params": lambda: param_loss(
             output.body_pose, output.body_shape, batch["body_pose"], batch["body_shape"], w["mesh"]

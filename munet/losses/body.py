@@ -55,6 +55,7 @@ def reprojection_loss(
     gt_joints_2d: torch.Tensor,
     image_size: int,
     weight: torch.Tensor | None = None,
+    orthographic: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L1 error of projected joints in normalised image coordinates.
 
@@ -64,8 +65,10 @@ def reprojection_loss(
         gt_joints_2d: ``(B, J, 2)`` target pixels.
         image_size: side ``S`` of the crop, pixels.
         weight: ``(B, J)`` joints that count.
+        orthographic: ``(B,)`` flag, nonzero where ``K`` is orthographic (``None``: all
+            perspective; :func:`munet.geometry.project`).
     """
-    pred_2d = project(pred_joints, K)
+    pred_2d = project(pred_joints, K, orthographic)
     _same_shape("reprojection_loss", pred_2d, gt_joints_2d)
     error = pixels_to_normalized(pred_2d, image_size) - pixels_to_normalized(gt_joints_2d, image_size)
     return weighted_mean(error.abs(), weight)

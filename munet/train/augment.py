@@ -18,7 +18,9 @@ Image and mask are resampled once through ``A`` (bilinear; the mask thresholded 
 source crop both are 0).
 
 A crop change is a change of intrinsics only: ``K' = A K D`` with ``D = diag(f, 1, 1)``, and the 2D
-joints map through ``A``. The zoom and shift leave every 3D target as it is. A flip is a reflection
+joints map through ``A``. This holds for perspective and orthographic ``K`` alike (the pixel map is
+affine and ``D`` reflects the camera-frame x before either projection), so the per-sample
+``orthographic`` flag stays as it is. The zoom and shift leave every 3D target as it is. A flip is a reflection
 of the scene, ``X → D X``: every 3D point has its x negated, so that ``K' D X = A K X`` projects to
 the flipped image. The person's left becomes their right, so ordered targets are renumbered:
 
@@ -56,6 +58,7 @@ CONTRACT_KEYS = (
     "image",
     "mask",
     "K",
+    "orthographic",
     "body_vertices",
     "body_joints",
     "joints_2d",

@@ -104,6 +104,7 @@ def training_step(
         output = model(
             tensors["image"],
             tensors["K"],
+            orthographic=tensors.get("orthographic"),
             step=step,
             gt_body_vertices=tensors.get("body_vertices"),
             gt_body_valid=tensors.get("has_body_mesh"),
