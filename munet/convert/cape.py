@@ -61,6 +61,7 @@ from munet.convert.bodies import GenderedBodies
 from munet.convert.cape_icon import convert_cape_icon, find_test_set
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
 from munet.convert.scan_views import ScanSubject, read_split, scan_views, write_rendered_units, yaws_for
+from munet.data.camera import ORTHOGRAPHIC
 from munet.data.schema import BodyRecord, SampleRecord
 from munet.data.textured import TexturedRenderer
 from munet.safe_pickle import load_restricted
@@ -176,6 +177,7 @@ def convert_cape(
     views: int | None = None,
     every: int = 1,
     scans: str = "registered",
+    projection: str = ORTHOGRAPHIC,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
@@ -196,6 +198,8 @@ def convert_cape(
         views: views per frame, evenly spaced in yaw; ``None``: 0°, 120°, 240°.
         every: keep every n-th frame of a sequence (sequences only).
         scans: the clothed surface of the sequences: ``registered`` or ``raw`` (:data:`SCANS`).
+        projection: the views' camera, ``"orthographic"`` (ICON's) or ``"perspective"`` (see
+            :mod:`munet.convert.scan_views`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
@@ -235,6 +239,7 @@ def convert_cape(
             genders=_genders(root),
             split=split,
             views=views,
+            projection=projection,
             image_size=image_size,
             cloth_points=cloth_points,
             samples_per_shard=samples_per_shard,
@@ -265,12 +270,13 @@ def convert_cape(
     units = [Unit(f"{subject}_{folder.name}", str(folder), (subject, folder)) for subject, folder in sequences]
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
-        yield from _sequence(root, unit, faces, genders, bodies, renderer, yaws, every, cloth_points, scans)
+        yield from _sequence(root, unit, faces, genders, bodies, renderer, yaws, every, cloth_points, scans, projection)
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
         "scans": scans,
         "yaws": list(yaws),
+        "projection": projection,
         "every": every,
         "image_size": image_size,
         "cloth_points": cloth_points,
@@ -315,6 +321,7 @@ def _sequence(
     every: int,
     cloth_points: int,
     scans: str,
+    projection: str,
 ) -> Iterator[SampleRecord | Skip]:
     subject, folder = unit.payload
     raw_folder = root / "raw_scans" / subject / folder.name
@@ -390,4 +397,6 @@ def _sequence(
                 **surface_meta,
             },
         )
-        yield from scan_views(subject_record, renderer, SOURCE, yaws, cloth_points, view_prefix=f"{number}_")
+        yield from scan_views(
+            subject_record, renderer, SOURCE, yaws, cloth_points, view_prefix=f"{number}_", projection=projection
+        )

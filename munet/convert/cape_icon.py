@@ -43,6 +43,7 @@ from munet.config import DataConfig
 from munet.convert.bodies import GenderedBodies
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
 from munet.convert.scan_views import ScanSubject, read_obj, read_split, scan_views, write_rendered_units, yaws_for
+from munet.data.camera import ORTHOGRAPHIC
 from munet.data.schema import BodyRecord, SampleRecord
 from munet.data.textured import TexturedRenderer
 
@@ -99,6 +100,7 @@ def convert_cape_icon(
     genders: dict[str, str],
     split: str | Path | None = None,
     views: int | None = None,
+    projection: str = ORTHOGRAPHIC,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
@@ -116,6 +118,8 @@ def convert_cape_icon(
         split: a list file of ids (a path, or a file name beside ``scans/``); ``None``:
             ``test150.txt`` when present, else every scan.
         views: views per scan, evenly spaced in yaw; ``None``: 0°, 120°, 240°.
+        projection: the views' camera, ``"orthographic"`` (ICON's) or ``"perspective"`` (see
+            :mod:`munet.convert.scan_views`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
@@ -140,13 +144,14 @@ def convert_cape_icon(
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
         subject = load_subject(unit, genders, bodies, hard)
-        yield from scan_views(subject, renderer, source, yaws, cloth_points)
+        yield from scan_views(subject, renderer, source, yaws, cloth_points, projection=projection)
 
     settings: dict[str, Any] = {
         "layout": "icon",
         "split": None if split_path is None else split_path.name,
         "scans": len(names),
         "yaws": list(yaws),
+        "projection": projection,
         "image_size": image_size,
         "cloth_points": cloth_points,
     }

@@ -99,10 +99,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.dataset in SCAN_DATASETS:
         if args.views is not None and not 1 <= args.views <= 360:
             parser.error(f"--views must be in 1 … 360, got {args.views}")
-        if args.dataset == "cape" and args.camera != ORTHOGRAPHIC:
-            parser.error(
-                "cape: only --camera orthographic (the default) is available; thuman2 and renderpeople take both"
-            )
         return _check_common(parser, args)
     args.split = args.split or _DEFAULT_SPLIT[args.dataset]
     if args.split not in _SPLITS[args.dataset]:
@@ -139,11 +135,11 @@ def run(args: argparse.Namespace) -> ConvertReport:
 
 def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
     """Run a scan converter (thuman2, cape, renderpeople)."""
-    common["views"] = args.views
+    common.update(views=args.views, projection=args.camera)
     if args.dataset == "thuman2":
         from munet.convert.thuman2 import convert_thuman2
 
-        return convert_thuman2(args.root, args.out, body_models=args.body_models, projection=args.camera, **common)
+        return convert_thuman2(args.root, args.out, body_models=args.body_models, **common)
     if args.dataset == "cape":
         from munet.convert.cape import convert_cape
 
@@ -153,7 +149,7 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
         )
     from munet.convert.renderpeople import convert_renderpeople
 
-    return convert_renderpeople(args.root, args.out, body_models=args.body_models, projection=args.camera, **common)
+    return convert_renderpeople(args.root, args.out, body_models=args.body_models, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
