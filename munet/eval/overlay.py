@@ -23,15 +23,17 @@ def overlay_mesh(
     K: np.ndarray,
     color: tuple[float, float, float],
     alpha: float = 0.7,
+    orthographic: bool = False,
 ) -> np.ndarray:
-    """``image`` (S, S, 3) uint8 with the mesh (camera frame, metres) blended over it.
+    """``image`` (S, S, 3) uint8 with the mesh (camera frame, metres) blended over it, seen through
+    ``K`` (an orthographic camera's when ``orthographic``, see :func:`munet.geometry.project`).
 
     A mesh that cannot be drawn (not finite, or behind the camera) leaves the image unchanged
     with a red ``not drawable`` label, so that one bad prediction never stops a report.
     """
     try:
         picture, mask = renderer.render_picture(
-            vertices, faces, np.tile(color, (len(vertices), 1)), K, _FRONT_LIGHT, image
+            vertices, faces, np.tile(color, (len(vertices), 1)), K, _FRONT_LIGHT, image, orthographic
         )
     except ValueError:
         shown = image.copy()

@@ -115,15 +115,28 @@ def _overlay_grid(shown: list[tuple[Any, dict[str, np.ndarray]]]) -> np.ndarray:
     with Renderer(size) as renderer:
         for item, pred in shown:
             record = item.record
-            image, K = record.image, record.camera.K
+            image, K, flat = record.image, record.camera.K, record.camera.orthographic
             columns = [
                 label(image, record.key.split("/", 1)[-1]),
-                label(overlay_mesh(renderer, image, pred["body_vertices"], pred["body_faces"], K, BODY_COLOR), "body"),
+                label(
+                    overlay_mesh(
+                        renderer, image, pred["body_vertices"], pred["body_faces"], K, BODY_COLOR, orthographic=flat
+                    ),
+                    "body",
+                ),
             ]
             if "cloth_vertices" in pred:  # the own protocol: the clothed prediction and its truth
                 columns.append(
                     label(
-                        overlay_mesh(renderer, image, pred["cloth_vertices"], pred["cloth_faces"], K, CLOTH_COLOR),
+                        overlay_mesh(
+                            renderer,
+                            image,
+                            pred["cloth_vertices"],
+                            pred["cloth_faces"],
+                            K,
+                            CLOTH_COLOR,
+                            orthographic=flat,
+                        ),
                         "clothed",
                     )
                 )
@@ -132,7 +145,15 @@ def _overlay_grid(shown: list[tuple[Any, dict[str, np.ndarray]]]) -> np.ndarray:
                 else:
                     columns.append(
                         label(
-                            overlay_mesh(renderer, image, record.cloth.vertices, record.cloth.faces, K, TRUTH_COLOR),
+                            overlay_mesh(
+                                renderer,
+                                image,
+                                record.cloth.vertices,
+                                record.cloth.faces,
+                                K,
+                                TRUTH_COLOR,
+                                orthographic=flat,
+                            ),
                             "truth",
                         )
                     )
