@@ -30,7 +30,7 @@ def draw_overlay(record: SampleRecord) -> np.ndarray:
     of its real 2D joints (what the sample has of them)."""
     image = record.image.copy()
     if record.cloth is not None:
-        pixels = project(record.cloth.vertices, record.camera.K)
+        pixels = project(record.cloth.vertices, record.camera.K, record.camera.orthographic)
         faces = record.cloth.faces[:: max(1, len(record.cloth.faces) // _WIRE_FACES)]
         triangles = np.round(pixels[faces] * 16).astype(np.int32)
         wire = image.copy()
