@@ -138,7 +138,7 @@ def views(tmp_path_factory, thuman, models):  # noqa: F811
         convert_thuman2(root, str(out / "orthographic"), **common),
         convert_thuman2(root, str(out / "perspective"), projection="perspective", **common),
     ]
-    assert all(report.converted == 1 and not report.failed for report in reports)
+    assert all(report.converted == 4 and not report.failed for report in reports)
     return out
 
 
