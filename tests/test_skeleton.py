@@ -11,6 +11,7 @@ from pytorch3d.transforms import axis_angle_to_matrix
 
 from munet.body import pelvis
 from munet.config import load_config
+from munet.losses import compute_losses, find_nonfinite
 from munet.model import MuNet
 from munet.model.skeleton import Lifter, frame, part_transforms, swing
 from munet.model.templates import PART_NAMES
@@ -93,3 +94,33 @@ def test_skeleton_init_needs_the_keypoint_head(anny_body):
     config = load_config("small", ["model.skeleton_init=true"])
     with pytest.raises(ValueError, match="keypoint_heatmaps"):
         MuNet(config, anny_body)
+
+
+def test_a_training_forward_gives_finite_losses_and_trains_the_lifter_on_true_2d_joints(skeleton_model, anny_body):
+    samples = stack(make_samples(anny_body, count=2, image_size=128, cloth_points=256, seed=5))
+    batch = batch_to_tensors(samples, torch.device("cpu"))
+    skeleton_model.train()
+    output = skeleton_model(
+        batch["image"],
+        batch["K"],
+        step=10_000,
+        gt_body_vertices=batch["body_vertices"],
+        gt_joints_2d=batch["joints_2d"],
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert output.lifted_from_truth is not None
+    terms = compute_losses(
+        output,
+        batch,
+        skeleton_model.config.loss,
+        10_000,
+        skeleton_model.templates.cloth,
+        skeleton_model.template_joints,
+    )
+    assert "body_lifted" in terms and not find_nonfinite(terms)
+    skeleton_model.zero_grad()
+    terms["total"].backward()
+    assert skeleton_model.lifter.out.weight.grad.abs().sum() > 0
+    skeleton_model.eval()
+    with torch.no_grad():
+        assert skeleton_model(batch["image"], batch["K"], gt_joints_2d=batch["joints_2d"]).lifted_from_truth is None
