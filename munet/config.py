@@ -87,6 +87,9 @@ class ModelConfig:
     keypoint_heatmaps: bool = False
     """An auxiliary head predicting 2D joint heatmaps from the feature maps the body GCN samples
     (trained by ``loss.body_heatmap``; :mod:`munet.model.keypoints`)."""
+    skeleton_init: bool = False
+    """Start the body GCN from the template posed by 3D joints lifted from the keypoint head's 2D
+    joints (:mod:`munet.model.skeleton`; needs ``keypoint_heatmaps``; trained by ``loss.body_lifted``)."""
     max_offset: float = 0.25
     """Largest clothed displacement from the body, metres (tanh-bounded)."""
 
@@ -151,6 +154,8 @@ class LossConfig:
     body_heatmap: Schedule = field(default_factory=lambda: Schedule(1.0))
     """2D joint heatmaps of the keypoint head (``model.keypoint_heatmaps``), a KL divergence over
     feature-map cells: dense 2D supervision of the encoder."""
+    body_lifted: Schedule = field(default_factory=lambda: Schedule(1.0))
+    """Root-relative 3D joints of the skeleton lifter (``model.skeleton_init``), L1 in metres."""
     cloth_chamfer: Schedule = field(default_factory=lambda: Schedule(1.0))
     cloth_p2s: Schedule = field(default_factory=lambda: Schedule(0.5))
     cloth_normal: Schedule = field(default_factory=lambda: Schedule(0.05))

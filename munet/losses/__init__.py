@@ -80,6 +80,26 @@ def supervision_weights(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     }
 
 
+def lifted_loss(
+    output: MuNetOutput,
+    gt_joints: torch.Tensor,
+    joints: torch.Tensor | None,
+    joints_2d: torch.Tensor | None,
+) -> torch.Tensor:
+    """The skeleton lifter's L1 joint error (:func:`~munet.losses.body.joint_loss`, pelvis-aligned,
+    metres) on the keypoint head's 2D joints, plus, when the model lifted them too, on the true 2D
+    joints (counted for samples whose 2D joints are all real). ``joints`` ``(B, 17)`` and
+    ``joints_2d`` ``(B, 17)``: the joints that count (``None``: all)."""
+    loss = joint_loss(output.lifted_joints, gt_joints, joints)
+    if output.lifted_from_truth is not None:
+        weight = joints
+        if joints_2d is not None:
+            every = joints_2d.prod(-1, keepdim=True).expand_as(joints_2d)
+            weight = every if weight is None else weight * every
+        loss = loss + joint_loss(output.lifted_from_truth, gt_joints, weight)
+    return loss
+
+
 def loss_weights(config: LossConfig, step: int) -> dict[str, float]:
     """Every term's weight at ``step``."""
     return {name: schedule_value(getattr(config, name), step) for name in TERMS}
@@ -101,9 +121,10 @@ def compute_losses(
     """All loss terms of one batch and their weighted sum.
 
     A term whose weight is 0 at ``step`` is skipped (not computed, absent from the result), except
-    ``body_params`` and ``body_heatmap``, computed whenever the model has the parameter regressor or
-    the keypoint head: each is the only gradient path into its module, and DDP needs every
-    parameter to take part in each step. Neither is computed when the model lacks the module.
+    ``body_params``, ``body_heatmap`` and ``body_lifted``, computed whenever the model has the
+    parameter regressor, the keypoint head or the skeleton lifter: each is the main gradient path
+    into its module, and DDP needs every parameter to take part in each step. None is computed
+    when the model lacks the module.
 
     Args:
         output: the model's prediction.
@@ -184,6 +205,7 @@ def compute_losses(
         "body_heatmap": lambda: heatmap_loss(
             output.joint_heatmaps, batch["joints_2d"], batch["image"].shape[-1], weight=w["joints_2d"]
         ),
+        "body_lifted": lambda: lifted_loss(output, batch["body_joints"], w["joints"], w["joints_2d"]),
         "cloth_chamfer": lambda: chamfer_normal()[0],
         "cloth_p2s": lambda: point_to_surface_loss(gt_points, cloth, output.cloth_faces, w["cloth"]),
         "cloth_normal": lambda: chamfer_normal()[1],
@@ -200,6 +222,8 @@ def compute_losses(
             needed = output.body_pose is not None
         if name == "body_heatmap":
             needed = output.joint_heatmaps is not None
+        if name == "body_lifted":
+            needed = output.lifted_joints is not None
         if needed:
             terms[name] = compute[name]()
             total = total + weights[name] * terms[name]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pytorch3d.transforms import rotation_6d_to_matrix
+from pytorch3d.transforms import matrix_to_rotation_6d, rotation_6d_to_matrix
 from torch import nn
 
 from munet.graph import GraphResBlock, MeshGraph, VertexGroupNorm
@@ -129,6 +129,7 @@ class BodyGCN(nn.Module):
         K: torch.Tensor,
         image_size: int,
         orthographic: torch.Tensor | None = None,
+        start: BodyEstimate | None = None,
     ) -> BodyEstimate:
         """Estimate the body.
 
@@ -139,11 +140,16 @@ class BodyGCN(nn.Module):
             image_size: ``S``, the crop's side in pixels.
             orthographic: ``(B,)`` flag, nonzero where ``K`` is orthographic (``None``: all
                 perspective).
+            start: where the initial estimate starts (its ``canonical`` ``(B, V_c, 3)`` and
+                ``rotation``; its camera is not read), e.g. the skeleton-posed template
+                (:mod:`munet.model.skeleton`); ``None``: the template, facing the camera.
         """
-        x = self.embed_position(self.template)[None] + self.embed_global(global_feature)[:, None]
-        canonical = self.template + self.head(self.blocks(x))
+        rest = self.template if start is None else start.canonical
+        base_6d = self.identity_6d if start is None else matrix_to_rotation_6d(start.rotation)
+        x = self.embed_position(rest) + self.embed_global(global_feature)[:, None]
+        canonical = rest + self.head(self.blocks(x))
         raw = self.global_head(global_feature)
-        rotation_6d, camera = self.identity_6d + raw[:, :6], raw[:, 6:]
+        rotation_6d, camera = base_6d + raw[:, :6], raw[:, 6:]
         estimate = self._estimate(canonical, rotation_6d, camera)
         context = self.refine_global(global_feature)[:, None]
         for _ in range(self.iterations):

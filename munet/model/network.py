@@ -11,13 +11,14 @@ from munet.body import BodyModel, BodyTopology, body_name, pelvis
 from munet.config import MuNetConfig
 from munet.geometry import regress_joints
 from munet.graph import SparseOperator
-from munet.model.body_gcn import BodyGCN, ParamRegressor
-from munet.model.camera import weak_to_translation
+from munet.model.body_gcn import BodyEstimate, BodyGCN, ParamRegressor
+from munet.model.camera import pixels_to_normalized, weak_to_translation
 from munet.model.cloth_gcn import ClothGCN
 from munet.model.encoder import ImageEncoder
-from munet.model.keypoints import KeypointHead
+from munet.model.keypoints import KeypointHead, soft_argmax
 from munet.model.mutual import MutualState
-from munet.model.templates import Templates, build_templates
+from munet.model.skeleton import Lifter, part_transforms, pose_template, smooth_part_weights
+from munet.model.templates import PART_NAMES, Templates, build_templates
 
 
 @dataclass
@@ -48,6 +49,11 @@ class MuNetOutput:
             (``model.regress_params``).
         joint_heatmaps: ``(B, 17, S/8, S/8)`` COCO-17 heatmap logits of the keypoint head, or
             ``None`` (``model.keypoint_heatmaps``).
+        lifted_joints: ``(B, 17, 3)`` root-relative joints (camera orientation, metres) lifted from
+            the keypoint head's 2D joints, or ``None`` (``model.skeleton_init``).
+        lifted_from_truth: ``(B, 17, 3)`` the same lifted from the true 2D joints with noise
+            (training only, when they are given), which trains the lifter on clean skeletons;
+            ``None`` otherwise.
     """
 
     body_vertices: torch.Tensor
@@ -67,6 +73,18 @@ class MuNetOutput:
     body_pose: torch.Tensor | None = None
     body_shape: torch.Tensor | None = None
     joint_heatmaps: torch.Tensor | None = None
+    lifted_joints: torch.Tensor | None = None
+    lifted_from_truth: torch.Tensor | None = None
+
+
+SKIN_SMOOTHING = 2
+"""Neighbourhood averagings of the coarse graph's part labels that give the skinning weights of the
+skeleton-posed template (parts blend over about two edges, ~10 cm, at each joint)."""
+
+LIFT_NOISE = 0.02
+"""Standard deviation of the noise added to true 2D joints lifted in training, in normalised image
+units (1.3 pixels of a 128-pixel crop): the lifter learns from clean skeletons yet tolerates the
+keypoint head's errors."""
 
 
 class MuNet(nn.Module):
@@ -114,6 +132,8 @@ class MuNet(nn.Module):
         self.keypoint_head = (
             KeypointHead(self.encoder.map_channels, self.encoder.global_channels) if m.keypoint_heatmaps else None
         )
+        if m.skeleton_init and not m.keypoint_heatmaps:
+            raise ValueError("model.skeleton_init lifts the keypoint head's 2D joints: set model.keypoint_heatmaps too")
         self.up = SparseOperator(t.sampling.up)
         self.down = SparseOperator(t.sampling.down)
         self.cloth_up = SparseOperator(t.cloth_up)
@@ -123,6 +143,12 @@ class MuNet(nn.Module):
         with torch.no_grad():
             rest_joints = self.regress_joints(self.up(t.coarse.vertices[None]))
         self.register_buffer("template_joints", (rest_joints - pelvis(rest_joints)[:, None])[0], persistent=False)
+        self.lifter = None
+        if m.skeleton_init:
+            self.lifter = Lifter(self.template_joints)
+            self.register_buffer("rest_joints", rest_joints[0], persistent=False)
+            weights = smooth_part_weights(t.coarse_parts, t.coarse.adjacency(), t.num_parts, SKIN_SMOOTHING)
+            self.register_buffer("part_weights", weights, persistent=False)
 
     @property
     def body_topology(self) -> BodyTopology:
@@ -131,6 +157,15 @@ class MuNet(nn.Module):
         templates, so a network loaded from a checkpoint needs no body model."""
         t = self.templates
         return BodyTopology(body_name(self.config.body), t.num_fine_vertices, t.pose_dim, t.shape_dim)
+
+    def skeleton_posed(self, joints: torch.Tensor) -> BodyEstimate:
+        """The coarse template posed by root-relative joints ``(B, 17, 3)`` (camera orientation,
+        metres; :mod:`munet.model.skeleton`), as a start of the body GCN: its ``canonical``
+        vertices in the body's own frame and ``rotation`` the torso's (the camera is unset)."""
+        rotations, translations = part_transforms(self.rest_joints, joints, PART_NAMES)
+        posed = pose_template(self.body_gcn.template, self.part_weights, rotations, translations)
+        torso = rotations[:, PART_NAMES.index("torso")]
+        return BodyEstimate(posed @ torso, torso, joints.new_zeros(joints.shape[0], 3))
 
     def regress_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """COCO-17 joints ``(B, 17, 3)`` of body-mesh vertices ``(B, V, 3)``."""
@@ -145,6 +180,7 @@ class MuNet(nn.Module):
         step: int | None = None,
         gt_body_vertices: torch.Tensor | None = None,
         gt_body_valid: torch.Tensor | None = None,
+        gt_joints_2d: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> MuNetOutput:
         """Predict both meshes.
@@ -162,7 +198,10 @@ class MuNet(nn.Module):
             gt_body_valid: ``(B,)`` 1 where ``gt_body_vertices`` is a real body (partial
                 supervision, :mod:`munet.data.contract`); the others are never teacher-forced.
                 ``None``: all are real.
-            generator: draws which samples are teacher-forced (reproducible training).
+            gt_joints_2d: ``(B, 17, 2)`` true 2D joints, pixels of the crop; in training, the
+                skeleton lifter (``model.skeleton_init``) also lifts them (``lifted_from_truth``).
+            generator: draws which samples are teacher-forced and the lifter's input noise
+                (reproducible training).
         """
         if image.dim() != 4 or image.shape[-2] != image.shape[-1]:
             raise ValueError(f"image must be a square batch (B, 3, S, S), got {tuple(image.shape)}")
@@ -172,11 +211,17 @@ class MuNet(nn.Module):
         state = MutualState.at_step(self.config.mutual, step)
 
         global_feature, feature_maps = self.encoder(image)
-        heatmaps = None
+        heatmaps = lifted = lifted_truth = start = None
         if self.keypoint_head is not None:
             heatmaps, pose_code = self.keypoint_head(feature_maps)
             global_feature = global_feature + pose_code
-        estimate = self.body_gcn(global_feature, feature_maps, K, size, orthographic)
+        if self.lifter is not None:
+            lifted = self.lifter(soft_argmax(heatmaps.detach()))
+            start = self.skeleton_posed(lifted)
+            if self.training and gt_joints_2d is not None:
+                noise = torch.randn(gt_joints_2d.shape, generator=generator, device=image.device, dtype=image.dtype)
+                lifted_truth = self.lifter(pixels_to_normalized(gt_joints_2d, size) + LIFT_NOISE * noise)
+        estimate = self.body_gcn(global_feature, feature_maps, K, size, orthographic, start)
         coarse, weak = estimate.posed, estimate.weak_camera
         fine = self.up(coarse)
         root = pelvis(self.regress_joints(fine))
@@ -225,4 +270,6 @@ class MuNet(nn.Module):
             body_pose=pose,
             body_shape=shape,
             joint_heatmaps=heatmaps,
+            lifted_joints=lifted,
+            lifted_from_truth=lifted_truth,
         )

@@ -108,6 +108,7 @@ def training_step(
             step=step,
             gt_body_vertices=tensors.get("body_vertices"),
             gt_body_valid=tensors.get("has_body_mesh"),
+            gt_joints_2d=tensors.get("joints_2d"),
             generator=generator,
         )
     output = as_float32(output)
