@@ -188,6 +188,7 @@ def test_round_trip_ray(tmp_path, records, ray_local):
         "image",
         "mask",
         "K",
+        "orthographic",
         "body_vertices",
         "body_joints",
         "joints_2d",
