@@ -12,7 +12,9 @@ Scanned people (thuman2, cape, renderpeople): ``--split FILE`` is a list of subj
 list files; a file whose name contains ``test`` gets the 3 test views 0/120/240°, others 36 views
 10° apart), ``--views N`` overrides the number of views, ``--image-size`` defaults to 512;
 ``--camera orthographic`` (default, ICON's) or ``perspective`` (a far pinhole) records the views'
-projection in each sample's camera (see :mod:`munet.convert.scan_views`).
+projection in each sample's camera (see :mod:`munet.convert.scan_views`).; ``--scan-faces N``
+(thuman2, renderpeople) decimates the scan each view stores to N faces (default 25,000; 0: the
+full scan).
 
 cape: ``--root`` holds CAPE's sequences (``--scans raw``: their raw scans, millimetres, as the
 clothed surface) or ICON's CAPE test set (``scans/``, ``smpl/``; ``--split`` test150.txt, the
@@ -37,6 +39,7 @@ from collections.abc import Sequence
 
 from munet.console import setup_console
 from munet.convert.output import ConvertError, ConvertReport
+from munet.convert.scan_views import SCAN_FACES
 from munet.data.camera import ORTHOGRAPHIC, PROJECTIONS
 
 DATASETS = ("3dpw", "h36m", "3dhp", "thuman2", "cape", "renderpeople")
@@ -72,6 +75,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="scans: the views' camera (default orthographic, as ICON's; perspective: a far pinhole)",
     )
     parser.add_argument(
+        "--scan-faces",
+        type=int,
+        default=SCAN_FACES,
+        help=f"thuman2, renderpeople: decimate the scan each view stores to this many faces (default {SCAN_FACES:,}; "
+        "0: the full scan); images and surface samples always come from the full scan",
+    )
+    parser.add_argument(
         "--every", type=int, help="keep every n-th frame (default: 3dpw 1, h36m 5, 3dhp train 10/test 1)"
     )
     parser.add_argument(
@@ -99,6 +109,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.dataset in SCAN_DATASETS:
         if args.views is not None and not 1 <= args.views <= 360:
             parser.error(f"--views must be in 1 … 360, got {args.views}")
+        if args.scan_faces < 0:
+            parser.error(f"--scan-faces must be 0 (the full scan) or more, got {args.scan_faces}")
+        if args.dataset == "cape" and args.scan_faces != SCAN_FACES:
+            parser.error(f"--scan-faces applies to thuman2 and renderpeople; cape stores {SCAN_FACES:,} faces at most")
         return _check_common(parser, args)
     args.split = args.split or _DEFAULT_SPLIT[args.dataset]
     if args.split not in _SPLITS[args.dataset]:
@@ -139,7 +153,7 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
     if args.dataset == "thuman2":
         from munet.convert.thuman2 import convert_thuman2
 
-        return convert_thuman2(args.root, args.out, body_models=args.body_models, **common)
+        return convert_thuman2(args.root, args.out, body_models=args.body_models, scan_faces=args.scan_faces, **common)
     if args.dataset == "cape":
         from munet.convert.cape import convert_cape
 
@@ -149,7 +163,7 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
         )
     from munet.convert.renderpeople import convert_renderpeople
 
-    return convert_renderpeople(args.root, args.out, body_models=args.body_models, **common)
+    return convert_renderpeople(args.root, args.out, body_models=args.body_models, scan_faces=args.scan_faces, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
