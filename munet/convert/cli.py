@@ -12,7 +12,7 @@ Scanned people (thuman2, cape, renderpeople): ``--split FILE`` is a list of subj
 list files; a file whose name contains ``test`` gets the 3 test views 0/120/240°, others 36 views
 10° apart), ``--views N`` overrides the number of views, ``--image-size`` defaults to 512;
 ``--camera orthographic`` (default, ICON's) or ``perspective`` (a far pinhole) records the views'
-projection in each sample's camera (see :mod:`munet.convert.scan_views`).; ``--scan-faces N``
+projection in each sample's camera (see :mod:`munet.convert.scan_views`); ``--scan-faces N``
 (thuman2, renderpeople) decimates the scan each view stores to N faces (default 25,000; 0: the
 full scan).
 

@@ -33,6 +33,7 @@ import torch
 from munet.config import DataConfig
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
 from munet.convert.scan_views import (
+    SCAN_FACES,
     ScanSubject,
     is_test_split,
     read_obj,
@@ -100,6 +101,7 @@ def convert_renderpeople(
     projection: str = ORTHOGRAPHIC,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
+    scan_faces: int = SCAN_FACES,
     samples_per_shard: int = 256,
     overwrite: bool = False,
     workers: int = 0,
@@ -116,6 +118,8 @@ def convert_renderpeople(
             :mod:`munet.convert.scan_views`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
+        scan_faces: face budget of the scan each sample stores (0: the full scan; see
+            :func:`munet.convert.scan_views.stored_scan`).
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
         workers: convert this many units at once as Ray tasks (see
@@ -140,7 +144,13 @@ def convert_renderpeople(
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
         yield from scan_views(
-            load_subject(root, unit, regressor), renderer, SOURCE, yaws, cloth_points, projection=projection
+            load_subject(root, unit, regressor),
+            renderer,
+            SOURCE,
+            yaws,
+            cloth_points,
+            projection=projection,
+            scan_faces=scan_faces,
         )
 
     settings: dict[str, Any] = {
@@ -152,7 +162,7 @@ def convert_renderpeople(
         "cloth_points": cloth_points,
     }
     return write_rendered_units(
-        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers, scan_faces
     )
 
 

@@ -44,6 +44,7 @@ import torch
 from munet.config import DataConfig
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
 from munet.convert.scan_views import (
+    SCAN_FACES,
     ScanSubject,
     is_test_split,
     read_obj,
@@ -259,6 +260,7 @@ def convert_thuman2(
     projection: str = ORTHOGRAPHIC,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
+    scan_faces: int = SCAN_FACES,
     samples_per_shard: int = 256,
     overwrite: bool = False,
     workers: int = 0,
@@ -277,6 +279,8 @@ def convert_thuman2(
             :mod:`munet.convert.scan_views`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
+        scan_faces: face budget of the scan each sample stores (0: the full scan; see
+            :func:`munet.convert.scan_views.stored_scan`).
         samples_per_shard: most samples per shard.
         overwrite: replace what ``out`` holds.
         workers: convert this many units at once as Ray tasks (see
@@ -302,7 +306,13 @@ def convert_thuman2(
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
         yield from scan_views(
-            load_subject(root, unit, fits), renderer, SOURCE, yaws, cloth_points, projection=projection
+            load_subject(root, unit, fits),
+            renderer,
+            SOURCE,
+            yaws,
+            cloth_points,
+            projection=projection,
+            scan_faces=scan_faces,
         )
 
     settings: dict[str, Any] = {
@@ -314,7 +324,7 @@ def convert_thuman2(
         "cloth_points": cloth_points,
     }
     return write_rendered_units(
-        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers, scan_faces
     )
 
 
