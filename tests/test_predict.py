@@ -27,6 +27,7 @@ from munet.body import COCO17_NAMES
 from munet.checkpoint.load import load_trained_model
 from munet.checkpoint.state import save_checkpoint
 from munet.config import MuNetConfig, load_config
+from munet.data.camera import resize_intrinsics
 from munet.data.decode import decode_sample
 from munet.data.generate import GenerationSettings, SampleGenerator
 from munet.data.schema import SampleRecord, encode_sample
@@ -35,7 +36,10 @@ from munet.model import MuNet
 from munet.predict import cli
 from munet.predict.crop import PERSON_FILL, image_intrinsics, mask_box, person_crop
 from munet.predict.images import ImageError, read_image
-from munet.predict.outputs import obj_text
+from munet.predict.obj import obj_bytes
+from munet.predict.outputs import write_outputs
+from munet.predict.predictor import Predictor
+from munet.predict.run import DISPLAY_SIZE, predict_files
 from munet.predict.segment import grabcut_mask, whole_image_box
 from munet.train.local import train_local
 
@@ -185,6 +189,99 @@ def cli_run(fitted, tmp_path_factory) -> CliRun:
     return CliRun(result, out, inputs)
 
 
+def _python_obj(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """The OBJ text as Python's own formatting prints it, number by number (the reference)."""
+    v, f = np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64) + 1
+    header = "# MuNet prediction; camera frame (OpenCV: x right, y down, z forward), metres\n"
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in v.tolist()] + [f"f {a} {b} {c}\n" for a, b, c in f.tolist()]
+    return (header + "".join(lines)).encode()
+
+
+def test_obj_numbers_are_exactly_pythons_fixed_point_formatting():
+    rng = np.random.default_rng(0)
+    # float32 coordinates over 17 orders of magnitude, and the hard cases: exact ties at the sixth
+    # decimal (1/128 = 0.0078125 rounds to even), signed zeros, negatives that round to -0.000000,
+    # carries into the integer part.
+    wide = rng.standard_normal((3000, 3)) * 10.0 ** rng.uniform(-9, 8, (3000, 3))
+    hard = [0.0, -0.0, 1 / 128, -1 / 128, 3 / 128, 5e-7, -5e-7, -1e-9, 0.9999996, -0.9999996, 999999.9, 12.5]
+    vertices = np.concatenate([wide.reshape(-1), hard]).astype(np.float32)
+    vertices = np.resize(vertices, (len(vertices) // 3 + 1, 3))
+    faces = rng.integers(0, len(vertices), (5000, 3))
+    faces[0] = [0, 9, 99]
+    assert obj_bytes(vertices, faces) == _python_obj(vertices, faces)
+    # float64 coordinates that float32 does not hold, non-finite ones, negative indices: Python formats them.
+    fine = vertices.astype(np.float64) + 1e-12
+    odd = np.array([[np.nan, np.inf, -np.inf], [2e12, -3e15, 0.5]])
+    assert obj_bytes(fine, faces) == _python_obj(fine, faces)
+    assert obj_bytes(odd, [[-3, 0, 1]]) == _python_obj(odd, [[-3, 0, 1]])
+    assert obj_bytes(np.zeros((0, 3)), np.zeros((0, 3), int)) == _python_obj(np.zeros((0, 3)), np.zeros((0, 3), int))
+
+
+def _same_outputs(a: Path, b: Path) -> None:
+    """Output folders ``a`` and ``b`` hold byte-identical files but for the measured times."""
+    names = sorted(p.name for p in a.iterdir())
+    assert (
+        names
+        == sorted(p.name for p in b.iterdir())
+        == sorted(["body.obj", "clothed.obj", "scene.glb", "overlay.png", "prediction.json"])
+    )
+    for name in names:
+        if name == "prediction.json":
+            records = [json.loads((folder / name).read_text()) for folder in (a, b)]
+            for record in records:
+                assert record.pop("timings_ms")["export"] > 0
+                if record["fit"] is not None:
+                    record["fit"].pop("milliseconds")
+            assert records[0] == records[1], name
+        else:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{a / name} differs"
+
+
+def test_writer_threads_write_what_one_thread_writes(fitted, tmp_path):
+    """Outputs written on worker threads while the next batch is predicted are byte for byte those
+    written by calling write_outputs for each image in turn (the run without writer threads)."""
+    from munet.data.render import Renderer
+    from munet.fit import FitSettings
+
+    paths = sorted(fitted.renders.glob("render_?.png"))  # render_2 has a mask: it is fitted
+    predictor = Predictor.from_checkpoint(fitted.checkpoint, fit=FitSettings(steps=5))
+    summary = predict_files(paths, predictor, tmp_path / "threads", batch_size=2, writers=3, progress=False)
+    assert summary.failed == [] and [f.name for f in summary.written] == [p.stem for p in paths]
+    assert len(summary.fits) == 1 and summary.timings_ms["export"] > 0
+    with Renderer(DISPLAY_SIZE) as renderer:
+        for batch in (paths[:2], paths[2:]):
+            crops = [person_crop(p, predictor.input_size, DISPLAY_SIZE) for p in batch]
+            predictions = predictor(
+                np.stack([c.image for c in crops]), np.stack([c.K for c in crops]), [c.mask for c in crops]
+            )
+            for path, crop, prediction in zip(batch, crops, predictions, strict=True):
+                info = {"checkpoint": None, "step": predictor.step, "focal_given": False, "timings_ms": {}}
+                write_outputs(tmp_path / "direct" / path.stem, path, crop, prediction, renderer, info)
+    for path in paths:
+        _same_outputs(tmp_path / "threads" / path.stem, tmp_path / "direct" / path.stem)
+
+
+def test_overlay_blends_only_where_the_mesh_is(fitted):
+    """overlay_mesh blends the rendered mesh over the image where its mask is and keeps the image
+    elsewhere, exactly as the blend of whole images does."""
+    from munet.data.render import Renderer
+    from munet.eval.overlay import _FRONT_LIGHT, BODY_COLOR, overlay_mesh
+
+    predictor = Predictor.from_checkpoint(fitted.checkpoint)
+    crop = person_crop(fitted.renders / "render_0.png", predictor.input_size, DISPLAY_SIZE)
+    prediction = predictor(crop.image[None], crop.K[None])[0]
+    K = resize_intrinsics(crop.K, DISPLAY_SIZE / predictor.input_size)  # as overlay_picture draws
+    vertices, faces = prediction.body_vertices, prediction.body_faces
+    with Renderer(DISPLAY_SIZE) as renderer:
+        colors = np.tile(BODY_COLOR, (len(vertices), 1))
+        picture, mask = renderer.render_picture(vertices, faces, colors, K, _FRONT_LIGHT, crop.display)
+        for alpha in (0.7, 1.0):
+            whole = alpha * picture.astype(np.float32) + (1 - alpha) * crop.display.astype(np.float32)
+            expected = np.where(mask[..., None], whole, crop.display).astype(np.uint8)
+            shown = overlay_mesh(renderer, crop.display, vertices, faces, K, BODY_COLOR, alpha=alpha)
+            assert 0.02 < mask.mean() < 0.9 and np.array_equal(shown, expected)
+
+
 def _prediction(folder: Path) -> dict:
     return json.loads((folder / "prediction.json").read_text())
 
@@ -212,10 +309,11 @@ def _check_outputs(folder: Path) -> tuple[trimesh.Trimesh, trimesh.Trimesh, dict
     return body, clothed, record
 
 
-def test_obj_text_round_trips_through_trimesh():
+def test_obj_round_trips_through_trimesh():
     sphere = trimesh.creation.icosphere(subdivisions=2)
     vertices = sphere.vertices + [0.1, -0.2, 2.5]
-    loaded = trimesh.load(trimesh.util.wrap_as_stream(obj_text(vertices, sphere.faces)), file_type="obj", process=False)
+    stream = trimesh.util.wrap_as_stream(obj_bytes(vertices, sphere.faces))
+    loaded = trimesh.load(stream, file_type="obj", process=False)
     assert np.array_equal(loaded.faces, sphere.faces)  # same numbering and winding
     np.testing.assert_allclose(loaded.vertices, vertices, atol=6e-7)
     assert loaded.is_watertight

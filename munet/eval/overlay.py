@@ -39,8 +39,11 @@ def overlay_mesh(
         shown = image.copy()
         cv2.putText(shown, "not drawable", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 0, 0), 1)
         return shown
-    blended = alpha * picture.astype(np.float32) + (1 - alpha) * image.astype(np.float32)
-    return np.where(mask[..., None], blended, image).astype(np.uint8)
+    shown = image.copy()  # blended where the mesh is only: its pixels are a fraction of the image
+    shown[mask] = (alpha * picture[mask].astype(np.float32) + (1 - alpha) * image[mask].astype(np.float32)).astype(
+        np.uint8
+    )
+    return shown
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:

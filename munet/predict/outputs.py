@@ -32,6 +32,7 @@ from munet.data.render import Renderer
 from munet.eval.overlay import BODY_COLOR, CLOTH_COLOR, label, overlay_mesh
 from munet.geometry import project
 from munet.predict.crop import DEFAULT_FOV_DEGREES, PersonCrop
+from munet.predict.obj import obj_bytes
 from munet.predict.predictor import Prediction
 
 GLTF_FROM_CAMERA = np.diag([1.0, -1.0, -1.0])
@@ -40,7 +41,6 @@ SIDE_VIEW_DEGREES = 90.0
 SIDE_BACKGROUND = 235
 """Grey level of the side views' plain background."""
 _SHOULDERS = (COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder"))
-_OBJ_HEADER = "MuNet prediction; camera frame (OpenCV: x right, y down, z forward), metres"
 
 
 def pelvis_and_up(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,24 +88,9 @@ def _mesh(vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
     return trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces), process=False)
 
 
-def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
-    """A mesh as Wavefront OBJ text: a comment naming the frame, ``v x y z`` lines (metres, 1 µm
-    resolution), then ``f a b c`` lines (1-based vertex numbers, the faces' winding kept).
-
-    Formatted by one ``%`` over all numbers: three times as fast as trimesh's exporter here,
-    which matters when a batch of predictions is written."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64) + 1
-    return (
-        f"# {_OBJ_HEADER}\n"
-        + ("v %.6f %.6f %.6f\n" * len(v)) % tuple(v.ravel())
-        + ("f %d %d %d\n" * len(f)) % tuple(f.ravel())
-    )
-
-
 def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """Write a mesh (camera frame) as Wavefront OBJ (:func:`obj_text`)."""
-    path.write_text(obj_text(vertices, faces))
+    """Write a mesh (camera frame, metres) as Wavefront OBJ (:func:`munet.predict.obj.obj_bytes`)."""
+    path.write_bytes(obj_bytes(vertices, faces))
 
 
 def scene_glb(prediction: Prediction) -> bytes:

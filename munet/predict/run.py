@@ -2,16 +2,19 @@
 
 :func:`predict_files` prepares crops one by one (:mod:`munet.predict.crop`), runs a
 :class:`~munet.predict.predictor.Predictor` on them in batches (inference and fitting), and writes
-each image's files into its own folder (:mod:`munet.predict.outputs`). A file that cannot be used,
-or any other failure of one image (or of one batch's forward pass), is reported and skipped: it
-never stops the others.
+each image's files into its own folder (:mod:`munet.predict.outputs`) on worker threads
+(:mod:`munet.predict.writer`) while the next batch is cropped and predicted. A file that cannot be
+used, or any other failure of one image (or of one batch's forward pass), is reported and skipped:
+it never stops the others.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +22,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from munet.data.render import Renderer
 from munet.fit import FitReport
 from munet.iterutils import chunked
 from munet.predict.crop import PersonCrop, person_crop
 from munet.predict.images import MAX_PIXELS, MAX_SIDE, ImageError, check_max_pixels
-from munet.predict.outputs import write_outputs
-from munet.predict.predictor import Predictor
+from munet.predict.predictor import Prediction, Predictor
+from munet.predict.writer import OutputWriters
 
 DISPLAY_SIZE = 384
 """Side of each panel of ``overlay.png``, pixels."""
+WRITERS = 1
+"""Images whose outputs are written at once, by default (:class:`~munet.predict.writer.OutputWriters`):
+one thread writes while the main thread crops and predicts the next batch; more writers pay off
+only where cores are left beside the network's own threads."""
 
 
 @dataclass
@@ -40,7 +46,9 @@ class RunSummary:
         failed: ``(input, one-line reason)`` of every image that did not.
         timings_ms: per image, mean milliseconds of ``crop`` (read + crop), ``inference`` (the
             image's share of its batch's forward pass), ``fit`` (fitting to its mask; 0 without one)
-            and ``export`` (meshes, overlay, JSON), over the successes.
+            and ``export`` (meshes, overlay, JSON: a writer thread's time on the image, not counting
+            its wait in the queue), over the successes. Writing overlaps the next images' crops and
+            inference, so the stages add up to more than the run's time.
         fits: the fit report of every written image that was fitted to a mask.
         renamed: ``(input, output folder)`` of the written images whose folder is not named after
             their stem (see :func:`output_folders`).
@@ -95,6 +103,17 @@ class _Pending:
     crop_ms: float
 
 
+@dataclass
+class _Queued:
+    """An image whose outputs are being written: its crop, prediction, timings so far and the
+    writer's future (of its export milliseconds)."""
+
+    pending: _Pending
+    prediction: Prediction
+    timings: dict[str, float]
+    export: Future[float]
+
+
 def _ms_since(start: float) -> float:
     return 1000.0 * (time.perf_counter() - start)
 
@@ -124,6 +143,25 @@ def _fail(summary: RunSummary, bar: tqdm, path: Path, exc: Exception) -> None:
     bar.update()
 
 
+def _record(queued: _Queued, summary: RunSummary, totals: dict[str, float], bar: tqdm) -> None:
+    """Wait for one image's outputs and record the outcome in ``summary`` and ``totals``."""
+    pending = queued.pending
+    try:
+        export_ms = queued.export.result()
+    except Exception as exc:  # noqa: BLE001 - one image's failure never stops the others
+        _fail(summary, bar, pending.path, exc)
+        return
+    for stage in ("crop", "inference", "fit"):
+        totals[stage] += queued.timings[stage]
+    totals["export"] += export_ms
+    summary.written.append(pending.folder)
+    if pending.folder.name != pending.path.stem:
+        summary.renamed.append((pending.path, pending.folder))
+    if queued.prediction.fit is not None:
+        summary.fits.append(queued.prediction.fit)
+    bar.update()
+
+
 def predict_files(
     paths: Sequence[str | Path],
     predictor: Predictor,
@@ -137,6 +175,7 @@ def predict_files(
     checkpoint: str | Path | None = None,
     progress: bool = True,
     max_pixels: int = MAX_PIXELS,
+    writers: int = WRITERS,
 ) -> RunSummary:
     """Predict every image and write its outputs into its own folder ``out/<name>/`` (see
     :func:`output_folders` and :func:`munet.predict.outputs.write_outputs`).
@@ -154,6 +193,7 @@ def predict_files(
         checkpoint: recorded in each ``prediction.json``.
         progress: show a tqdm progress bar (on stderr).
         max_pixels: images of more pixels are refused before they are decoded.
+        writers: images whose outputs are written at once, on threads beside the inference.
 
     Returns:
         What was written and what failed; a failed image (unreadable, too large, unsupported, box
@@ -161,7 +201,8 @@ def predict_files(
         stderr and the run goes on.
 
     Raises:
-        ValueError: ``batch_size`` below 1 or ``max_pixels`` outside ``[1, 2**30]``.
+        ValueError: ``batch_size`` or ``writers`` below 1, or ``max_pixels`` outside ``[1, 2**30]``.
+        EGLUnavailableError: no headless OpenGL to render the overlays (before any image is read).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -173,8 +214,9 @@ def predict_files(
     totals = {"crop": 0.0, "inference": 0.0, "fit": 0.0, "export": 0.0}
     info = {"checkpoint": None if checkpoint is None else str(checkpoint), "step": predictor.step}
     options = {"box": box, "focal": focal, "max_side": max_side, "segment": segment, "max_pixels": max_pixels}
+    queue: deque[_Queued] = deque()
     with (
-        Renderer(DISPLAY_SIZE) as renderer,
+        OutputWriters(DISPLAY_SIZE, writers, backlog=2 * batch_size) as outputs,
         tqdm(total=len(paths), desc="predict", unit="image", disable=not progress) as bar,
     ):
         crops = _crops(paths, folders, predictor.input_size, options, summary, bar)
@@ -194,29 +236,13 @@ def predict_files(
             inference_ms = (_ms_since(start) - sum(fit_ms)) / len(batch)
             for pending, prediction, fit in zip(batch, predictions, fit_ms, strict=True):
                 timings = {"crop": pending.crop_ms, "inference": inference_ms, "fit": fit, "batch_size": len(batch)}
-                start = time.perf_counter()
-                try:
-                    write_outputs(
-                        pending.folder,
-                        pending.path,
-                        pending.crop,
-                        prediction,
-                        renderer,
-                        {**info, "focal_given": focal is not None, "timings_ms": timings},
-                    )
-                except Exception as exc:  # noqa: BLE001
-                    _fail(summary, bar, pending.path, exc)
-                    continue
-                totals["crop"] += pending.crop_ms
-                totals["inference"] += inference_ms
-                totals["fit"] += fit
-                totals["export"] += _ms_since(start)
-                summary.written.append(pending.folder)
-                if pending.folder.name != pending.path.stem:
-                    summary.renamed.append((pending.path, pending.folder))
-                if prediction.fit is not None:
-                    summary.fits.append(prediction.fit)
-                bar.update()
+                image_info = {**info, "focal_given": focal is not None, "timings_ms": timings}
+                export = outputs.submit(pending.folder, pending.path, pending.crop, prediction, image_info)
+                queue.append(_Queued(pending, prediction, timings, export))
+            while queue and queue[0].export.done():  # in input order
+                _record(queue.popleft(), summary, totals, bar)
+        while queue:
+            _record(queue.popleft(), summary, totals, bar)
     done = max(1, len(summary.written))
     summary.timings_ms = {key: value / done for key, value in totals.items()}
     return summary
