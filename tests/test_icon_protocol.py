@@ -13,7 +13,14 @@ import trimesh
 
 from munet.data.render import Renderer
 from munet.eval.evaluate import ProtocolError, evaluate
-from munet.metrics.icon import ICON_IMAGE_SIZE, icon_scale, icon_surface_metrics, normal_render_error
+from munet.metrics.icon import (
+    ICON_IMAGE_SIZE,
+    ICON_VIEW_SPAN,
+    icon_scale,
+    icon_surface_metrics,
+    normal_render_error,
+    normal_renders,
+)
 from tests.test_checkpoint_load import run_dir  # noqa: F401 (a fixture: a run folder with one checkpoint)
 
 
@@ -83,6 +90,31 @@ def test_normal_render_error():
     assert 0.0 < moved < flipped
 
 
+def test_normal_renders_are_orthographic_with_smooth_vertex_normals():
+    """ICON's normal renders: 512², orthographic, the meshes' smooth vertex normals interpolated."""
+    assert ICON_IMAGE_SIZE == 512
+    radius = 0.8
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=radius)  # 1,280 flat facets
+    vertices, faces = np.asarray(sphere.vertices) + [0.0, 0.0, 3.0], np.asarray(sphere.faces)
+    pivot = np.array([0.0, 0.0, 3.0])
+    size = 256
+    with Renderer(size) as renderer:
+        near, far = (normal_renders(renderer, vertices, faces, pivot, 0.0, d, yaws=(0.0,))[0] for d in (10.0, 20.0))
+    # Orthographic: the same image from twice as far, and the sphere covers its true disc.
+    np.testing.assert_array_equal(near, far)
+    covered = (np.linalg.norm(near, axis=-1) > 0).sum()
+    assert covered == pytest.approx(np.pi * (radius / ICON_VIEW_SPAN * size) ** 2, rel=0.01)
+    # Smooth normals: close to the true sphere's everywhere inside the silhouette. Face normals
+    # would be constant per facet, 0.04 off on average (half the facets' angle to the vertex normals).
+    pixels = (np.arange(size) - (size - 1) / 2) * ICON_VIEW_SPAN / size
+    x, y = np.meshgrid(pixels, pixels)
+    inside = x**2 + y**2 < (0.97 * radius) ** 2
+    true = np.stack([x, y, -np.sqrt(np.maximum(radius**2 - x**2 - y**2, 0.0))], axis=-1) / radius
+    error = np.linalg.norm(near - true, axis=-1)[inside]
+    facets = np.linalg.norm(sphere.face_normals[:, None] - sphere.vertex_normals[faces], axis=-1).mean() / 2
+    assert error.mean() < 0.015 < facets and error.max() < 0.05
+
+
 @pytest.fixture(scope="module")
 def thuman_shards(tmp_path_factory):
     """Converted THuman2 test shards: two scans, ICON's 3 test views each (64² renders)."""
@@ -131,6 +163,7 @@ def test_icon_protocol_end_to_end(thuman_shards, body_shards, run_dir, tmp_path)
 
     written = json.loads((out / "metrics.json").read_text())
     assert written["protocol"] == "icon" and written["count"]["nc"] == 6
+    assert "orthographic (2.048 units per image side, 512² pixels, smooth vertex normals)" in written["nc_definition"]
     markdown = (out / "metrics.md").read_text()
     assert "Protocol **icon**" in markdown and "on 6 samples" in markdown
     assert "6 views of 2 scans at yaw 0, 120, 240°" in markdown

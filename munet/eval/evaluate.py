@@ -103,8 +103,9 @@ ICON_STATEMENTS = {
     ),
     "nc_definition": (
         "ICON's NC: normal renders of both meshes from yaw 0/90/180/270° (front, right, back, left) about "
-        "the vertical axis through the true pelvis, near-orthographic (10 units away, 2.048 units per image "
-        "side, 256² pixels); mean over all pixels of ‖n_pred − n_gt‖², zero normal off a mesh (0 best, max 4)"
+        "the vertical axis through the true pelvis, orthographic (2.048 units per image side, "
+        f"{ICON_IMAGE_SIZE}² pixels, smooth vertex normals); mean over all pixels of ‖n_pred − n_gt‖², zero "
+        "normal off a mesh (0 best, max 4)"
     ),
     "body": "predicted from the image by the model (not given; ECON is fed the ground-truth body)",
 }
