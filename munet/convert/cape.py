@@ -60,7 +60,7 @@ from munet.config import DataConfig
 from munet.convert.bodies import GenderedBodies
 from munet.convert.cape_icon import convert_cape_icon, find_test_set
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
-from munet.convert.scan_views import ScanSubject, read_split, scan_views, write_rendered_units, yaws_for
+from munet.convert.scan_views import SCAN_FACES, ScanSubject, read_split, scan_views, write_rendered_units, yaws_for
 from munet.data.camera import ORTHOGRAPHIC
 from munet.data.schema import BodyRecord, SampleRecord
 from munet.data.textured import TexturedRenderer
@@ -178,6 +178,7 @@ def convert_cape(
     every: int = 1,
     scans: str = "registered",
     projection: str = ORTHOGRAPHIC,
+    scan_faces: int = SCAN_FACES,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
@@ -200,6 +201,8 @@ def convert_cape(
         scans: the clothed surface of the sequences: ``registered`` or ``raw`` (:data:`SCANS`).
         projection: the views' camera, ``"orthographic"`` (ICON's) or ``"perspective"`` (see
             :mod:`munet.convert.scan_views`).
+        scan_faces: face budget of the scan each sample stores (0: the full scan; see
+            :func:`munet.convert.scan_views.stored_scan`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
@@ -240,6 +243,7 @@ def convert_cape(
             split=split,
             views=views,
             projection=projection,
+            scan_faces=scan_faces,
             image_size=image_size,
             cloth_points=cloth_points,
             samples_per_shard=samples_per_shard,
@@ -270,7 +274,9 @@ def convert_cape(
     units = [Unit(f"{subject}_{folder.name}", str(folder), (subject, folder)) for subject, folder in sequences]
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
-        yield from _sequence(root, unit, faces, genders, bodies, renderer, yaws, every, cloth_points, scans, projection)
+        yield from _sequence(
+            root, unit, faces, genders, bodies, renderer, yaws, every, cloth_points, scans, projection, scan_faces
+        )
 
     settings: dict[str, Any] = {
         "split": None if split is None else Path(split).name,
@@ -282,7 +288,7 @@ def convert_cape(
         "cloth_points": cloth_points,
     }
     return write_rendered_units(
-        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+        out, SOURCE, settings, units, convert, image_size, samples_per_shard, overwrite, workers, scan_faces
     )
 
 
@@ -322,6 +328,7 @@ def _sequence(
     cloth_points: int,
     scans: str,
     projection: str,
+    scan_faces: int,
 ) -> Iterator[SampleRecord | Skip]:
     subject, folder = unit.payload
     raw_folder = root / "raw_scans" / subject / folder.name
@@ -398,5 +405,12 @@ def _sequence(
             },
         )
         yield from scan_views(
-            subject_record, renderer, SOURCE, yaws, cloth_points, view_prefix=f"{number}_", projection=projection
+            subject_record,
+            renderer,
+            SOURCE,
+            yaws,
+            cloth_points,
+            view_prefix=f"{number}_",
+            projection=projection,
+            scan_faces=scan_faces,
         )

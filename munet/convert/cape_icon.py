@@ -42,7 +42,15 @@ import torch
 from munet.config import DataConfig
 from munet.convert.bodies import GenderedBodies
 from munet.convert.output import ConvertError, ConvertReport, Skip, Unit, UnitError
-from munet.convert.scan_views import ScanSubject, read_obj, read_split, scan_views, write_rendered_units, yaws_for
+from munet.convert.scan_views import (
+    SCAN_FACES,
+    ScanSubject,
+    read_obj,
+    read_split,
+    scan_views,
+    write_rendered_units,
+    yaws_for,
+)
 from munet.data.camera import ORTHOGRAPHIC
 from munet.data.schema import BodyRecord, SampleRecord
 from munet.data.textured import TexturedRenderer
@@ -101,6 +109,7 @@ def convert_cape_icon(
     split: str | Path | None = None,
     views: int | None = None,
     projection: str = ORTHOGRAPHIC,
+    scan_faces: int = SCAN_FACES,
     image_size: int = 512,
     cloth_points: int = DataConfig.cloth_points,
     samples_per_shard: int = 256,
@@ -120,6 +129,8 @@ def convert_cape_icon(
         views: views per scan, evenly spaced in yaw; ``None``: 0°, 120°, 240°.
         projection: the views' camera, ``"orthographic"`` (ICON's) or ``"perspective"`` (see
             :mod:`munet.convert.scan_views`).
+        scan_faces: face budget of the scan each sample stores (0: the full scan; see
+            :func:`munet.convert.scan_views.stored_scan`).
         image_size: side S of the renderings, pixels.
         cloth_points: surface samples per sample.
         samples_per_shard: most samples per shard.
@@ -144,7 +155,9 @@ def convert_cape_icon(
 
     def convert(unit: Unit, renderer: TexturedRenderer) -> Iterator[SampleRecord | Skip]:
         subject = load_subject(unit, genders, bodies, hard)
-        yield from scan_views(subject, renderer, source, yaws, cloth_points, projection=projection)
+        yield from scan_views(
+            subject, renderer, source, yaws, cloth_points, projection=projection, scan_faces=scan_faces
+        )
 
     settings: dict[str, Any] = {
         "layout": "icon",
@@ -156,7 +169,7 @@ def convert_cape_icon(
         "cloth_points": cloth_points,
     }
     return write_rendered_units(
-        out, source, settings, units, convert, image_size, samples_per_shard, overwrite, workers
+        out, source, settings, units, convert, image_size, samples_per_shard, overwrite, workers, scan_faces
     )
 
 

@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scan-faces",
         type=int,
         default=SCAN_FACES,
-        help=f"thuman2, renderpeople: decimate the scan each view stores to this many faces (default {SCAN_FACES:,}; "
+        help=f"thuman2, cape, renderpeople: decimate the scan each view stores to this many faces (default {SCAN_FACES:,}; "
         "0: the full scan); images and surface samples always come from the full scan",
     )
     parser.add_argument(
@@ -111,8 +111,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--views must be in 1 … 360, got {args.views}")
         if args.scan_faces < 0:
             parser.error(f"--scan-faces must be 0 (the full scan) or more, got {args.scan_faces}")
-        if args.dataset == "cape" and args.scan_faces != SCAN_FACES:
-            parser.error(f"--scan-faces applies to thuman2 and renderpeople; cape stores {SCAN_FACES:,} faces at most")
         return _check_common(parser, args)
     args.split = args.split or _DEFAULT_SPLIT[args.dataset]
     if args.split not in _SPLITS[args.dataset]:
@@ -149,11 +147,11 @@ def run(args: argparse.Namespace) -> ConvertReport:
 
 def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
     """Run a scan converter (thuman2, cape, renderpeople)."""
-    common.update(views=args.views, projection=args.camera)
+    common.update(views=args.views, projection=args.camera, scan_faces=args.scan_faces)
     if args.dataset == "thuman2":
         from munet.convert.thuman2 import convert_thuman2
 
-        return convert_thuman2(args.root, args.out, body_models=args.body_models, scan_faces=args.scan_faces, **common)
+        return convert_thuman2(args.root, args.out, body_models=args.body_models, **common)
     if args.dataset == "cape":
         from munet.convert.cape import convert_cape
 
@@ -163,7 +161,7 @@ def _run_scans(args: argparse.Namespace, common: dict) -> ConvertReport:
         )
     from munet.convert.renderpeople import convert_renderpeople
 
-    return convert_renderpeople(args.root, args.out, body_models=args.body_models, scan_faces=args.scan_faces, **common)
+    return convert_renderpeople(args.root, args.out, body_models=args.body_models, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
