@@ -76,8 +76,18 @@ def test_opengl_projection_matches_opencv():
     assert (np.abs(depth) < 1).all()
 
 
-def test_pixel_exact_quad(renderer):
-    """A camera-facing rectangle whose edges project to known pixel positions."""
+@pytest.mark.parametrize("supersample", [2, 1])
+def test_pixel_exact_quad(renderer, supersample):
+    """A camera-facing rectangle whose edges project to known pixel positions, with and without
+    super-sampling (a pixel is covered when its centre is inside)."""
+    if supersample == 1:
+        with Renderer(SIZE, supersample=1) as plain:
+            check_quad(plain)
+    else:
+        check_quad(renderer)
+
+
+def check_quad(renderer: Renderer) -> None:
     K = np.array([[100.0, 0.0, 63.5], [0.0, 100.0, 63.5], [0.0, 0.0, 1.0]])
     z = 2.0
     (u0, u1), (v0, v1) = (9.6, 30.4), (40.6, 100.4)

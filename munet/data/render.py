@@ -154,7 +154,7 @@ def resolve_frame(color: np.ndarray, geometry: np.ndarray, size: int, background
     mask = coverage >= 0.5
     geometry_mean = _box_downsample(geometry, size)
     normal = geometry_mean[..., :3]
-    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
+    normal = normal / np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
     depth = geometry_mean[..., 3] / np.maximum(coverage, 1e-6)
     return Frame(
         image=image,
