@@ -78,8 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scan-faces",
         type=int,
         default=SCAN_FACES,
-        help=f"thuman2, cape, renderpeople: decimate the scan each view stores to this many faces (default {SCAN_FACES:,}; "
-        "0: the full scan); images and surface samples always come from the full scan",
+        help=f"thuman2, cape, renderpeople: decimate the scan each view stores to this many faces "
+        f"(default {SCAN_FACES:,}; 0: the full scan); images and surface samples always come from the full scan",
     )
     parser.add_argument(
         "--every", type=int, help="keep every n-th frame (default: 3dpw 1, h36m 5, 3dhp train 10/test 1)"
