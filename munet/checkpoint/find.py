@@ -160,19 +160,24 @@ def latest_readable_checkpoint(run: str) -> tuple[str, TrainingState] | None:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder from a checkpoint folder, a ``state.pt`` file, or a run folder (its
-    newest complete ``checkpoint_*`` by step).
+    """A checkpoint folder from a checkpoint folder, a ``state.pt`` file, a model file or its
+    folder (:mod:`munet.checkpoint.model_file`), or a run folder (its newest complete
+    ``checkpoint_*`` by step).
 
     Raises:
         FileNotFoundError: nothing that looks like a checkpoint at ``path``.
     """
+    from munet.checkpoint.model_file import MODEL_FILE
+    from munet.checkpoint.state import STATE_FILE
+
     path = Path(path)
-    if path.is_file() or (path / "state.pt").is_file():
+    if path.is_file() or (path / STATE_FILE).is_file() or (path / MODEL_FILE).is_file():
         return path
     newest = latest_checkpoint(str(path)) if path.is_dir() else None
     if newest is None:
         raise FileNotFoundError(
-            f"No checkpoint at {path}: give a checkpoint folder (holding state.pt) or a run folder "
-            "written by jobs/train.py (holding checkpoint_* folders)."
+            f"No checkpoint at {path}: give a checkpoint folder (holding state.pt), a model folder written by "
+            "`munet export` (holding model.safetensors) or a run folder written by jobs/train.py (holding "
+            "checkpoint_* folders)."
         )
     return Path(newest)

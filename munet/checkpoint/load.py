@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from munet.checkpoint.find import find_checkpoint
+from munet.checkpoint.model_file import is_model_file, load_model_file
 from munet.checkpoint.state import TrainingState, load_checkpoint
 from munet.config import MuNetConfig, config_to_dict
 from munet.model import MuNet, Templates
@@ -116,7 +117,9 @@ def without_file_paths(config: MuNetConfig) -> MuNetConfig:
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MuNet, MuNetConfig, int]:
-    """The model of a checkpoint, in eval mode on ``device``, with its config and step.
+    """The model of a checkpoint or a model file (a ``munet export`` folder, its
+    ``model.safetensors``, or the shipped model), in eval mode on ``device``, with its config and
+    step.
 
     The network is built from the templates the checkpoint stores (no body model is loaded), so
     the result does not depend on the machine or thread count that loads it. The configuration
@@ -128,7 +131,8 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         ValueError: not a checkpoint of this MuNet version, or its weights do not fit the model
             its config describes.
     """
-    state = load_checkpoint(find_checkpoint(path), map_location="cpu")
+    found = find_checkpoint(path)
+    state = load_model_file(found) if is_model_file(found) else load_checkpoint(found, map_location="cpu")
     try:
         config = without_file_paths(state.config)
         model = model_from_checkpoint(state, config)

@@ -1,6 +1,7 @@
 """``munet predict``: reconstruct the people in image files with a trained MuNet.
 
->>> munet predict photo.jpg photos/ --checkpoint runs/cpu/train --out predictions/
+>>> munet predict photo.jpg photos/ --out predictions/                       # the shipped model
+>>> munet predict photo.jpg --checkpoint runs/cpu/train --out predictions/  # a model of yours
 
 Each image gets its own folder ``OUT/<stem>/`` (see :mod:`munet.predict.outputs`; a stem that is
 no safe folder name, or one taken by an earlier input of the same call, gets another name, see
@@ -22,6 +23,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from munet.checkpoint.shipped import shipped_model
 from munet.data.render import EGLUnavailableError
 from munet.fit import FitSettings
 from munet.predict.crop import DEFAULT_FOV_DEGREES
@@ -108,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     parser.add_argument(
         "--checkpoint",
-        required=True,
-        help="checkpoint folder (holding state.pt), the state.pt file, or a run folder (newest checkpoint_*)",
+        help="checkpoint folder (holding state.pt), the state.pt file, a `munet export` folder (holding "
+        "model.safetensors), or a run folder (newest checkpoint_*); default: the shipped model "
+        "(munet/weights, see its MODEL_CARD.md)",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
@@ -197,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         fit = None if args.no_fit else FitSettings(steps=args.fit_steps)
-        predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device), fit)
+        checkpoint = shipped_model() if args.checkpoint is None else Path(args.checkpoint)
+        predictor = Predictor.from_checkpoint(checkpoint, resolve_device(args.device), fit)
+        if args.checkpoint is None:
+            print(f"using the shipped model ({checkpoint}, step {predictor.step}; see its MODEL_CARD.md)")
         summary = predict_files(
             files,
             predictor,
@@ -207,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             max_side=args.max_side,
             segment=args.segment,
-            checkpoint=args.checkpoint,
+            checkpoint=str(checkpoint),
             progress=not args.no_progress,
             max_pixels=args.max_pixels,
         )
