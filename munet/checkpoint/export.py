@@ -24,11 +24,11 @@ def export_model(source: str | Path, dest: str | Path) -> Path:
     """Write the model of checkpoint (or run folder, or model file) ``source`` to the folder ``dest``
     as ``model.safetensors`` + ``config.yaml``.
 
-        The weights are loaded into a model built from the checkpoint's configuration first, so a
-        checkpoint that does not fit its configuration is refused rather than exported.
+    The weights are loaded into a model built from the checkpoint's configuration first, so a
+    checkpoint that does not fit its configuration is refused rather than exported.
 
-        Returns:
-            ``dest``.
+    Returns:
+        ``dest``.
     """
     model, config, step = load_trained_model(source)
     return save_model_file(dest, step=step, model=model, config=config)
