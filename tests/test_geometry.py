@@ -152,8 +152,17 @@ def test_sphere_vertex_normals_are_radial_for_a_batch_of_tensors():
     # A unit icosphere's vertex normals are its radial directions, up to the facet discretisation.
     radial = vertices / vertices.norm(dim=1, keepdim=True)
     assert (normals * radial).sum(dim=-1).min() > 0.999
-    # The NumPy path is the same formula.
+    # The NumPy path is the same formula: bit for bit the float64 tensor path, whatever the threads.
     np.testing.assert_allclose(vertex_normals(sphere.vertices, sphere.faces), normals[0].numpy(), atol=1e-6)
+    wide = 2.0 * sphere.vertices + [1.0, -2.0, 0.5]
+    exact = vertex_normals(torch.tensor(wide), faces).numpy()
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            assert np.array_equal(vertex_normals(wide, sphere.faces), exact)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_vertex_normals_are_differentiable_and_zero_on_an_unused_vertex():

@@ -194,6 +194,25 @@ def test_resume_with_another_model_config_is_refused_before_anything_starts(tmp_
     assert code == 2 and "Pass --resume to continue it" in caplog.text
 
 
+def test_resume_of_a_run_at_its_step_count_trains_nothing(tmp_path, tiny_model, caplog):
+    """A finished run resumed with the same (or a smaller) --steps returns 0 without starting Ray or
+    writing anything, so that a rebuild script may rerun every leg of a training."""
+    out = tmp_path / "out"
+    (checkpoint,) = _write_run(out / "run", tiny_model, [4])
+    tiny = [a for o in TINY for a in ("--set", o)]
+    for steps in ("4", "3"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="munet.train"):
+            # An address nothing listens on: reaching Ray would fail.
+            code = train_main(
+                ["--out", str(out), "--name", "run", "--resume", "--steps", steps, "--data", str(tmp_path)]
+                + ["--address", "127.0.0.1:9", *tiny]
+            )
+        assert code == 0 and f"{out}/run is at step 4 already (--steps {steps}): nothing to train" in caplog.text
+    assert sorted(p.name for p in (out / "run").iterdir()) == [checkpoint.name]
+    assert not (out / "run.config.yaml").exists()
+
+
 # ---------------------------------------------------------------- real Ray Train runs
 
 

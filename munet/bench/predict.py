@@ -1,7 +1,7 @@
 """Benchmark: prediction on image files, milliseconds per image on this machine.
 
 ``munet bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu]
-[--fit-steps 150] [--writers 1]``
+[--fit-steps 150] [--writers 2]``
 
 Writes a checkpoint of an untrained model of the configuration (the speed does not depend on the
 weights) and ``--images`` copies of scikit-image's astronaut photograph (512², bundled with the

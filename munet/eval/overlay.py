@@ -40,9 +40,11 @@ def overlay_mesh(
         cv2.putText(shown, "not drawable", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 0, 0), 1)
         return shown
     shown = image.copy()  # blended where the mesh is only: its pixels are a fraction of the image
-    shown[mask] = (alpha * picture[mask].astype(np.float32) + (1 - alpha) * image[mask].astype(np.float32)).astype(
-        np.uint8
-    )
+    if alpha == 1.0:
+        np.copyto(shown, picture, where=mask[..., None])
+    else:
+        blended = alpha * picture[mask].astype(np.float32) + (1 - alpha) * image[mask].astype(np.float32)
+        shown[mask] = blended.astype(np.uint8)
     return shown
 
 

@@ -55,8 +55,16 @@ def vertex_normals(vertices: ArrayOrTensor, faces: np.ndarray | torch.Tensor) ->
     """
     vertices_t = as_tensor(vertices, torch.float64)
     faces_t = as_tensor(faces, torch.long, vertices_t.device)
-    per_face = face_normals(vertices_t, faces_t)
-    summed = torch.zeros_like(vertices_t).index_add(-2, faces_t.reshape(-1), per_face.repeat_interleave(3, dim=-2))
+    corners = faces_t.reshape(-1)
+    per_corner = face_normals(vertices_t, faces_t).repeat_interleave(3, dim=-2)  # (..., 3 F, 3), as ``corners``
+    if isinstance(vertices, np.ndarray) and vertices_t.dim() == 2:
+        # One NumPy mesh (data generation, pictures): np.bincount adds each vertex's terms in the
+        # order index_add does (the same bits), sequentially whatever the thread count, twice as fast.
+        index, weights = corners.numpy(), per_corner.numpy()
+        sums = [np.bincount(index, weights=weights[:, k], minlength=len(vertices)) for k in range(3)]
+        summed = torch.from_numpy(np.stack(sums, axis=1))
+    else:
+        summed = torch.zeros_like(vertices_t).index_add(-2, corners, per_corner)
     return like(F.normalize(summed, dim=-1, eps=1e-12), vertices)
 
 

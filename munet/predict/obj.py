@@ -12,6 +12,8 @@ value itself. Other coordinates (float64 ones that float32 does not hold, non-fi
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 OBJ_HEADER = "MuNet prediction; camera frame (OpenCV: x right, y down, z forward), metres"
@@ -90,7 +92,14 @@ def _vertex_text(vertices: np.ndarray) -> bytes:
 
 def _face_text(faces: np.ndarray) -> bytes:
     """``f a b c`` lines of ``(F, 3)`` int64 vertex numbers, as ``"%d"`` prints them."""
-    flat = faces.ravel()
+    return _face_text_of(np.ascontiguousarray(faces, dtype=np.int64).tobytes())
+
+
+@functools.lru_cache(maxsize=4)
+def _face_text_of(data: bytes) -> bytes:
+    """:func:`_face_text` of the int64 numbers in ``data``, memoised: every prediction of a model
+    has the same faces (a body's and a clothed mesh's), so a folder of images formats them once."""
+    flat = np.frombuffer(data, np.int64)
     return _ascii(_lines("f", _number_fields(np.abs(flat), flat < 0, 0)))
 
 

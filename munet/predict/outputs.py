@@ -40,6 +40,9 @@ GLTF_FROM_CAMERA = np.diag([1.0, -1.0, -1.0])
 SIDE_VIEW_DEGREES = 90.0
 SIDE_BACKGROUND = 235
 """Grey level of the side views' plain background."""
+PNG_SETTINGS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP)
+"""``overlay.png``'s encoding: fast deflate of row differences (half the size of OpenCV's default
+settings, in about two thirds of the time)."""
 _SHOULDERS = (COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder"))
 
 
@@ -180,7 +183,7 @@ def write_outputs(
     write_obj(folder / "clothed.obj", prediction.cloth_vertices, prediction.cloth_faces)
     (folder / "scene.glb").write_bytes(scene_glb(prediction))
     overlay = overlay_picture(renderer, crop, prediction)
-    if not cv2.imwrite(str(folder / "overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(folder / "overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), PNG_SETTINGS):
         raise OSError(f"could not write {folder / 'overlay.png'}")
     timings = {**info.get("timings_ms", {}), "export": 1000.0 * (time.perf_counter() - start)}
     record = prediction_record(path, crop, prediction, {**info, "timings_ms": timings})

@@ -31,10 +31,11 @@ from munet.predict.writer import OutputWriters
 
 DISPLAY_SIZE = 384
 """Side of each panel of ``overlay.png``, pixels."""
-WRITERS = 1
-"""Images whose outputs are written at once, by default (:class:`~munet.predict.writer.OutputWriters`):
-one thread writes while the main thread crops and predicts the next batch; more writers pay off
-only where cores are left beside the network's own threads."""
+WRITERS = 2
+"""Images whose outputs are written at once, by default (:class:`~munet.predict.writer.OutputWriters`),
+while the main thread crops and predicts the next batch. Writing an image costs about three times
+its share of the network on the CPU, and most of it releases Python's lock: two writers beat one
+even on two cores (the network's threads and the writers share them)."""
 
 
 @dataclass

@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``munet train``; returns the process exit code: 0 when training finished with a
     finite loss; 1 when it failed (bad data or NaN/inf losses stop it at once, with what to do)
     or finished on a non-finite loss; 2 when ``--resume`` cannot continue the run (no readable
-    checkpoint, or another model configuration) or the run exists and ``--resume`` is missing."""
+    checkpoint, or another model configuration) or the run exists and ``--resume`` is missing. A
+    resumed run already at ``--steps`` (or past it) trains nothing and returns 0."""
     args = build_parser().parse_args(argv)  # first: --help and bad flags need none of the imports below
-    from munet.checkpoint.find import NoUsableCheckpointError
+    from munet.checkpoint.find import NoUsableCheckpointError, checkpoint_step
     from munet.data.generate import generate_shards
     from munet.ray_utils import init_ray
     from munet.train.distributed import FatalTrainingError, ResumeConfigError, resume_checkpoint, run_training
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, NoUsableCheckpointError, ResumeConfigError) as exc:
         log.error("%s", exc)
         return 2
+    done = checkpoint_step(resume_from) if resume_from is not None else None
+    if done is not None and done >= config.train.steps:
+        steps = config.train.steps
+        log.info("%s/%s is at step %d already (--steps %d): nothing to train", args.out, args.name, done, steps)
+        return 0
     init_ray(address=args.address, num_cpus=args.num_cpus)
 
     if config.data.sources and (args.data or args.generate):
