@@ -1,11 +1,12 @@
 """Benchmark: prediction on image files, milliseconds per image on this machine.
 
-``munet bench predict [--config cpu] [--images 16] [--batch-sizes 1 16] [--repeats 3] [--device cpu]
-[--fit-steps 150] [--writers 2]``
+``munet bench predict [--config cpu | --checkpoint PATH] [--images 16] [--batch-sizes 1 16] [--repeats 3]
+[--device cpu] [--fit-steps 150] [--writers 2]``
 
-Writes a checkpoint of an untrained model of the configuration (the speed does not depend on the
-weights) and ``--images`` copies of scikit-image's astronaut photograph (512², bundled with the
-package) to a temporary folder. For each batch size it prints:
+Predicts with ``--checkpoint`` (``shipped``: the shipped model, as ``munet predict`` without
+``--checkpoint``), else with an untrained model of ``--config`` (the network's speed does not depend
+on its weights; the writing's hardly does). Writes ``--images`` copies of scikit-image's astronaut
+photograph (512², bundled with the package) to a temporary folder. For each batch size it prints:
 
 - *forward*: the network alone on a batch of crops (best of ``--repeats`` after a warm-up), per image;
 - *end to end*: the wall time of :func:`munet.predict.run.predict_files` over all the images (read +
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from munet.body import build_body_model
+from munet.checkpoint.shipped import shipped_model
 from munet.checkpoint.state import save_checkpoint
 from munet.config import load_config
 from munet.fit import FitSettings
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="munet bench predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", default="cpu", help="preset or YAML file (default cpu)")
+    parser.add_argument("--config", default="cpu", help="preset or YAML file of an untrained model (default cpu)")
+    parser.add_argument("--checkpoint", help="a checkpoint, export or 'shipped' to time instead of --config's")
     parser.add_argument("--images", type=int, default=16, help="images per end-to-end run")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--repeats", type=int, default=3)
@@ -86,19 +89,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--writers", type=int, default=WRITERS, help="threads writing outputs")
     args = parser.parse_args(argv)
 
-    config = load_config(args.config)
     device = resolve_device(args.device)
+    fit = FitSettings(steps=args.fit_steps) if args.fit_steps > 0 else None
     with tempfile.TemporaryDirectory(prefix="munet-bench-predict-") as tmp:
         tmp = Path(tmp)
-        save_checkpoint(tmp / "checkpoint", step=0, model=MuNet(config, build_body_model(config.body)), config=config)
-        fit = FitSettings(steps=args.fit_steps) if args.fit_steps > 0 else None
-        predictor = Predictor.from_checkpoint(tmp / "checkpoint", device, fit)
+        checkpoint = shipped_model() if args.checkpoint == "shipped" else args.checkpoint
+        if checkpoint is None:
+            config = load_config(args.config)
+            checkpoint = tmp / "checkpoint"
+            save_checkpoint(checkpoint, step=0, model=MuNet(config, build_body_model(config.body)), config=config)
+        predictor = Predictor.from_checkpoint(checkpoint, device, fit)
+        config = predictor.config
         photos = _write_photos(tmp / "plain", args.images, with_masks=False)
         masked = _write_photos(tmp / "masked", args.images, with_masks=True) if fit else []
         crop = person_crop(photos[0], predictor.input_size, DISPLAY_SIZE)
         print(
-            f"[{args.config}] {config.model.encoder}, {predictor.input_size} px crops, device {device}, "
-            f"torch threads {torch.get_num_threads()}, {args.writers} writer thread(s), {args.images} images of 512² px"
+            f"[{args.checkpoint or args.config}] {config.model.encoder}, {predictor.input_size} px crops, "
+            f"device {device}, torch threads {torch.get_num_threads()}, {args.writers} writer thread(s), "
+            f"{args.images} images of 512² px"
         )
         for batch_size in args.batch_sizes:
             images = np.repeat(crop.image[None], batch_size, axis=0)
