@@ -281,7 +281,7 @@ class Renderer:
         orthographic: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """What a picture needs of :meth:`render` (same arguments): the ``(S, S, 3)`` uint8 image
-        and the ``(S, S)`` bool mask, in about a third of the time: the normal and depth targets
+        and the ``(S, S)`` bool mask, in less than half the time: the normal and depth targets
         are not read back, and the colour target is box-filtered in 8 bits (the image may differ
         from :meth:`render`'s by one grey level; the mask is the same)."""
         color, _ = self._rasterize(vertices, faces, colors, K, lighting, background, orthographic, False)
